@@ -1,0 +1,50 @@
+# Every target creates .venv and installs what is missing (idempotent: the stamp is keyed on
+# pyproject.toml's hash), and installs the Debian packages the project reads (apt, as root).
+SHELL := /bin/bash
+PROFILE ?= quick
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
+DEBS := dataset-fashion-mnist chromium
+
+.PHONY: setup system reproduce test app edit bench clean
+
+setup: $(STAMP) system
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+system:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "dwf needs the Debian packages:$$missing. Install them with: sudo apt-get install$$missing" >&2; exit 1; \
+	  fi; \
+	fi
+
+reproduce: setup
+	@mkdir -p artifacts
+	$(PY) -m papermill notebooks/reproduce.ipynb artifacts/reproduce-$(PROFILE).ipynb -k python3 \
+	  -p profile $(PROFILE) -p out_dir paper_figures
+
+test: setup
+	$(PY) -m pytest -q
+
+app: setup
+	$(VENV)/bin/marimo run app.py
+
+edit: setup
+	$(VENV)/bin/marimo edit notebooks/walkthrough.py
+
+bench: setup
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf artifacts __marimo__ .pytest_cache

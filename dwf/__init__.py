@@ -1,0 +1,14 @@
+"""dwf: generate complete neural-network weights with re-basined flow matching (DeepWeightFlow)."""
+from . import archs, data, evaluate, experiments, flow, ode, pipeline, rebasin
+from .config import (AlignSpec, ArchSpec, DataSpec, EvalSpec, Experiment, FlowSpec, PCASpec,
+                     SampleSpec, ZooSpec)
+from .errors import ArtifactError, ConfigError, DatasetUnavailable, DwfError
+from .layout import ParamLayout
+from .pca import DualPCA
+from .report import Report
+from .zoo import Zoo, train_zoo
+
+__all__ = ["AlignSpec", "ArchSpec", "ArtifactError", "ConfigError", "DataSpec", "DatasetUnavailable",
+           "DualPCA", "DwfError", "EvalSpec", "Experiment", "FlowSpec", "PCASpec", "ParamLayout",
+           "Report", "SampleSpec", "Zoo", "ZooSpec", "archs", "data", "evaluate", "experiments",
+           "flow", "ode", "pipeline", "rebasin", "train_zoo"]

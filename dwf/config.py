@@ -1,0 +1,128 @@
+"""Typed configuration: one frozen dataclass per pipeline stage, bundled into an Experiment.
+
+Every stage's cache key is a hash of its own spec *and* the specs of the stages before it, so a
+change anywhere upstream invalidates exactly the artifacts that depend on it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    name: str                      # "iris" | "digits" | "fmnist" | "mnist" | "cifar10"
+    val_fraction: float = 0.1      # carved from the training split, never from test
+    train_limit: int | None = None  # subsample the training split (quick profiles)
+    seed: int = 0                  # split / subsample seed
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    kind: str                      # "mlp"
+    in_dim: int
+    hidden: tuple[int, ...]
+    out_dim: int
+
+
+@dataclass(frozen=True)
+class ZooSpec:
+    n_models: int
+    epochs: int
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    seed: int = 0                  # model i starts from seed + i
+
+
+@dataclass(frozen=True)
+class AlignSpec:
+    method: str = "weight_matching"  # "weight_matching" | "none"
+    reference: int = 0
+    max_iter: int = 100
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class PCASpec:
+    n_components: int | None = None  # None and variance None: n - 1 (all the zoo's directions)
+    variance: float | None = None    # smallest k whose explained-variance ratio reaches this
+
+
+@dataclass(frozen=True)
+class FlowSpec:
+    hidden: int = 64               # h in PAPER.md §5
+    time_dim: int = 64
+    dropout: float = 0.1
+    steps: int = 30_000
+    batch_size: int = 8
+    lr: float = 5e-4
+    lr_min: float = 1e-6
+    weight_decay: float = 1e-5
+    betas: tuple[float, float] = (0.9, 0.95)
+    source_std: float = 0.01       # x0 ~ N(0, s^2 I)
+    path_noise: float = 0.001      # sigma of the noise added along the linear path
+    ema_decay: float = 0.999
+    val_fraction: float = 0.1      # codes held out for the flow's validation loss
+    eval_every: int = 500
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    n: int = 100
+    steps: int = 100
+    method: str = "rk4"            # "euler" | "midpoint" | "rk4"
+    source_std: float | None = None  # None: the flow's training source std
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    noise_sigmas: tuple[float, ...] = (0.001, 0.01, 0.03)
+    n_baseline: int = 32           # nets per baseline
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    profile: str
+    data: DataSpec
+    arch: ArchSpec
+    zoo: ZooSpec
+    align: AlignSpec = field(default_factory=AlignSpec)
+    pca: PCASpec = field(default_factory=PCASpec)
+    flow: FlowSpec = field(default_factory=FlowSpec)
+    sample: SampleSpec = field(default_factory=SampleSpec)
+    eval: EvalSpec = field(default_factory=EvalSpec)
+    paper: dict = field(default_factory=dict, compare=False, hash=False)  # comparable paper numbers
+
+    STAGES = ("zoo", "align", "pca", "flow", "report")
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("paper")
+        return d
+
+    def stage_hash(self, stage: str) -> str:
+        """Hash of everything the given stage depends on (its spec and all upstream specs)."""
+        deps = {
+            "zoo": ("data", "arch", "zoo"),
+            "align": ("data", "arch", "zoo", "align"),
+            "pca": ("data", "arch", "zoo", "align", "pca"),
+            "flow": ("data", "arch", "zoo", "align", "pca", "flow"),
+            "report": ("data", "arch", "zoo", "align", "pca", "flow", "sample", "eval"),
+        }[stage]
+        full = self.to_dict()
+        payload = json.dumps({k: full[k] for k in deps}, sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def with_seed(self, seed: int) -> "Experiment":
+        """The same experiment with every stage seeded from `seed`."""
+        r = dataclasses.replace
+        return r(self, data=r(self.data, seed=seed), zoo=r(self.zoo, seed=seed),
+                 align=r(self.align, seed=seed), flow=r(self.flow, seed=seed),
+                 sample=r(self.sample, seed=seed), eval=r(self.eval, seed=seed))

@@ -1,0 +1,140 @@
+"""Datasets as in-memory tensors with train / val / test splits; offline sources first.
+
+The validation split is always carved from the training split (seeded), so selection never sees
+the test split. Features are standardized with training statistics only.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import DataSpec
+from .errors import ConfigError, DatasetUnavailable
+
+FMNIST_DIR = Path(os.environ.get("DWF_FMNIST_DIR", "/usr/share/datasets/fashion-mnist"))
+TORCHVISION_ROOT = Path(os.environ.get("DWF_DATA", "data"))
+
+
+@dataclass
+class Dataset:
+    name: str
+    x_train: torch.Tensor  # (N_train, *input_shape) float32
+    y_train: torch.Tensor  # (N_train,) int64
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    n_classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if name not in ("train", "val", "test"):
+            raise ConfigError(f"unknown split {name!r}; use 'train', 'val' or 'test'")
+        return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """Parse an IDX file (the MNIST family's format), gzipped or not."""
+    if not path.exists():
+        raise DatasetUnavailable(
+            f"{path} is missing. Fashion-MNIST comes from the Debian package "
+            "'dataset-fashion-mnist' (sudo apt-get install dataset-fashion-mnist), "
+            "or point DWF_FMNIST_DIR at a folder with the four *-idx?-ubyte.gz files.")
+    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    ndim = raw[3]
+    dims = np.frombuffer(raw, dtype=">i4", count=ndim, offset=4)
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise DatasetUnavailable(f"{path} is truncated ({data.size} of {int(np.prod(dims))} "
+                                 "values); reinstall dataset-fashion-mnist.")
+    return data.reshape(dims)
+
+
+def _fmnist() -> tuple[np.ndarray, ...]:
+    d = FMNIST_DIR
+    xtr = _read_idx(d / "train-images-idx3-ubyte.gz")[:, None].astype(np.float32) / 255.0
+    ytr = _read_idx(d / "train-labels-idx1-ubyte.gz").astype(np.int64)
+    xte = _read_idx(d / "t10k-images-idx3-ubyte.gz")[:, None].astype(np.float32) / 255.0
+    yte = _read_idx(d / "t10k-labels-idx1-ubyte.gz").astype(np.int64)
+    return xtr, ytr, xte, yte
+
+
+def _sklearn(name: str, seed: int) -> tuple[np.ndarray, ...]:
+    from sklearn import datasets
+    from sklearn.model_selection import train_test_split
+
+    bunch = datasets.load_iris() if name == "iris" else datasets.load_digits()
+    x = bunch.data.astype(np.float32)
+    if name == "digits":
+        x = x.reshape(-1, 1, 8, 8) / 16.0
+    y = bunch.target.astype(np.int64)
+    # A fixed test split (seed 0), independent of the experiment seed, so runs are comparable.
+    xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.2, stratify=y, random_state=0)
+    return xtr, ytr, xte, yte
+
+
+def _torchvision(name: str) -> tuple[np.ndarray, ...]:
+    import torchvision
+
+    cls = {"mnist": torchvision.datasets.MNIST, "cifar10": torchvision.datasets.CIFAR10}[name]
+    try:
+        tr = cls(str(TORCHVISION_ROOT), train=True, download=False)
+        te = cls(str(TORCHVISION_ROOT), train=False, download=False)
+    except RuntimeError as e:
+        raise DatasetUnavailable(
+            f"{name} is not on disk under {TORCHVISION_ROOT.resolve()} ({e}). This machine has no "
+            f"internet; copy the torchvision '{name}' files there, or set DWF_DATA to their folder."
+        ) from e
+
+    def arrays(ds):
+        x = np.asarray(ds.data, dtype=np.float32) / 255.0
+        x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
+        return x, np.asarray(ds.targets, dtype=np.int64)
+
+    return (*arrays(tr), *arrays(te))
+
+
+def load(spec: DataSpec) -> Dataset:
+    """Load `spec.name`, carve val from train, subsample train if asked, standardize."""
+    if spec.name in ("iris", "digits"):
+        xtr, ytr, xte, yte = _sklearn(spec.name, spec.seed)
+    elif spec.name == "fmnist":
+        xtr, ytr, xte, yte = _fmnist()
+    elif spec.name in ("mnist", "cifar10"):
+        xtr, ytr, xte, yte = _torchvision(spec.name)
+    else:
+        raise ConfigError(f"unknown dataset {spec.name!r}; known: iris, digits, fmnist, mnist, cifar10")
+    if not 0.0 < spec.val_fraction < 1.0:
+        raise ConfigError(f"val_fraction must be in (0, 1), got {spec.val_fraction}")
+
+    rng = np.random.default_rng(spec.seed)
+    order = rng.permutation(len(xtr))
+    n_val = max(1, int(round(spec.val_fraction * len(xtr))))
+    val, train = order[:n_val], order[n_val:]
+    if spec.train_limit is not None:
+        train = train[: spec.train_limit]
+    x_train, x_val = xtr[train], xtr[val]
+
+    # Standardize with training statistics (per feature for tabular data, per channel for images).
+    axes = (0,) if x_train.ndim == 2 else (0, 2, 3)
+    mean = x_train.mean(axis=axes, keepdims=True)
+    std = x_train.std(axis=axes, keepdims=True) + 1e-6
+
+    def t(x):
+        return torch.from_numpy(np.ascontiguousarray((x - mean) / std, dtype=np.float32))
+
+    return Dataset(
+        name=spec.name,
+        x_train=t(x_train), y_train=torch.from_numpy(ytr[train]),
+        x_val=t(x_val), y_val=torch.from_numpy(ytr[val]),
+        x_test=t(xte), y_test=torch.from_numpy(yte),
+        n_classes=int(max(ytr.max(), yte.max()) + 1),
+    )

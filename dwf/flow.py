@@ -1,0 +1,157 @@
+"""Flow matching from Gaussian noise to latent codes (PAPER.md §4-7).
+
+Path x_t = (1 - t) x0 + t x1 + sigma * eps with fresh x0 ~ N(0, s^2 I) every step; the velocity
+network regresses x1 - x0. Sampling integrates the EMA network's field from t = 0 to 1.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import ode
+from .config import FlowSpec
+from .errors import ArtifactError, ConfigError, DwfError
+from .io import load_json, load_tensors, save_json, save_tensors
+
+
+class VelocityNet(nn.Module):
+    """v(x, t): time MLP embedding concatenated with x, then the paper's LN-GELU-Dropout MLP."""
+
+    def __init__(self, dim: int, hidden: int = 64, time_dim: int = 64, dropout: float = 0.1):
+        super().__init__()
+        self.time = nn.Sequential(nn.Linear(1, time_dim), nn.GELU(), nn.Linear(time_dim, time_dim))
+        h2 = max(1, hidden // 2)
+        self.net = nn.Sequential(
+            nn.Linear(dim + time_dim, hidden), nn.LayerNorm(hidden), nn.GELU(), nn.Dropout(dropout),
+            nn.Linear(hidden, h2), nn.LayerNorm(h2), nn.GELU(), nn.Dropout(dropout),
+            nn.Linear(h2, hidden), nn.LayerNorm(hidden), nn.GELU(),
+            nn.Linear(hidden, dim),
+        )
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        # x (B, d), t (B,) -> (B, d)
+        return self.net(torch.cat([x, self.time(t[:, None])], dim=1))
+
+
+@dataclass
+class Flow:
+    """A fitted flow: EMA velocity net plus the code scaling it was trained in."""
+    net: VelocityNet
+    spec: FlowSpec
+    scale: torch.Tensor            # (d,) codes are divided by this before training
+    history: dict = field(default_factory=dict)  # step, train_loss, val_loss, lr
+
+    @property
+    def dim(self) -> int:
+        return self.scale.shape[0]
+
+    @torch.no_grad()
+    def sample(self, n: int, steps: int = 100, method: str = "rk4",
+               generator: torch.Generator | None = None, source_std: float | None = None,
+               trajectory: bool = False) -> torch.Tensor:
+        """(n, d) codes, or with `trajectory` (steps + 1, n, d) along the ODE path."""
+        if n < 1:
+            raise ConfigError(f"number of samples must be >= 1, got {n}")
+        s = self.spec.source_std if source_std is None else source_std
+        if s <= 0:
+            raise ConfigError(f"source std must be > 0, got {s}")
+        self.net.eval()
+        x0 = torch.randn(n, self.dim, generator=generator) * s
+        x = ode.integrate(self.net, x0, steps=steps, method=method, trajectory=trajectory)
+        return x * self.scale
+
+    def save(self, directory: str | Path) -> None:
+        d = Path(directory)
+        save_tensors(d / "flow.safetensors", {**{f"net.{k}": v for k, v in self.net.state_dict().items()},
+                                              "scale": self.scale})
+        save_json(d / "flow.json", {"spec": dataclasses.asdict(self.spec), "history": self.history})
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "Flow":
+        d = Path(directory)
+        meta = load_json(d / "flow.json")
+        t = load_tensors(d / "flow.safetensors")
+        spec = FlowSpec(**{**meta["spec"], "betas": tuple(meta["spec"]["betas"])})
+        net = VelocityNet(t["scale"].shape[0], spec.hidden, spec.time_dim, spec.dropout)
+        try:
+            net.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("net.")})
+        except RuntimeError as e:
+            raise ArtifactError(f"{d / 'flow.safetensors'} does not match its flow.json ({e}); "
+                                "delete the flow folder and re-run") from e
+        return cls(net.eval(), spec, t["scale"], meta["history"])
+
+
+def _path_loss(net, x1, spec: FlowSpec, gen=None) -> torch.Tensor:
+    x0 = torch.randn(x1.shape, generator=gen) * spec.source_std
+    t = torch.rand(x1.shape[0], generator=gen)
+    eps = torch.randn(x1.shape, generator=gen) * spec.path_noise
+    xt = (1 - t[:, None]) * x0 + t[:, None] * x1 + eps
+    return ((net(xt, t) - (x1 - x0)) ** 2).mean()
+
+
+def fit(Z: torch.Tensor, spec: FlowSpec, generator: torch.Generator | None = None,
+        progress: bool = True, standardize: bool = False) -> Flow:
+    """Fit a flow to codes Z (n, d). Held-out codes give a validation loss (EMA net, fixed
+    noise); the EMA snapshot with the lowest validation loss is returned."""
+    Z = torch.as_tensor(Z).float()
+    if Z.ndim != 2 or Z.shape[0] < 2:
+        raise ConfigError(f"flow needs codes of shape (n >= 2, d), got {tuple(Z.shape)}")
+    if not torch.isfinite(Z).all():
+        raise DwfError("the latent codes hold NaN or inf; the zoo or PCA stage is broken")
+    seed = spec.seed if generator is None else int(torch.randint(2**62, (1,), generator=generator))
+    scale = Z.std(0).clamp_min(1e-8) if standardize else torch.ones(Z.shape[1])
+    Zs = Z / scale
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        n = Zs.shape[0]
+        order = torch.randperm(n)
+        n_val = int(round(spec.val_fraction * n)) if n >= 10 else 0
+        val, train = Zs[order[:n_val]], Zs[order[n_val:]]
+        net = VelocityNet(Zs.shape[1], spec.hidden, spec.time_dim, spec.dropout)
+        ema = copy.deepcopy(net).eval()
+        opt = torch.optim.AdamW(net.parameters(), lr=spec.lr, weight_decay=spec.weight_decay,
+                                betas=spec.betas, fused=True)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=spec.steps, eta_min=spec.lr_min)
+        hist = {"step": [], "train_loss": [], "val_loss": [], "lr": []}
+        best, best_loss, run = copy.deepcopy(ema.state_dict()), math.inf, 0.0
+        bs = min(spec.batch_size, len(train))
+        for step in tqdm(range(1, spec.steps + 1), disable=not progress, desc="flow", unit="step"):
+            net.train()
+            x1 = train[torch.randint(len(train), (bs,))]
+            loss = _path_loss(net, x1, spec)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            decay = min(spec.ema_decay, (1 + step) / (10 + step))
+            with torch.no_grad():
+                torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1 - decay)
+            run += loss.item()
+            if step % spec.eval_every == 0 or step == spec.steps:
+                k = step - (hist["step"][-1] if hist["step"] else 0)
+                vl = _val_loss(ema, val, spec) if n_val else float("nan")
+                hist["step"].append(step)
+                hist["train_loss"].append(run / k)
+                hist["val_loss"].append(vl)
+                hist["lr"].append(sched.get_last_lr()[0])
+                run = 0.0
+                if not n_val or vl < best_loss:
+                    best_loss, best = vl, copy.deepcopy(ema.state_dict())
+        ema.load_state_dict(best)
+        hist["best_val_loss"] = best_loss
+    return Flow(ema.eval(), spec, scale, hist)
+
+
+@torch.no_grad()
+def _val_loss(net, val: torch.Tensor, spec: FlowSpec, repeats: int = 32) -> float:
+    gen = torch.Generator().manual_seed(1234)
+    return float(_path_loss(net, val.repeat(repeats, 1), spec, gen))

@@ -1,0 +1,133 @@
+"""Dual PCA: principal components of n weight vectors in d >> n dimensions via the n x n Gram.
+
+One pass over column chunks accumulates the Gram matrix G = X0 X0^T (X0 = X - x_0, a shift that
+keeps the products well conditioned) and the mean; centering is algebraic, G_c = H G H with
+H = I - 11^T/n (a shift by any row cancels under H). An exact `eigh` of G_c gives the
+eigenvalues; components V = diag(lambda)^(-1/2) U^T H X are formed in a second chunked pass.
+X may be a tensor, a numpy array or a numpy memmap: only one (n, chunk) slab is in memory.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .devices import resolve
+from .errors import ConfigError, DwfError
+from .io import load_tensors, save_tensors
+
+
+def _slab(X, j0: int, j1: int, device, dtype) -> torch.Tensor:
+    part = X[:, j0:j1]
+    if isinstance(part, np.ndarray):
+        part = torch.from_numpy(np.ascontiguousarray(part))
+    return part.to(device=device, dtype=dtype)
+
+
+class DualPCA:
+    """PCA through the dual (Gram) problem. Attributes after `fit` follow scikit-learn names:
+    mean_ (d,), components_ (k, d), explained_variance_ (k,), explained_variance_ratio_ (k,)
+    where the ratio is over the FULL variance (trace of the covariance), not the retained part."""
+
+    def __init__(self, n_components: int | None = None, variance: float | None = None,
+                 device: str = "auto", dtype: torch.dtype = torch.float32, chunk: int = 1 << 16):
+        if n_components is not None and variance is not None:
+            raise ConfigError("give n_components or variance, not both")
+        if n_components is not None and n_components < 1:
+            raise ConfigError(f"n_components must be >= 1, got {n_components}")
+        if variance is not None and not 0.0 < variance <= 1.0:
+            raise ConfigError(f"variance must be in (0, 1], got {variance}")
+        self.n_components, self.variance = n_components, variance
+        self.device, self.dtype, self.chunk = resolve(device), dtype, chunk
+
+    def fit(self, X) -> "DualPCA":
+        n, d = X.shape
+        if n < 2:
+            raise ConfigError(f"PCA needs at least 2 vectors, got {n}")
+        G = torch.zeros(n, n, dtype=torch.float64, device=self.device)
+        mean = torch.zeros(d, dtype=torch.float64)
+        for j0 in range(0, d, self.chunk):
+            S = _slab(X, j0, min(d, j0 + self.chunk), self.device, self.dtype)   # (n, c)
+            if not torch.isfinite(S).all():
+                raise DwfError(f"the weight vectors hold NaN or inf (columns {j0}..); "
+                               "check the zoo for diverged models")
+            mean[j0:j0 + S.shape[1]] = S.double().mean(0).cpu()
+            S0 = S - S[:1]
+            G += (S0 @ S0.T).double()
+        H = torch.eye(n, dtype=torch.float64, device=self.device) - 1.0 / n
+        Gc = H @ G @ H
+        evals, evecs = torch.linalg.eigh(Gc)                       # ascending
+        evals, evecs = evals.flip(0).clamp_min(0), evecs.flip(1)  # descending
+        total = float(Gc.trace().clamp_min(1e-300))
+        ratio = evals / total
+        rank = int((evals > evals[0] * 1e-10).sum()) if evals[0] > 0 else 0
+        k = self._choose_k(ratio, n, rank)
+        self.n_samples_ = n
+        self.mean_ = mean.float()
+        self.explained_variance_ = (evals[:k] / (n - 1)).float().cpu()
+        self.explained_variance_ratio_ = ratio[:k].float().cpu()
+        self.total_variance_ = total / (n - 1)
+        self.singular_values_ = evals[:k].sqrt().float().cpu()
+        # components: V = Lambda^-1/2 U^T H X   (k, d)
+        W = ((H @ evecs[:, :k]) / evals[:k].sqrt()).T          # (k, n) float64
+        comps = torch.empty(k, d, dtype=torch.float32)
+        for j0 in range(0, d, self.chunk):
+            S = _slab(X, j0, min(d, j0 + self.chunk), self.device, self.dtype).double()
+            comps[:, j0:j0 + S.shape[1]] = (W @ S).float().cpu()
+        self.components_ = comps
+        return self
+
+    def _choose_k(self, ratio: torch.Tensor, n: int, rank: int) -> int:
+        if rank == 0:
+            raise DwfError("all weight vectors are identical: there is no variance to model")
+        if self.n_components is not None:
+            if self.n_components > n - 1:
+                raise ConfigError(f"n_components={self.n_components} exceeds n - 1 = {n - 1} "
+                                  "(n vectors span at most n - 1 centered directions)")
+            return min(self.n_components, rank)
+        if self.variance is not None:
+            cum = ratio.cumsum(0)
+            return min(int((cum < self.variance - 1e-12).sum()) + 1, rank)
+        return min(n - 1, rank)
+
+    def _fitted(self):
+        if not hasattr(self, "components_"):
+            raise DwfError("this DualPCA is not fitted yet; call fit(X) first")
+
+    def transform(self, X) -> torch.Tensor:
+        """(m, d) -> (m, k) codes."""
+        self._fitted()
+        X = torch.as_tensor(np.asarray(X) if not isinstance(X, torch.Tensor) else X).float()
+        return (X - self.mean_) @ self.components_.T
+
+    def inverse_transform(self, Z: torch.Tensor) -> torch.Tensor:
+        """(m, k) -> (m, d) weight vectors."""
+        self._fitted()
+        return Z.float() @ self.components_ + self.mean_
+
+    @property
+    def n_components_(self) -> int:
+        self._fitted()
+        return self.components_.shape[0]
+
+    def save(self, path: str | Path) -> None:
+        self._fitted()
+        save_tensors(path, {"mean": self.mean_, "components": self.components_,
+                            "explained_variance": self.explained_variance_,
+                            "explained_variance_ratio": self.explained_variance_ratio_,
+                            "singular_values": self.singular_values_,
+                            "total_variance": torch.tensor(self.total_variance_),
+                            "n_samples": torch.tensor(self.n_samples_)})
+
+    @classmethod
+    def load(cls, path: str | Path) -> "DualPCA":
+        t = load_tensors(path)
+        pca = cls(device="cpu")
+        pca.mean_, pca.components_ = t["mean"], t["components"]
+        pca.explained_variance_ = t["explained_variance"]
+        pca.explained_variance_ratio_ = t["explained_variance_ratio"]
+        pca.singular_values_ = t["singular_values"]
+        pca.total_variance_ = float(t["total_variance"])
+        pca.n_samples_ = int(t["n_samples"])
+        return pca

@@ -1,0 +1,217 @@
+"""run(experiment): zoo -> align -> PCA -> flow -> sample + evaluate, each stage cached under
+artifacts/<experiment>/<profile>/<stage>/ and keyed on the hash of the config it depends on.
+
+A stage folder is complete when its `stage.json` (written last) carries the current hash; a
+folder with another hash is cleared and recomputed. Zoo training checkpoints every epoch, so an
+interrupted run resumes where it stopped.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from . import archs, data as data_mod, evaluate as ev, flow as flow_mod, stacked
+from .config import Experiment
+from .data import Dataset
+from .flow import Flow
+from .io import load_json, save_json
+from .pca import DualPCA
+from .rebasin import align_to, mlp_spec
+from .report import Report
+from .sample import Generated, generate
+from .zoo import Zoo, train_zoo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Run:
+    """Every artifact of one experiment run, for notebooks and the app."""
+    experiment: Experiment
+    root: Path
+    data: Dataset
+    zoo: Zoo
+    aligned: Zoo
+    pca: DualPCA
+    codes: torch.Tensor
+    flow: Flow
+    report: Report | None = None
+    timings: dict = field(default_factory=dict)
+
+
+def _stage(root: Path, name: str, exp: Experiment) -> tuple[Path, bool]:
+    """(folder, done) for a stage; clears a folder computed for another config."""
+    d = root / name
+    h = exp.stage_hash(name)
+    marker = d / "stage.json"
+    if marker.exists():
+        try:
+            if load_json(marker).get("hash") == h:
+                return d, True
+        except Exception:  # an unreadable marker means an unfinished stage
+            pass
+    pending = d / "pending.json"
+    if d.exists() and not (pending.exists() and load_json(pending).get("hash") == h):
+        shutil.rmtree(d)
+    d.mkdir(parents=True, exist_ok=True)
+    save_json(pending, {"hash": h})
+    return d, False
+
+
+def _done(d: Path, exp: Experiment, stage: str, info: dict | None = None) -> None:
+    save_json(d / "stage.json", {"hash": exp.stage_hash(stage), "experiment": exp.name,
+                                 "profile": exp.profile, "config": exp.to_dict(), **(info or {})})
+    (d / "pending.json").unlink(missing_ok=True)
+
+
+def experiment_dir(exp: Experiment, artifacts: str | Path = "artifacts") -> Path:
+    return Path(artifacts) / exp.name / exp.profile
+
+
+def build(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool = True,
+          device: str = "auto", evaluate: bool = True,
+          on_stage: Callable[[str], None] | None = None) -> Run:
+    """Run (or load from cache) every stage; returns all artifacts. `on_stage(name)` is called
+    as each stage starts (for progress displays)."""
+    root = experiment_dir(exp, artifacts)
+    timings: dict[str, float] = {}
+    tell = on_stage or (lambda name: None)
+    tell("data")
+    data = data_mod.load(exp.data)
+
+    tell("zoo")
+    d, done = _stage(root, "zoo", exp)
+    t0 = time.perf_counter()
+    if done:
+        zoo = Zoo.load(d)
+    else:
+        zoo = train_zoo(data, exp.arch, exp.zoo, out_dir=d, progress=progress, device=device)
+        _done(d, exp, "zoo")
+    timings["zoo"] = zoo.info.get("train_seconds", time.perf_counter() - t0)
+
+    tell("align")
+    d, done = _stage(root, "align", exp)
+    t0 = time.perf_counter()
+    if done:
+        aligned = Zoo.load(d)
+    else:
+        aligned = align_zoo(zoo, exp, progress)
+        aligned.save(d)
+        _done(d, exp, "align")
+    timings["align"] = aligned.info.get("align_seconds", time.perf_counter() - t0)
+
+    tell("pca")
+    d, done = _stage(root, "pca", exp)
+    t0 = time.perf_counter()
+    if done:
+        pca = DualPCA.load(d / "pca.safetensors")
+    else:
+        pca = DualPCA(exp.pca.n_components, exp.pca.variance, device=device).fit(aligned.vectors())
+        pca.save(d / "pca.safetensors")
+        _done(d, exp, "pca")
+    timings["pca"] = time.perf_counter() - t0
+    codes = pca.transform(aligned.vectors())
+
+    tell("flow")
+    d, done = _stage(root, "flow", exp)
+    t0 = time.perf_counter()
+    if done:
+        flow = Flow.load(d)
+    else:
+        flow = flow_mod.fit(codes, exp.flow, progress=progress)
+        flow.history["seconds"] = time.perf_counter() - t0
+        flow.save(d)
+        _done(d, exp, "flow")
+    timings["flow"] = flow.history.get("seconds", time.perf_counter() - t0)
+
+    run = Run(exp, root, data, zoo, aligned, pca, codes, flow)
+    run.timings = timings
+    if evaluate:
+        tell("report")
+        d, done = _stage(root, "report", exp)
+        if done:
+            run.report = Report.load(d / "report.json")
+        else:
+            gen = sample(run)
+            run.report = evaluate_run(run, gen)
+            run.report.save(d / "report.json")
+            Zoo.from_vectors(exp.arch, gen.vectors, info={"generated": True}).save(d / "generated")
+            _done(d, exp, "report")
+            run.report.save(root / "report.json")
+    return run
+
+
+def run(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool = True) -> Report:
+    """The whole pipeline for one experiment; returns (and writes) its report."""
+    return build(exp, artifacts, progress).report
+
+
+def align_zoo(zoo: Zoo, exp: Experiment, progress: bool = False) -> Zoo:
+    """Every member permuted to match the reference member (same functions, aligned weights)."""
+    t0 = time.perf_counter()
+    if exp.align.method == "none":
+        return Zoo(zoo.arch, dict(zoo.params), zoo.models, {**zoo.info, "aligned": False, "align_seconds": 0.0})
+    spec = mlp_spec(zoo.layout.shapes())
+    sds = zoo.state_dicts()
+    ref = sds[exp.align.reference]
+    g = torch.Generator().manual_seed(exp.align.seed)
+    out = [align_to(spec, ref, sd, max_iter=exp.align.max_iter, generator=g)
+           if i != exp.align.reference else sd for i, sd in enumerate(sds)]
+    params = {k: torch.stack([sd[k] for sd in out]) for k in zoo.params}
+    before = (zoo.vectors() - zoo.vectors()[exp.align.reference]).norm(dim=1)
+    after_zoo = Zoo(zoo.arch, params, zoo.models)
+    after = (after_zoo.vectors() - after_zoo.vectors()[exp.align.reference]).norm(dim=1)
+    after_zoo.info = {**zoo.info, "aligned": True, "align_seconds": time.perf_counter() - t0,
+                      "dist_to_ref_before": before.tolist(), "dist_to_ref_after": after.tolist()}
+    return after_zoo
+
+
+def sample(run: Run, n: int | None = None, steps: int | None = None, method: str | None = None,
+           source_std: float | None = None, seed: int | None = None) -> Generated:
+    """Generated nets from the run's flow; unset options come from the experiment's SampleSpec."""
+    s = run.experiment.sample
+    return generate(run.flow, run.pca, n or s.n, steps or s.steps, method or s.method,
+                    source_std if source_std is not None else s.source_std,
+                    s.seed if seed is None else seed)
+
+
+def evaluate_run(run: Run, gen: Generated) -> Report:
+    """Score generated nets beside the zoo and the trivial baselines (noisy copies,
+    interpolations of aligned pairs), from predictions computed once per population."""
+    exp = run.experiment
+    timings = {**run.timings, "sample": gen.seconds}
+    model = archs.build(exp.arch)
+    layout = run.aligned.layout
+    x, y = run.data.x_test, run.data.y_test
+    g = torch.Generator().manual_seed(exp.eval.seed)
+
+    zoo_vecs = run.aligned.vectors()
+    populations = {"zoo": zoo_vecs, "generated": gen.vectors}
+    for sigma in exp.eval.noise_sigmas:
+        populations[f"noisy σ={sigma:g}"] = ev.noisy_copies(zoo_vecs, exp.eval.n_baseline, sigma, g)
+    populations["interpolation"] = ev.interpolations(zoo_vecs, exp.eval.n_baseline, g)
+
+    t0 = time.perf_counter()
+    preds = {k: stacked.predict(model, layout.unflatten_stacked(v), x) for k, v in populations.items()}
+    timings["evaluate"] = time.perf_counter() - t0
+    ref = ev.ZooReference.build(zoo_vecs, preds["zoo"], y)
+    pops = {k: ev.population(k, populations[k], preds[k], y, ref, is_zoo=(k == "zoo"))
+            for k in populations}
+    extras = {
+        "explained_variance_ratio": run.pca.explained_variance_ratio_.tolist(),
+        "flow_history": run.flow.history,
+        "zoo_val_acc": run.zoo.metric("val_acc").tolist(),
+        "dist_to_ref_before": run.aligned.info.get("dist_to_ref_before", []),
+        "dist_to_ref_after": run.aligned.info.get("dist_to_ref_after", []),
+        "n_params": layout.dim, "n_components": run.pca.n_components_,
+        "zoo_median_nn": ref.median_nn,
+    }
+    return Report(exp.name, exp.profile, exp.to_dict(),
+                  [p.summary(ref.median_nn) for p in pops.values()],
+                  {k: p.to_dict() for k, p in pops.items()}, timings, extras, dict(exp.paper))

@@ -1,0 +1,38 @@
+"""Many models of one architecture run as one batched call (torch.func.vmap over stacked weights).
+
+This is what lets a whole zoo train at once and every generated net be evaluated in one pass.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+
+
+def forward(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tensor,
+            shared_input: bool = True) -> torch.Tensor:
+    """Outputs of n models.
+
+    params: {name: (n, *shape)} for the model's parameters (and float buffers, if given).
+    x: (B, ...) fed to every model when `shared_input`, else (n, B, ...) one batch per model.
+    returns (n, B, C).
+    """
+    def one(p, xb):
+        return functional_call(model, dict(p), (xb,))
+
+    return vmap(one, in_dims=(0, None if shared_input else 0))(dict(params), x)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tensor,
+            batch_size: int = 2048, model_chunk: int = 64) -> torch.Tensor:
+    """Class predictions (n, N) int64 of n stacked models on inputs x (N, ...)."""
+    n = next(iter(params.values())).shape[0]
+    rows = []
+    for m0 in range(0, n, model_chunk):
+        p = {k: v[m0:m0 + model_chunk] for k, v in params.items()}
+        rows.append(torch.cat([forward(model, p, x[i:i + batch_size]).argmax(-1)
+                               for i in range(0, len(x), batch_size)], dim=1))
+    return torch.cat(rows, dim=0)

@@ -1,0 +1,200 @@
+"""The Zoo artifact (stacked safetensors + JSON manifest) and `train_zoo`, which trains every
+seed at once: stacked parameters, one vmapped forward, one AdamW over the stack.
+
+Adam and decoupled weight decay act elementwise and the summed loss separates across models, so
+one optimizer over the stacked tensors is exactly n independent optimizers.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from . import archs, stacked
+from .config import ArchSpec, ZooSpec
+from .data import Dataset
+from .devices import resolve
+from .errors import ArtifactError
+from .io import load_json, load_tensors, save_json, save_tensors
+from .layout import ParamLayout
+
+log = logging.getLogger(__name__)
+WEIGHTS, MANIFEST, CKPT, CKPT_META = "weights.safetensors", "manifest.json", "checkpoint.safetensors", "checkpoint.json"
+
+
+@dataclass
+class Zoo:
+    """n networks of one architecture. params: {name: (n, *shape)}; models: per-model metrics."""
+    arch: ArchSpec
+    params: dict[str, torch.Tensor]
+    models: list[dict] = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        n = self.layout.check(self.params)
+        if self.models and len(self.models) != n:
+            raise ArtifactError(f"manifest lists {len(self.models)} models, the weights hold {n}")
+
+    @property
+    def n(self) -> int:
+        return next(iter(self.params.values())).shape[0]
+
+    @property
+    def layout(self) -> ParamLayout:
+        return ParamLayout.from_module(archs.build(self.arch))
+
+    def module(self) -> torch.nn.Module:
+        """An (untrained) instance of the architecture, for functional calls."""
+        return archs.build(self.arch)
+
+    def state_dicts(self) -> list[dict[str, torch.Tensor]]:
+        return [{k: v[i] for k, v in self.params.items()} for i in range(self.n)]
+
+    def vectors(self) -> torch.Tensor:
+        """(n, d) flattened weights."""
+        return self.layout.flatten(self.params, stacked=True)
+
+    @classmethod
+    def from_vectors(cls, arch: ArchSpec, X: torch.Tensor, models=None, info=None) -> "Zoo":
+        layout = ParamLayout.from_module(archs.build(arch))
+        return cls(arch, layout.unflatten_stacked(X), list(models or []), dict(info or {}))
+
+    def metric(self, key: str) -> torch.Tensor:
+        return torch.tensor([m[key] for m in self.models])
+
+    def save(self, directory: str | Path) -> None:
+        d = Path(directory)
+        save_tensors(d / WEIGHTS, self.params)
+        save_json(d / MANIFEST, {"arch": dataclasses.asdict(self.arch), "models": self.models,
+                                 "info": self.info})
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "Zoo":
+        d = Path(directory)
+        man = load_json(d / MANIFEST)
+        try:
+            arch = ArchSpec(**{**man["arch"], "hidden": tuple(man["arch"]["hidden"])})
+        except (KeyError, TypeError) as e:
+            raise ArtifactError(f"{d / MANIFEST} has no valid 'arch' entry ({e}); "
+                                "it was not written by dwf or is damaged") from e
+        return cls(arch, load_tensors(d / WEIGHTS), man.get("models", []), man.get("info", {}))
+
+
+def model_seed(zoo_seed: int, i: int) -> int:
+    return zoo_seed * 1_000_003 + i
+
+
+def _accuracy(model, params, x, y) -> torch.Tensor:
+    return (stacked.predict(model, params, x) == y).float().mean(1)  # (n,)
+
+
+def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path | None = None,
+              progress: bool = True, device: str = "auto",
+              on_epoch_end: Callable[[int], None] | None = None) -> Zoo:
+    """Train `spec.n_models` nets at once; keep, per model, the epoch with the best val accuracy.
+
+    With `out_dir`, a checkpoint is written after every epoch and a later call resumes from it
+    (identical result to an uninterrupted run); the finished zoo is saved there too.
+    """
+    dev = resolve(device)
+    model = archs.build(arch).to(dev)
+    n = spec.n_models
+    inits = [archs.build(arch, seed=model_seed(spec.seed, i)).state_dict() for i in range(n)]
+    names = [k for k, _ in model.named_parameters()]
+    params = {k: torch.stack([sd[k] for sd in inits]).to(dev).requires_grad_() for k in names}
+    best = {k: v.detach().clone() for k, v in params.items()}
+    best_val = torch.full((n,), -1.0)
+    best_epoch = torch.zeros(n, dtype=torch.long)
+    opt = torch.optim.AdamW(list(params.values()), lr=spec.lr, weight_decay=spec.weight_decay)
+    start_epoch, losses = 0, []
+
+    ck = Path(out_dir) / CKPT if out_dir else None
+    if ck is not None and ck.exists():
+        start_epoch, losses = _resume(ck, params, best, best_val, best_epoch, opt, spec)
+        log.info("resuming zoo training at epoch %d", start_epoch)
+
+    xtr, ytr = data.x_train.to(dev), data.y_train.to(dev)
+    xval, yval = data.x_val.to(dev), data.y_val.to(dev)
+    N, B = len(xtr), min(spec.batch_size, len(xtr))
+    steps = N // B
+    t0 = time.perf_counter()
+    bar = tqdm(total=spec.epochs * steps, initial=start_epoch * steps, disable=not progress,
+               desc=f"zoo: {n} models", unit="step")
+    for epoch in range(start_epoch, spec.epochs):
+        g = torch.Generator().manual_seed(model_seed(spec.seed, 7919 * (epoch + 1)))
+        order = torch.argsort(torch.rand(n, N, generator=g), dim=1).to(dev)   # (n, N) own order per model
+        epoch_loss = torch.zeros(n, device=dev)
+        for s in range(steps):
+            idx = order[:, s * B:(s + 1) * B]                                  # (n, B)
+            logits = stacked.forward(model, params, xtr[idx], shared_input=False)  # (n, B, C)
+            loss = F.cross_entropy(logits.flatten(0, 1), ytr[idx].flatten(), reduction="none")
+            loss = loss.view(n, B).mean(1)                                     # (n,)
+            opt.zero_grad(set_to_none=True)
+            loss.sum().backward()
+            opt.step()
+            epoch_loss += loss.detach()
+            bar.update()
+        detached = {k: v.detach() for k, v in params.items()}
+        val_acc = _accuracy(model, detached, xval, yval).cpu()
+        better = val_acc > best_val
+        for k in best:
+            best[k][better.to(dev)] = detached[k][better.to(dev)]
+        best_val = torch.where(better, val_acc, best_val)
+        best_epoch = torch.where(better, torch.full_like(best_epoch, epoch), best_epoch)
+        losses.append((epoch_loss / steps).cpu().tolist())
+        bar.set_postfix(val_acc=f"{val_acc.mean():.3f}")
+        if ck is not None:
+            _checkpoint(ck, epoch + 1, params, best, best_val, best_epoch, opt, losses)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch)
+    bar.close()
+
+    test_acc = _accuracy(model, best, data.x_test.to(dev), data.y_test.to(dev)).cpu()
+    models = [{"seed": model_seed(spec.seed, i), "best_epoch": int(best_epoch[i]),
+               "val_acc": float(best_val[i]), "test_acc": float(test_acc[i]),
+               "train_loss": [ep[i] for ep in losses]} for i in range(n)]
+    zoo = Zoo(arch, {k: v.cpu() for k, v in best.items()}, models,
+              {"spec": dataclasses.asdict(spec), "dataset": data.name,
+               "train_seconds": time.perf_counter() - t0})
+    if out_dir is not None:
+        zoo.save(out_dir)
+        ck.unlink(missing_ok=True)
+        (Path(out_dir) / CKPT_META).unlink(missing_ok=True)
+    return zoo
+
+
+def _checkpoint(path: Path, epoch, params, best, best_val, best_epoch, opt, losses) -> None:
+    t = {f"params.{k}": v.detach() for k, v in params.items()}
+    t |= {f"best.{k}": v for k, v in best.items()}
+    t |= {"best_val": best_val, "best_epoch": best_epoch}
+    for i, st in opt.state_dict()["state"].items():
+        t |= {f"opt.{i}.{k}": torch.as_tensor(v) for k, v in st.items()}
+    save_tensors(path, t)
+    save_json(path.with_name(CKPT_META), {"epoch": epoch, "losses": losses})
+
+
+def _resume(path: Path, params, best, best_val, best_epoch, opt, spec) -> tuple[int, list]:
+    t = load_tensors(path)
+    meta = load_json(path.with_name(CKPT_META))
+    try:
+        with torch.no_grad():
+            for k in params:
+                params[k].copy_(t[f"params.{k}"])
+                best[k].copy_(t[f"best.{k}"])
+        best_val.copy_(t["best_val"])
+        best_epoch.copy_(t["best_epoch"])
+        sd = opt.state_dict()
+        for i in range(len(params)):
+            sd["state"][i] = {k.split(".")[2]: v for k, v in t.items() if k.startswith(f"opt.{i}.")}
+        opt.load_state_dict(sd)
+    except (KeyError, RuntimeError) as e:
+        raise ArtifactError(f"checkpoint {path} does not match this zoo's configuration ({e}); "
+                            "delete it to start training afresh") from e
+    return int(meta["epoch"]), meta["losses"]

@@ -1,0 +1,20 @@
+"""Shared fixtures: smoke-profile runs built once per test session in a temporary folder."""
+from __future__ import annotations
+
+import pytest
+
+from dwf import experiments, pipeline
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory):
+    """A temporary artifacts folder holding the smoke runs of iris_mlp and fmnist_mlp."""
+    root = tmp_path_factory.mktemp("artifacts")
+    for name in ("iris_mlp", "fmnist_mlp"):
+        pipeline.build(experiments.get(name, "smoke"), root, progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def fmnist_smoke_run(artifacts):
+    return pipeline.build(experiments.get("fmnist_mlp", "smoke"), artifacts, progress=False)
