@@ -215,3 +215,12 @@ def evaluate_run(run: Run, gen: Generated) -> Report:
     return Report(exp.name, exp.profile, exp.to_dict(),
                   [p.summary(ref.median_nn) for p in pops.values()],
                   {k: p.to_dict() for k, p in pops.items()}, timings, extras, dict(exp.paper))
+
+
+def is_built(exp: Experiment, artifacts: str | Path = "artifacts", stage: str = "report") -> bool:
+    """Whether `stage` (and so every stage before it) is cached for this exact config."""
+    marker = experiment_dir(exp, artifacts) / stage / "stage.json"
+    try:
+        return marker.exists() and load_json(marker).get("hash") == exp.stage_hash(stage)
+    except Exception:
+        return False
