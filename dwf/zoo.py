@@ -91,6 +91,12 @@ def model_seed(zoo_seed: int, i: int) -> int:
     return zoo_seed * 1_000_003 + i
 
 
+def epoch_order(seed: int, epoch: int, n_samples: int) -> torch.Tensor:
+    """Minibatch order of one model in one epoch: depends only on that model's seed, so a model
+    trains the same whichever zoo (and batch of models) it is part of."""
+    return torch.randperm(n_samples, generator=torch.Generator().manual_seed(seed * 1009 + epoch))
+
+
 def _accuracy(model, params, x, y) -> torch.Tensor:
     return (stacked.predict(model, params, x) == y).float().mean(1)  # (n,)
 
@@ -128,8 +134,7 @@ def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path 
     bar = tqdm(total=spec.epochs * steps, initial=start_epoch * steps, disable=not progress,
                desc=f"zoo: {n} models", unit="step")
     for epoch in range(start_epoch, spec.epochs):
-        g = torch.Generator().manual_seed(model_seed(spec.seed, 7919 * (epoch + 1)))
-        order = torch.argsort(torch.rand(n, N, generator=g), dim=1).to(dev)   # (n, N) own order per model
+        order = torch.stack([epoch_order(model_seed(spec.seed, i), epoch, N) for i in range(n)]).to(dev)  # (n, N)
         epoch_loss = torch.zeros(n, device=dev)
         for s in range(steps):
             idx = order[:, s * B:(s + 1) * B]                                  # (n, B)

@@ -1,0 +1,81 @@
+"""Bad input gives a DwfError that names the problem, and nothing half-written is left behind."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from dwf import ArchSpec, ArtifactError, ConfigError, DwfError, Zoo, experiments
+from dwf.cli import main
+
+
+def small_zoo(n=3):
+    arch = ArchSpec("mlp", 4, (5,), 3)
+    from dwf import archs
+    sds = [archs.build(arch, seed=i).state_dict() for i in range(n)]
+    return Zoo(arch, {k: torch.stack([sd[k] for sd in sds]) for k in sds[0]}, [{"test_acc": 0.5}] * n)
+
+
+def test_truncated_zoo_file(tmp_path):
+    small_zoo().save(tmp_path)
+    f = tmp_path / "weights.safetensors"
+    f.write_bytes(f.read_bytes()[:-40])
+    with pytest.raises(ArtifactError, match="truncated or corrupt"):
+        Zoo.load(tmp_path)
+
+
+def test_zoo_with_mismatched_shapes(tmp_path):
+    zoo = small_zoo()
+    zoo.save(tmp_path)
+    bad = dict(zoo.params)
+    bad["fc.0.weight"] = torch.zeros(3, 6, 4)
+    save_file(bad, str(tmp_path / "weights.safetensors"))
+    with pytest.raises(ArtifactError, match="fc.0.weight.*different model"):
+        Zoo.load(tmp_path)
+
+
+def test_zoo_with_nan_weights(tmp_path):
+    zoo = small_zoo()
+    zoo.params["fc.1.bias"][1, 0] = float("nan")
+    save_file(zoo.params, str(tmp_path / "weights.safetensors"))
+    (tmp_path / "manifest.json").write_text(json.dumps({"arch": {"kind": "mlp", "in_dim": 4, "hidden": [5], "out_dim": 3}}))
+    with pytest.raises(ArtifactError, match="NaN"):
+        Zoo.load(tmp_path)
+
+
+def test_missing_zoo(tmp_path):
+    with pytest.raises(ArtifactError, match="does not exist"):
+        Zoo.load(tmp_path / "nowhere")
+
+
+def test_unknown_experiment_and_profile():
+    with pytest.raises(ConfigError, match="unknown experiment 'mnist_gpt'.*fmnist_mlp"):
+        experiments.get("mnist_gpt")
+    with pytest.raises(ConfigError, match="profile"):
+        experiments.get("iris_mlp", "huge")
+
+
+def test_cli_reports_errors_cleanly(tmp_path, capsys):
+    assert main(["run", "mnist_gpt", "--artifacts", str(tmp_path)]) == 2
+    assert "unknown experiment" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_failed_save_leaves_no_partial_file(tmp_path, monkeypatch):
+    import dwf.io
+
+    zoo = small_zoo()
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    original = dwf.io.os.replace
+    monkeypatch.setattr(dwf.io.os, "replace", boom)
+    with pytest.raises(OSError):
+        zoo.save(tmp_path)
+    monkeypatch.setattr(dwf.io.os, "replace", original)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_errors_are_dwf_errors():
+    assert issubclass(ArtifactError, DwfError) and issubclass(ConfigError, DwfError)

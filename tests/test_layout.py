@@ -1,0 +1,25 @@
+import torch
+
+from dwf import ArchSpec, ParamLayout, archs
+
+
+def test_flatten_unflatten_round_trip():
+    model = archs.build(ArchSpec("mlp", 7, (5, 3), 2), seed=0)
+    layout = ParamLayout.from_module(model)
+    sds = [archs.build(ArchSpec("mlp", 7, (5, 3), 2), seed=s).state_dict() for s in range(4)]
+    X = layout.flatten(sds)
+    assert X.shape == (4, layout.dim) == (4, 7 * 5 + 5 + 5 * 3 + 3 + 3 * 2 + 2)
+    back = layout.unflatten(X)
+    for sd, sd2 in zip(sds, back):
+        assert sd.keys() == sd2.keys()
+        for k in sd:
+            assert torch.equal(sd[k], sd2[k])
+    assert torch.equal(layout.flatten(sds[0]), X[:1])
+    assert torch.equal(layout.flatten(layout.unflatten_stacked(X), stacked=True), X)
+
+
+def test_offsets_are_contiguous():
+    layout = ParamLayout.from_module(archs.build(ArchSpec("mlp", 3, (4,), 2)))
+    ends = [e.offset + e.numel for e in layout.entries]
+    assert [e.offset for e in layout.entries][1:] == ends[:-1]
+    assert ends[-1] == layout.dim

@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+import torch
+
+from dwf import ConfigError, DualPCA
+
+
+def low_rank(n=40, d=3000, r=6, seed=0):
+    rng = np.random.default_rng(seed)
+    X = (rng.normal(size=(n, r)) * np.geomspace(10, 1, r)) @ rng.normal(size=(r, d))
+    return X + 2.0 + 1e-3 * rng.normal(size=(n, d))  # offset: centering must matter
+
+
+def reference(X, k):
+    Xc = X - X.mean(0)
+    _, S, Vt = np.linalg.svd(Xc, full_matrices=False)
+    return Vt[:k], S ** 2 / (S ** 2).sum()
+
+
+def subspace_error(V1, V2):
+    """sin of the largest principal angle between the row spaces of V1 and V2 (orthonormal rows):
+    the spectral norm of V1's residual after projecting onto V2 (stable, unlike sqrt(1 - cos^2))."""
+    R = V1 - (V1 @ V2.T) @ V2
+    return float(np.linalg.norm(R, 2))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_matches_float64_svd(dtype):
+    X = low_rank()
+    k = 6
+    V, ratio = reference(X, k)
+    pca = DualPCA(n_components=k, dtype=dtype, chunk=512).fit(X.astype(np.float32 if dtype == torch.float32 else np.float64))
+    C = pca.components_.double().numpy()
+    assert subspace_error(C, V) <= 1e-5
+    assert np.allclose(pca.explained_variance_ratio_.numpy(), ratio[:k], atol=1e-6)
+    assert pca.explained_variance_ratio_.sum() <= 1.0 + 1e-6
+    assert np.allclose(C @ C.T, np.eye(k), atol=1e-4)
+
+
+def test_memmap_input_matches_in_memory(tmp_path):
+    X = low_rank().astype(np.float32)
+    mm = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.float32, shape=X.shape)
+    mm[:] = X
+    mm.flush()
+    mm = np.load(tmp_path / "x.npy", mmap_mode="r")
+    a = DualPCA(n_components=5, chunk=700).fit(mm)
+    b = DualPCA(n_components=5).fit(torch.from_numpy(X))
+    assert torch.allclose(a.components_, b.components_, atol=1e-5)
+    assert torch.allclose(a.mean_, b.mean_, atol=1e-6)
+
+
+def test_variance_target_and_round_trip():
+    X = low_rank(r=6).astype(np.float32)
+    pca = DualPCA(variance=0.99).fit(X)
+    _, ratio = reference(X.astype(np.float64), 40)
+    k_expected = int(np.searchsorted(np.cumsum(ratio), 0.99) + 1)
+    assert pca.n_components_ == k_expected
+    Z = pca.transform(X)
+    X_hat = pca.inverse_transform(Z)
+    rel = float((X_hat - torch.from_numpy(X)).norm() / (torch.from_numpy(X) - pca.mean_).norm())
+    assert rel ** 2 <= 1 - 0.99 + 1e-3  # the unexplained part of the variance
+
+
+def test_full_rank_default_is_n_minus_1_and_ratio_is_over_the_trace():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(12, 500)).astype(np.float32)
+    pca = DualPCA().fit(X)
+    assert pca.n_components_ == 11
+    assert abs(float(pca.explained_variance_ratio_.sum()) - 1.0) < 1e-5
+    assert DualPCA(n_components=3).fit(X).explained_variance_ratio_.sum() < 0.5
+
+
+def test_bad_options():
+    with pytest.raises(ConfigError):
+        DualPCA(n_components=3, variance=0.9)
+    with pytest.raises(ConfigError, match="n - 1"):
+        DualPCA(n_components=20).fit(np.zeros((10, 5), dtype=np.float32) + np.arange(10)[:, None])

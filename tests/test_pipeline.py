@@ -1,0 +1,46 @@
+import json
+
+import torch
+
+from dwf import experiments, pipeline
+from dwf.cli import main
+
+
+def test_iris_smoke_pipeline_and_cache(artifacts):
+    exp = experiments.get("iris_mlp", "smoke")
+    run = pipeline.build(exp, artifacts, progress=False)
+    rep = run.report
+    names = [r["name"] for r in rep.rows]
+    assert names[:2] == ["zoo", "generated"] and "interpolation" in names
+    assert any(n.startswith("noisy") for n in names)
+    assert rep.row("zoo")["n"] == exp.zoo.n_models and rep.row("generated")["n"] == exp.sample.n
+    assert 0.0 <= rep.row("generated")["acc_mean"] <= 1.0
+    # aligned zoo computes the same functions as the trained zoo
+    assert abs(rep.row("zoo")["acc_mean"] - float(run.zoo.metric("test_acc").mean())) < 1e-6
+    # the second build loads every stage from the cache: identical flow weights, same report
+    again = pipeline.build(exp, artifacts, progress=False)
+    assert again.report.rows == rep.rows
+    for k, v in run.flow.net.state_dict().items():
+        assert torch.equal(v, again.flow.net.state_dict()[k])
+    assert json.loads((pipeline.experiment_dir(exp, artifacts) / "report.json").read_text())["rows"] == rep.rows
+
+
+def test_changed_config_recomputes_only_downstream(artifacts, tmp_path):
+    import dataclasses
+    exp = experiments.get("iris_mlp", "smoke")
+    pipeline.build(exp, tmp_path, progress=False)
+    zoo_mtime = (tmp_path / "iris_mlp/smoke/zoo/weights.safetensors").stat().st_mtime_ns
+    flow_hash = json.loads((tmp_path / "iris_mlp/smoke/flow/stage.json").read_text())["hash"]
+    exp2 = dataclasses.replace(exp, flow=dataclasses.replace(exp.flow, steps=exp.flow.steps + 10))
+    pipeline.build(exp2, tmp_path, progress=False)
+    assert (tmp_path / "iris_mlp/smoke/zoo/weights.safetensors").stat().st_mtime_ns == zoo_mtime
+    assert json.loads((tmp_path / "iris_mlp/smoke/flow/stage.json").read_text())["hash"] != flow_hash
+
+
+def test_cli_list_and_run(artifacts, capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "fmnist_mlp" in out and "iris_mlp" in out and "digits_mlp" in out
+    assert main(["run", "iris_mlp", "--profile", "smoke", "--artifacts", str(artifacts), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "generated" in out and "noisy" in out and "report.json" in out
