@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from tqdm import tqdm
 
 from . import archs, data as data_mod, evaluate as ev, flow as flow_mod, stacked
 from .config import Experiment
@@ -162,7 +163,8 @@ def align_zoo(zoo: Zoo, exp: Experiment, progress: bool = False) -> Zoo:
     ref = sds[exp.align.reference]
     g = torch.Generator().manual_seed(exp.align.seed)
     out = [align_to(spec, ref, sd, max_iter=exp.align.max_iter, generator=g)
-           if i != exp.align.reference else sd for i, sd in enumerate(sds)]
+           if i != exp.align.reference else sd
+           for i, sd in enumerate(tqdm(sds, desc="align", unit="model", disable=not progress))]
     params = {k: torch.stack([sd[k] for sd in out]) for k in zoo.params}
     before = (zoo.vectors() - zoo.vectors()[exp.align.reference]).norm(dim=1)
     after_zoo = Zoo(zoo.arch, params, zoo.models)

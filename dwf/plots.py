@@ -1,14 +1,24 @@
 """Plotly figure builders: data in, Figure out. No computation beyond arranging what is given."""
 from __future__ import annotations
 
+import math
 from typing import Mapping, Sequence
 
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from .report import Report
 
 TEMPLATE = "plotly_white"
 COLORS = {"zoo": "#1f77b4", "generated": "#d62728", "interpolation": "#2ca02c"}
+_OTHERS = ("#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+
+
+def population_colors(names: Sequence[str]) -> dict[str, str]:
+    """A fixed color per population: zoo blue, generated red, interpolation green, the others
+    (noisy copies...) from a palette without those three, in the order given."""
+    others = iter(_OTHERS * (1 + len(names) // len(_OTHERS)))
+    return {n: COLORS[n] if n in COLORS else next(others) for n in names}
 
 
 def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
@@ -19,10 +29,11 @@ def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
 
 def zoo_accuracy_histogram(test_acc: Sequence[float], val_acc: Sequence[float] | None = None,
                            title: str = "Zoo accuracy") -> go.Figure:
-    fig = go.Figure(go.Histogram(x=[100 * a for a in test_acc], name="test", nbinsx=30,
+    fig = go.Figure(go.Histogram(x=[100 * a for a in test_acc], name="test", nbinsx=30, bingroup="acc",
                                  marker_color=COLORS["zoo"], opacity=0.75))
     if val_acc is not None:
-        fig.add_histogram(x=[100 * a for a in val_acc], name="validation", nbinsx=30, opacity=0.5)
+        fig.add_histogram(x=[100 * a for a in val_acc], name="validation", nbinsx=30, bingroup="acc",
+                          opacity=0.5)
     fig.update_layout(barmode="overlay")
     return _layout(fig, title, "accuracy (%)", "models")
 
@@ -31,9 +42,10 @@ def accuracy_distributions(populations: Mapping[str, Sequence[float]],
                            title: str = "Accuracy of originals, generated nets and baselines") -> go.Figure:
     """Box + points of per-net accuracy for each named population."""
     fig = go.Figure()
+    colors = population_colors(list(populations))
     for name, acc in populations.items():
         fig.add_trace(go.Box(y=[100 * a for a in acc], name=name, boxpoints="all", jitter=0.4,
-                             pointpos=0, marker=dict(size=4, color=COLORS.get(name)), line=dict(width=1)))
+                             pointpos=0, marker=dict(size=4, color=colors[name]), line=dict(width=1)))
     fig.update_layout(showlegend=False)
     return _layout(fig, title, "", "test accuracy (%)")
 
@@ -46,43 +58,53 @@ def pca_spectrum(ratio: Sequence[float], title: str = "Dual PCA explained varian
         cum.append(100 * acc)
     fig = go.Figure([go.Bar(x=k, y=[100 * r for r in ratio], name="per component"),
                      go.Scatter(x=k, y=cum, name="cumulative", mode="lines+markers", yaxis="y2")])
-    fig.update_layout(yaxis2=dict(overlaying="y", side="right", range=[0, 101], title="cumulative (%)"))
+    fig.update_layout(yaxis2=dict(overlaying="y", side="right", range=[0, 102], dtick=20, showgrid=False,
+                                  title="cumulative (%)"))
     return _layout(fig, title, "component", "explained variance (%) of the full trace")
 
 
 def flow_loss(history: Mapping[str, Sequence[float]], title: str = "Flow-matching loss") -> go.Figure:
-    fig = go.Figure([go.Scatter(x=history["step"], y=history["train_loss"], name="train (running mean)"),
-                     go.Scatter(x=history["step"], y=history["val_loss"], name="held-out codes (EMA net)")])
+    """Train loss (running mean) and held-out loss; the held-out curve is left out when the zoo
+    was too small to hold codes out (all NaN)."""
+    fig = go.Figure(go.Scatter(x=history["step"], y=history["train_loss"], name="train (running mean)"))
+    val = history.get("val_loss") or []
+    if any(v is not None and math.isfinite(v) for v in val):
+        fig.add_scatter(x=history["step"], y=val, name="held-out codes (EMA net)")
     fig.update_yaxes(type="log")
     return _layout(fig, title, "step", "loss")
 
 
 def novelty_scatter(report: Report, title: str = "Accuracy vs novelty") -> go.Figure:
-    """Mean accuracy against novelty (NN-distance ratio) for every population of a report."""
+    """Mean accuracy (± std) against novelty (NN-distance ratio) for every population of a report."""
     fig = go.Figure()
+    colors = population_colors([r["name"] for r in report.rows])
     for r in report.rows:
-        fig.add_trace(go.Scatter(x=[r["novelty"]], y=[100 * r["acc_mean"]], mode="markers+text",
-                                 text=[r["name"]], textposition="top center", name=r["name"],
-                                 error_y=dict(type="data", array=[100 * r["acc_std"]]),
-                                 marker=dict(size=11, color=COLORS.get(r["name"]))))
-    fig.update_layout(showlegend=False)
+        fig.add_trace(go.Scatter(x=[r["novelty"]], y=[100 * r["acc_mean"]], mode="markers",
+                                 name=r["name"], error_y=dict(type="data", array=[100 * r["acc_std"]]),
+                                 marker=dict(size=11, opacity=0.85, color=colors[r["name"]])))
     return _layout(fig, title, "novelty: NN distance to zoo / zoo's own NN distance", "test accuracy (%)")
 
 
 def nn_distance_histogram(populations: Mapping[str, Sequence[float]], zoo_median_nn: float,
                           title: str = "Distance to the nearest zoo member") -> go.Figure:
     fig = go.Figure()
+    colors = population_colors(list(populations))
     for name, d in populations.items():
-        fig.add_histogram(x=[v / zoo_median_nn for v in d], name=name, opacity=0.6, nbinsx=40,
-                          marker_color=COLORS.get(name))
+        fig.add_histogram(x=[v / zoo_median_nn for v in d], name=name, opacity=0.6, nbinsx=60,
+                          bingroup="nn", marker_color=colors[name])
     fig.update_layout(barmode="overlay")
     return _layout(fig, title, "NN distance / zoo median NN distance", "nets")
 
 
 def alignment_distances(before: Sequence[float], after: Sequence[float],
-                        title: str = "Distance to the reference before and after re-basin") -> go.Figure:
-    fig = go.Figure([go.Histogram(x=before[1:], name="before alignment", opacity=0.6),
-                     go.Histogram(x=after[1:], name="after weight matching", opacity=0.6)])
+                        title: str = "Distance to the reference before and after re-basin",
+                        reference: int = 0) -> go.Figure:
+    """Histograms of each member's distance to the reference member (left out: the reference)."""
+    b = [v for i, v in enumerate(before) if i != reference]
+    a = [v for i, v in enumerate(after) if i != reference]
+    fig = go.Figure([go.Histogram(x=b, name="before alignment", opacity=0.6, nbinsx=40, bingroup="d"),
+                     go.Histogram(x=a, name="after weight matching", opacity=0.6, nbinsx=40,
+                                  bingroup="d")])
     fig.update_layout(barmode="overlay")
     return _layout(fig, title, "‖θ_i − θ_ref‖₂", "models")
 
@@ -99,3 +121,49 @@ def flow_trajectories(traj, dims: tuple[int, int] = (0, 1), targets=None,
         fig.add_trace(go.Scatter(x=targets[:, a], y=targets[:, b], mode="markers", name="zoo codes",
                                  marker=dict(color=COLORS["zoo"], size=6)))
     return _layout(fig, title, f"z{a}", f"z{b}")
+
+
+def novelty_per_net(populations: Mapping[str, Mapping[str, Sequence[float]]], zoo_median_nn: float,
+                    title: str = "Every net: accuracy against distance to the zoo") -> go.Figure:
+    """populations: name -> {"acc": [...], "nn_dist": [...]} (a report's `populations`)."""
+    fig = go.Figure()
+    colors = population_colors(list(populations))
+    for name, p in populations.items():
+        fig.add_scatter(x=[d / zoo_median_nn for d in p["nn_dist"]], y=[100 * a for a in p["acc"]],
+                        mode="markers", name=name, marker=dict(size=6, opacity=0.7, color=colors[name]))
+    return _layout(fig, title, "NN distance to the zoo / zoo median NN distance", "test accuracy (%)")
+
+
+def iou_accuracy(populations: Mapping[str, Mapping[str, Sequence[float]]],
+                 title: str = "Every net: accuracy against max error-set IoU with a zoo member") -> go.Figure:
+    """populations: name -> {"acc": [...], "max_iou": [...]}. IoU near 1: the net makes the
+    same mistakes as some original."""
+    fig = go.Figure()
+    colors = population_colors(list(populations))
+    for name, p in populations.items():
+        fig.add_scatter(x=p["max_iou"], y=[100 * a for a in p["acc"]], mode="markers", name=name,
+                        marker=dict(size=6, opacity=0.7, color=colors[name]))
+    return _layout(fig, title, "max IoU of error sets with a zoo member", "test accuracy (%)")
+
+
+def image_grid(images, labels: Sequence[int], class_names: Sequence[str] | None = None,
+               cols: int = 8, title: str = "Training examples") -> go.Figure:
+    """images: (n, H, W) or (n, 1, H, W) array or tensor; one grey panel per image, titled by its
+    label."""
+    n = len(images)
+    rows = max(1, -(-n // cols))
+    names = [class_names[int(y)] if class_names else str(int(y)) for y in labels]
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, horizontal_spacing=0.01,
+                        vertical_spacing=0.08)
+    for i in range(n):
+        img = images[i]
+        img = img[0] if img.ndim == 3 else img
+        fig.add_trace(go.Heatmap(z=img.tolist(), colorscale="gray_r", showscale=False),
+                      row=i // cols + 1, col=i % cols + 1)
+        fig.update_yaxes(scaleanchor=f"x{i + 1}" if i else "x", row=i // cols + 1, col=i % cols + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, autorange="reversed")
+    fig.update_annotations(font_size=10)
+    fig.update_layout(template=TEMPLATE, title=title, width=760, height=120 + 110 * rows,
+                      margin=dict(l=10, r=10, t=70, b=10))
+    return fig

@@ -1,0 +1,211 @@
+"""The paper_figures set: named figures (PNG + HTML) per run, `results.md` and `results.json`.
+
+Everything is rendered in memory (PNGs in one kaleido batch, into a scratch folder) before the
+first output file is written; each file is then written atomically, so a failure leaves no
+half-written file behind.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import plotly.graph_objects as go
+import plotly.io as pio
+
+from . import plots
+from .errors import ConfigError, DwfError
+from .io import atomic_write_bytes
+from .pipeline import Run
+from .report import Report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+PNG_SCALE = 1.5
+STAGES = ("zoo", "align", "pca", "flow", "sample", "evaluate")
+
+NOTE = """\
+**Reading the tables.** Accuracy is on the test split, which no stage ever selects on.
+*Novelty* is the median distance (aligned weight space) from each net to its nearest zoo member,
+divided by the zoo's own leave-one-out median nearest-neighbour distance: 1.0 means as far from
+the zoo as zoo members are from each other, near 0 means near-copies of zoo members.
+*Max error-IoU* is, averaged over nets, the largest intersection-over-union between the set of
+test examples a net gets wrong and that of any zoo member (a zoo member is not compared with
+itself): near 1 means the net makes the same mistakes as some original.
+A generator is only interesting where it beats the trivial baselines, noisy copies of zoo members
+and interpolations of aligned pairs, on accuracy **and** novelty together.
+"""
+
+
+def figures(report: Report) -> dict[str, go.Figure]:
+    """The named figures of one run, built from its report alone."""
+    ex, tag = report.extras, f" — {report.experiment} [{report.profile}]"
+    pops = {r["name"]: report.populations[r["name"]] for r in report.rows}   # table order
+    acc = {k: p["acc"] for k, p in pops.items()}
+    ref = int(report.config.get("align", {}).get("reference", 0))
+    return {
+        "zoo_accuracy": plots.zoo_accuracy_histogram(pops["zoo"]["acc"], ex.get("zoo_val_acc"),
+                                                     title="Zoo accuracy" + tag),
+        "pca_spectrum": plots.pca_spectrum(ex["explained_variance_ratio"],
+                                           title="Dual PCA explained variance" + tag),
+        "flow_loss": plots.flow_loss(ex["flow_history"], title="Flow-matching loss" + tag),
+        "accuracy_distributions": plots.accuracy_distributions(acc, title="Test accuracy per net" + tag),
+        "novelty_scatter": plots.novelty_scatter(report, title="Accuracy vs novelty" + tag),
+        "novelty_per_net": plots.novelty_per_net(pops, ex["zoo_median_nn"],
+                                                 title="Accuracy vs distance to the zoo, every net" + tag),
+        "iou_accuracy": plots.iou_accuracy(pops, title="Accuracy vs max error-IoU, every net" + tag),
+        "nn_distance_histogram": plots.nn_distance_histogram(
+            {k: p["nn_dist"] for k, p in pops.items() if k != "zoo"}, ex["zoo_median_nn"],
+            title="Distance to the nearest zoo member" + tag),
+        "alignment_distances": plots.alignment_distances(
+            ex.get("dist_to_ref_before", []), ex.get("dist_to_ref_after", []), reference=ref,
+            title="Distance to the reference member, before and after re-basin" + tag),
+    }
+
+
+def _fmt(v: float) -> str:
+    """An accuracy fraction as a percentage with two decimals."""
+    return f"{100 * v:.2f}"
+
+
+def _paper_cells(paper: dict) -> tuple[str, str, str]:
+    """(zoo, generated, gap) cells for the paper's numbers, '—' where it reports none."""
+    if "zoo" not in paper or "generated" not in paper:
+        return "—", "—", "—"
+    z, g = paper["zoo"], paper["generated"]
+    zs = f" ± {paper['zoo_std']:.2f}" if "zoo_std" in paper else ""
+    gs = f" ± {paper['generated_std']:.2f}" if "generated_std" in paper else ""
+    return f"{z:.2f}{zs}", f"{g:.2f}{gs}", f"{g - z:+.2f}"
+
+
+def novelty_summary(report: Report) -> str:
+    """One sentence placing the generated nets' novelty among the noisy-copy baselines."""
+    g, z = report.row("generated"), report.row("zoo")
+    noisy = sorted((r for r in report.rows if r["name"].startswith("noisy")), key=lambda r: r["novelty"])
+    below = [r for r in noisy if r["novelty"] <= g["novelty"]]
+    above = [r for r in noisy if r["novelty"] > g["novelty"]]
+    cite = lambda r: f"{r['name']} ({r['novelty']:.3f})"  # noqa: E731
+    if not noisy:
+        where = "no noisy-copy baseline to compare with"
+    elif not below:
+        where = f"closer to the zoo than even the least noisy copies, {cite(above[0])}"
+    elif not above:
+        where = f"farther from the zoo than the noisiest copies, {cite(below[-1])}"
+    else:
+        where = f"between {cite(below[-1])} and {cite(above[0])}"
+    return (f"Generated nets have novelty {g['novelty']:.3f}, {where}; their mean max error-IoU "
+            f"is {g['max_iou']:.3f} (zoo members against each other: {z['max_iou']:.3f}).")
+
+
+def results_markdown(reports: Sequence[Report], title: str = "# Results") -> str:
+    """results.md: a summary row per experiment, then each experiment's table, paper numbers,
+    model size and timings."""
+    out = [title, "",
+           "| experiment | profile | params | zoo acc (%) | generated acc (%) | gap (pp) | "
+           "generated novelty | generated max error-IoU | paper zoo | paper generated | paper gap (pp) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in reports:
+        z, g = r.row("zoo"), r.row("generated")
+        pz, pg, pgap = _paper_cells(r.paper)
+        out.append(f"| {r.experiment} | {r.profile} | {r.extras.get('n_params', '—')} | "
+                   f"{_fmt(z['acc_mean'])} ± {_fmt(z['acc_std'])} | {_fmt(g['acc_mean'])} ± {_fmt(g['acc_std'])} | "
+                   f"{r.gap_pp:+.2f} | {g['novelty']:.3f} | {g['max_iou']:.3f} | {pz} | {pg} | {pgap} |")
+    out += ["", NOTE]
+    for r in reports:
+        ex = r.extras
+        evr = ex.get("explained_variance_ratio") or []
+        out += [f"## {r.experiment} [{r.profile}]" + (f" — {r.paper['task']}" if "task" in r.paper else ""),
+                "", r.markdown_rows(), "",
+                f"Generated − zoo: **{r.gap_pp:+.2f} pp**. {novelty_summary(r)}"]
+        pz, pg, pgap = _paper_cells(r.paper)
+        if pz != "—":
+            out.append(f"The paper: zoo {pz}, generated {pg} ({pgap} pp); "
+                       f"here: zoo {_fmt(r.row('zoo')['acc_mean'])}, generated "
+                       f"{_fmt(r.row('generated')['acc_mean'])} ({r.gap_pp:+.2f} pp).")
+        if "note" in r.paper:
+            out.append(f"Paper note: {r.paper['note']}.")
+        out += ["", f"Parameters per net: {ex.get('n_params', '—')}; PCA components: "
+                f"{ex.get('n_components', '—')} ({100 * sum(evr):.1f} % of the variance)."
+                if evr else f"Parameters per net: {ex.get('n_params', '—')}.",
+                "", "Timings (s): " + _timings(r.timings), ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _timings(t: dict[str, float]) -> str:
+    """'zoo 1.0, align 0.1, ...' in pipeline order, unknown stages last."""
+    keys = [k for k in STAGES if k in t] + sorted(k for k in t if k not in STAGES)
+    return ", ".join(f"{k} {t[k]:.1f}" for k in keys)
+
+
+def _finite(obj: Any) -> Any:
+    """obj with NaN / inf floats replaced by None (strict JSON)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def results_json(reports: Sequence[Report], figure_files: dict[str, list[str]] | None = None) -> dict:
+    """Summary of every run: rows, gap, paper numbers, timings, sizes, figure files."""
+    return _finite({"experiments": [
+        {"experiment": r.experiment, "profile": r.profile, "rows": r.rows, "gap_pp": r.gap_pp,
+         "paper": r.paper, "timings": r.timings, "n_params": r.extras.get("n_params"),
+         "n_components": r.extras.get("n_components"),
+         "figures": (figure_files or {}).get(r.experiment, [])} for r in reports]})
+
+
+def _html(fig: go.Figure, div_id: str) -> bytes:
+    return fig.to_html(include_plotlyjs="cdn", full_html=True, div_id=div_id).encode()
+
+
+def render_pngs(figs: Sequence[go.Figure], scratch: Path) -> list[bytes]:
+    """PNG bytes of every figure, rendered by ONE kaleido call (one browser start)."""
+    if not figs:
+        return []
+    paths = [scratch / f"{i}.png" for i in range(len(figs))]
+    try:
+        pio.write_images(list(figs), paths, scale=PNG_SCALE,
+                         width=[f.layout.width for f in figs], height=[f.layout.height for f in figs])
+        data = [p.read_bytes() for p in paths]
+    except Exception as e:
+        raise DwfError(f"rendering PNGs with kaleido failed ({e}); kaleido drives a Chrome or "
+                       "Chromium browser: install the Debian package 'chromium' (make setup does)") from e
+    bad = [str(p) for p, d in zip(paths, data) if not d.startswith(PNG_MAGIC)]
+    if bad:
+        raise DwfError(f"kaleido wrote files that are not PNGs: {bad}; check the kaleido install")
+    return data
+
+
+def write(runs: Sequence[Run | Report], out_dir: str | Path = "paper_figures") -> dict[str, Any]:
+    """Write out_dir/<experiment>/<figure>.{png,html}, out_dir/results.md and results.json.
+    Returns the results.json content."""
+    out = Path(out_dir)
+    reports = [r.report if isinstance(r, Run) else r for r in runs]
+    if any(r is None for r in reports):
+        raise ConfigError("a run has no report: build it with dwf.pipeline.build(..., evaluate=True)")
+    named = [(r.experiment, name, fig) for r in reports for name, fig in figures(r).items()]
+    files: dict[Path, bytes] = {}
+    for exp, name, fig in named:
+        files[out / exp / f"{name}.html"] = _html(fig, f"{exp}-{name}")
+    out.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=out, prefix=".render-"))
+    try:
+        pngs = render_pngs([f for _, _, f in named], scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    for (exp, name, _), png in zip(named, pngs):
+        files[out / exp / f"{name}.png"] = png
+    listing: dict[str, list[str]] = {}
+    for exp, name, _ in named:
+        listing.setdefault(exp, []).extend([f"{exp}/{name}.png", f"{exp}/{name}.html"])
+    summary = results_json(reports, listing)
+    files[out / "results.md"] = results_markdown(reports).encode()
+    files[out / "results.json"] = (json.dumps(summary, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
+    for path, data in files.items():
+        atomic_write_bytes(path, data)
+    return summary

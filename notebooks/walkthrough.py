@@ -1,0 +1,324 @@
+import marimo
+
+__generated_with = "0.25.2"
+app = marimo.App(width="medium")
+
+
+@app.cell
+def _():
+    import math
+
+    import marimo as mo
+    import torch
+
+    import dwf
+    import dwf.paper
+    import dwf.plots
+
+    return dwf, math, mo, torch
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    # DeepWeightFlow, stage by stage
+
+    This notebook walks through one experiment of **dwf**, a re-build of *DeepWeightFlow:
+    Re-Basined Flow Matching for Generating Neural Network Weights* (Gupta et al., ICLR 2026).
+    The idea: train a *zoo* of networks, remove the symmetry that lets one function be written
+    with many different weight vectors, compress the aligned weights with PCA, and fit a
+    flow-matching model that turns Gaussian noise into the compressed weights of **new, complete
+    networks**, with no fine-tuning. Every number and figure below comes from `dwf`; the notebook
+    only calls it and draws.
+
+    Run it headless with
+    `python notebooks/walkthrough.py -- --profile smoke --artifacts /tmp/artifacts`, or
+    interactively with `marimo edit notebooks/walkthrough.py -- --profile quick`.
+    Options: `--experiment` (default `fmnist_mlp`), `--profile` (`smoke`, `quick`, `paper`;
+    default `quick`), `--artifacts` (the cache folder; default `artifacts`).
+    """)
+    return
+
+
+@app.cell
+def _(mo):
+    _args = mo.cli_args()
+    experiment_name = str(_args.get("experiment") or "fmnist_mlp")
+    profile = str(_args.get("profile") or "quick")
+    artifacts = str(_args.get("artifacts") or "artifacts")
+    return artifacts, experiment_name, profile
+
+
+@app.cell
+def _(artifacts, dwf, experiment_name, mo, profile):
+    exp = dwf.experiments.get(experiment_name, profile)
+    with mo.status.spinner(title=f"Building {experiment_name} [{profile}] (cached stages load in seconds)"):
+        run = dwf.pipeline.build(exp, artifacts, progress=False)
+    report = run.report
+    mo.md(f"Loaded **{exp.name}** with the **{exp.profile}** profile from "
+          f"`{run.root}`: every stage is cached there, keyed by a hash of its config.")
+    return exp, report, run
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## 1. Data
+
+    A classification dataset split three ways. The *validation* split is carved out of the
+    training split and is the only thing used to pick checkpoints; the *test* split is only ever
+    used to report accuracy. Inputs are standardized with training statistics.
+    """)
+    return
+
+
+@app.cell
+def _(dwf, exp, mo, run):
+    _d = run.data
+    _names = {"fmnist": ("T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                         "Sneaker", "Bag", "Boot")}.get(_d.name)
+    _text = mo.md(
+        f"**{_d.name}**: {len(_d.y_train)} training, {len(_d.y_val)} validation and "
+        f"{len(_d.y_test)} test examples of shape {_d.input_shape}, {_d.n_classes} classes. "
+        f"The architecture is an MLP {exp.arch.in_dim}-"
+        + "-".join(str(h) for h in exp.arch.hidden) + f"-{exp.arch.out_dim}."
+    )
+    _grid = (dwf.plots.image_grid(_d.x_train[:16], _d.y_train[:16].tolist(), _names)
+             if _d.x_train.ndim == 4 else None)
+    mo.vstack([_text, _grid] if _grid is not None else [_text])
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## 2. The zoo
+
+    The training set of the generator is itself a set of networks: the same architecture trained
+    from many random seeds. dwf trains all of them at once (one vectorized pass over the stacked
+    weights) and keeps each net's best-validation epoch.
+    """)
+    return
+
+
+@app.cell
+def _(dwf, mo, run):
+    _test = run.zoo.metric("test_acc")
+    mo.vstack([
+        mo.md(f"{run.zoo.n} nets, test accuracy {100 * float(_test.mean()):.2f} ± "
+              f"{100 * float(_test.std()):.2f} %."),
+        dwf.plots.zoo_accuracy_histogram(_test.tolist(), run.zoo.metric("val_acc").tolist()),
+    ])
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## 3. Symmetry: many weight vectors, one function
+
+    Shuffle the hidden units of a layer, rows of the weights that write them and columns of
+    the weights that read them alike, and the network computes exactly the same function. Two
+    zoo members can thus be far apart in weight space only because their units are listed in
+    different orders. Below, one zoo member is permuted with random permutations of every hidden
+    layer: its weights move a long way, its outputs do not (up to float rounding).
+    """)
+    return
+
+
+@app.cell
+def _(dwf, math, mo, run, torch):
+    perm_spec = dwf.rebasin.mlp_spec(run.zoo.layout.shapes())
+    _sd = run.zoo.state_dicts()[0]
+    _perms = dwf.rebasin.random_perms(perm_spec, torch.Generator().manual_seed(0))
+    _sd_perm = dwf.rebasin.apply_perms(perm_spec, _perms, _sd)
+    _model = dwf.archs.build(run.experiment.arch).eval()
+    _x = run.data.x_test[:1000]
+    with torch.no_grad():
+        _model.load_state_dict(_sd)
+        _out = _model(_x)
+        _model.load_state_dict(_sd_perm)
+        _out_perm = _model(_x)
+    sym_max_diff = float((_out - _out_perm).abs().max())
+    _flat = run.zoo.layout.flatten([_sd, _sd_perm])
+    _moved = float((_flat[0] - _flat[1]).norm())
+    _log10_copies = sum(math.lgamma(n + 1) for n in perm_spec.sizes.values()) / math.log(10)
+    print(f"max |f(x) - f_permuted(x)| over {len(_x)} test inputs: {sym_max_diff:.2e}")
+    mo.md(
+        f"Hidden groups: {dict(perm_spec.sizes)}, so each net has about 10^{_log10_copies:.0f} "
+        f"equivalent weight vectors. The permuted copy is {_moved:.2f} away in weight space "
+        f"(the weight vector itself has norm {float(_flat[0].norm()):.2f}), yet the largest "
+        f"difference in its logits over {len(_x)} test inputs is **{sym_max_diff:.1e}**."
+    )
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## 4. Re-basin: pick one representative per function
+
+    Git Re-Basin *weight matching* permutes every zoo member's hidden units to best match a
+    reference member (member 0): for each layer in turn, a linear assignment maximizes the inner
+    product between the reference's units and the member's units, until no layer improves. The
+    functions do not change; the zoo becomes a tighter cloud, which is far easier to model.
+    """)
+    return
+
+
+@app.cell
+def _(dwf, exp, mo, report):
+    _before = report.extras["dist_to_ref_before"]
+    _after = report.extras["dist_to_ref_after"]
+    _ref = exp.align.reference
+    _b = [v for i, v in enumerate(_before) if i != _ref]
+    _a = [v for i, v in enumerate(_after) if i != _ref]
+    mo.vstack([
+        mo.md(f"Mean distance to the reference: {sum(_b) / len(_b):.2f} before alignment, "
+              f"{sum(_a) / len(_a):.2f} after ({100 * (1 - sum(_a) / sum(_b)):.0f} % shorter). "
+              f"Zoo accuracy is unchanged, because every net still computes the same function."),
+        dwf.plots.alignment_distances(_before, _after, reference=_ref),
+    ])
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## 5. Dual PCA
+
+    With n nets of d weights (n ≪ d), PCA is done on the n × n Gram matrix of the centred
+    weight vectors rather than the d × d covariance ("dual" PCA); its eigenvectors are mapped
+    back to weight space. At most n − 1 directions carry variance. The explained-variance ratio
+    below is measured against the **full** variance (the trace), not just the kept components.
+    """)
+    return
+
+
+@app.cell
+def _(dwf, mo, report):
+    _ratio = report.extras["explained_variance_ratio"]
+    mo.vstack([
+        mo.md(f"{report.extras['n_params']} weights per net are compressed to "
+              f"{report.extras['n_components']} coordinates, keeping "
+              f"{100 * sum(_ratio):.1f} % of the zoo's variance."),
+        dwf.plots.pca_spectrum(_ratio),
+    ])
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## 6. Flow matching
+
+    A small MLP learns a velocity field v(x, t) that carries Gaussian noise x₀ (std s) to the
+    zoo's codes x₁ along straight lines: at a random time t it sees
+    x_t = (1 − t) x₀ + t x₁ (plus a little noise) and regresses x₁ − x₀. Fresh noise is drawn at
+    every step. A tenth of the codes is held out; the exponential moving average of the network
+    with the lowest held-out loss is kept. A gap between the two curves means the flow is
+    learning the training codes themselves rather than the distribution they come from.
+    """)
+    return
+
+
+@app.cell
+def _(dwf, report):
+    dwf.plots.flow_loss(report.extras["flow_history"])
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    Sampling integrates the learned field from t = 0 to 1 (RK4 by default). Here are sample
+    paths in the first two latent coordinates, from noise near the origin to the zoo's codes.
+    """)
+    return
+
+
+@app.cell
+def _(dwf, exp, run, torch):
+    _traj = run.flow.sample(24, steps=exp.sample.steps, method=exp.sample.method,
+                            generator=torch.Generator().manual_seed(0),
+                            source_std=exp.sample.source_std, trajectory=True)
+    dwf.plots.flow_trajectories(_traj.numpy(), targets=run.codes.numpy())
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## 7. Generation
+
+    Decode sampled codes with the inverse PCA, reshape them into state dicts, and the result is a
+    set of ready-to-use networks. Accuracy alone says little, so every run also scores two
+    trivial generators that need no learning at all: **noisy copies** of zoo members (Gaussian
+    noise of std σ on every weight) and **interpolations** between random pairs of aligned
+    members.
+    """)
+    return
+
+
+@app.cell
+def _(dwf, mo, report):
+    _acc = {r["name"]: report.populations[r["name"]]["acc"] for r in report.rows}
+    _g = report.row("generated")
+    mo.vstack([
+        mo.md(f"{_g['n']} generated nets: {100 * _g['acc_mean']:.2f} ± {100 * _g['acc_std']:.2f} % "
+              f"test accuracy, **{report.gap_pp:+.2f} pp** against the zoo; sampling and decoding "
+              f"took {report.timings.get('sample', float('nan')):.2f} s."),
+        dwf.plots.accuracy_distributions(_acc),
+    ])
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## 8. Novelty: new networks, or copies?
+
+    A generator that reproduces its training nets scores the zoo's accuracy for free. Two views
+    of novelty:
+
+    - **distance**: each net's distance to its nearest zoo member (aligned weight space),
+      divided by the zoo's own median nearest-neighbour distance: 1 means as far from the zoo
+      as zoo members are from one another, near 0 means near-copies;
+    - **behaviour**: the largest IoU between the set of test examples a net gets wrong and that
+      of any zoo member: near 1 means it makes the same mistakes as some original.
+
+    Good generated nets sit up and to the right of the noisy copies: as accurate, but further away.
+    """)
+    return
+
+
+@app.cell
+def _(dwf, mo, report):
+    _pops = {r["name"]: report.populations[r["name"]] for r in report.rows}
+    _nn = {k: p["nn_dist"] for k, p in _pops.items() if k != "zoo"}
+    mo.vstack([
+        mo.md(dwf.paper.novelty_summary(report)),
+        dwf.plots.novelty_scatter(report),
+        dwf.plots.novelty_per_net(_pops, report.extras["zoo_median_nn"]),
+        dwf.plots.nn_distance_histogram(_nn, report.extras["zoo_median_nn"]),
+        dwf.plots.iou_accuracy(_pops),
+    ])
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## 9. Results
+    """)
+    return
+
+
+@app.cell
+def _(dwf, mo, report):
+    mo.md(dwf.paper.results_markdown([report], title=""))
+    return
+
+
+if __name__ == "__main__":
+    app.run()

@@ -1,0 +1,132 @@
+"""The walkthrough (marimo) and reproduce (papermill) notebooks end to end on the smoke runs, and
+dwf.paper's writers on a hand-made report."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import papermill
+import pytest
+
+from dwf import experiments, paper, pipeline
+from dwf.errors import DwfError
+from dwf.report import Report
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_walkthrough_runs_headless(artifacts):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "notebooks" / "walkthrough.py"), "--",
+         "--profile", "smoke", "--artifacts", str(artifacts)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    # the symmetry demo ran: permuting hidden units leaves the outputs unchanged
+    m = re.search(r"max \|f\(x\) - f_permuted\(x\)\| over \d+ test inputs: (\S+)", proc.stdout)
+    assert m, proc.stdout[-2000:]
+    assert float(m.group(1)) < 1e-4
+
+
+@pytest.mark.slow
+def test_reproduce_notebook_writes_figures_and_results(artifacts, tmp_path):
+    names = ["iris_mlp", "fmnist_mlp"]
+    out = tmp_path / "paper_figures"
+    papermill.execute_notebook(
+        str(ROOT / "notebooks" / "reproduce.ipynb"), str(tmp_path / "reproduce-smoke.ipynb"),
+        parameters={"profile": "smoke", "experiments": names, "out_dir": str(out),
+                    "artifacts": str(artifacts)},
+        kernel_name="python3", progress_bar=False, cwd=str(ROOT))
+    md = (out / "results.md").read_text()
+    summary = json.loads((out / "results.json").read_text())
+    assert [e["experiment"] for e in summary["experiments"]] == names
+    for name in names:
+        rep = json.loads((pipeline.experiment_dir(experiments.get(name, "smoke"), artifacts)
+                          / "report.json").read_text())
+        figs = paper.figures(Report(**rep))
+        assert len(figs) >= 7
+        for fig in figs:
+            png = (out / name / f"{fig}.png").read_bytes()
+            assert png.startswith(paper.PNG_MAGIC) and len(png) > 10_000, (name, fig, len(png))
+            html = (out / name / f"{fig}.html").read_text()
+            assert f'id="{name}-{fig}"' in html and "cdn.plot.ly" in html
+        gen = next(r for r in rep["rows"] if r["name"] == "generated")
+        row = [line for line in md.splitlines() if line.startswith(f"| {name} | smoke |")]
+        assert len(row) == 1, md
+        assert f"{100 * gen['acc_mean']:.2f} ± {100 * gen['acc_std']:.2f}" in row[0]
+        assert f"## {name} [smoke]" in md
+    assert not list(out.glob(".*")), "scratch files left behind"
+
+
+def _report(name: str = "toy", paper_numbers: bool = True) -> Report:
+    def pop(n, acc, dist, iou):
+        return {"name": n, "acc": [acc - 0.01, acc + 0.01], "nn_dist": [dist, dist], "max_iou": [iou, iou]}
+
+    rows = [
+        {"name": "zoo", "n": 10, "acc_mean": 0.90, "acc_std": 0.01, "acc_min": 0.88, "acc_max": 0.92,
+         "novelty": 1.0, "max_iou": 0.70},
+        {"name": "generated", "n": 20, "acc_mean": 0.885, "acc_std": 0.02, "acc_min": 0.85,
+         "acc_max": 0.91, "novelty": 0.05, "max_iou": 0.93},
+        {"name": "noisy σ=0.001", "n": 8, "acc_mean": 0.9, "acc_std": 0.01, "acc_min": 0.88,
+         "acc_max": 0.92, "novelty": 0.01, "max_iou": 0.99},
+        {"name": "noisy σ=0.01", "n": 8, "acc_mean": 0.89, "acc_std": 0.01, "acc_min": 0.87,
+         "acc_max": 0.91, "novelty": 0.15, "max_iou": 0.85},
+        {"name": "interpolation", "n": 8, "acc_mean": 0.7, "acc_std": 0.05, "acc_min": 0.6,
+         "acc_max": 0.8, "novelty": 0.45, "max_iou": 0.5},
+    ]
+    pops = {r["name"]: pop(r["name"], r["acc_mean"], r["novelty"] * 2.0, r["max_iou"]) for r in rows}
+    extras = {"explained_variance_ratio": [0.5, 0.3, 0.1], "n_params": 1234, "n_components": 3,
+              "zoo_median_nn": 2.0, "zoo_val_acc": [0.9, 0.91],
+              "flow_history": {"step": [1, 2], "train_loss": [1.0, 0.5], "val_loss": [float("nan")] * 2,
+                               "best_val_loss": float("inf")},
+              "dist_to_ref_before": [0.0, 5.0, 6.0], "dist_to_ref_after": [0.0, 3.0, 3.5]}
+    pn = ({"task": "MLP / MNIST", "zoo": 96.32, "zoo_std": 0.20, "generated": 96.17, "generated_std": 0.31}
+          if paper_numbers else {"task": "Iris", "note": "shown only qualitatively"})
+    return Report(name, "smoke", {"align": {"reference": 0}}, rows, pops,
+                  {"flow": 2.5, "zoo": 1.0, "align": 0.3, "custom": 0.1}, extras, pn)
+
+
+def test_results_markdown_on_a_handmade_report():
+    a, b = _report("toy"), _report("other", paper_numbers=False)
+    md = paper.results_markdown([a, b])
+    lines = md.splitlines()
+    toy = [line for line in lines if line.startswith("| toy |")]
+    assert toy == ["| toy | smoke | 1234 | 90.00 ± 1.00 | 88.50 ± 2.00 | -1.50 | 0.050 | 0.930 | "
+                   "96.32 ± 0.20 | 96.17 ± 0.31 | -0.15 |"]
+    other = [line for line in lines if line.startswith("| other |")]
+    assert len(other) == 1 and other[0].endswith("| — | — | — |")
+    assert a.markdown_rows() in md and b.markdown_rows() in md
+    assert "## toy [smoke] — MLP / MNIST" in md and "Paper note: shown only qualitatively." in md
+    assert "The paper: zoo 96.32 ± 0.20, generated 96.17 ± 0.31 (-0.15 pp)" in md
+    assert "between noisy σ=0.001 (0.010) and noisy σ=0.01 (0.150)" in md
+    assert "Timings (s): zoo 1.0, align 0.3, flow 2.5, custom 0.1" in md
+    assert "PCA components: 3 (90.0 % of the variance)" in md
+    assert "*Novelty*" in md and "*Max error-IoU*" in md
+    assert md.index("| toy |") < md.index("| other |") < md.index("## toy")
+
+
+def test_write_is_atomic_and_html_byte_stable(tmp_path, monkeypatch):
+    rep = _report()
+    names = list(paper.figures(rep))
+    fake = [paper.PNG_MAGIC + bytes([i]) * 64 for i in range(len(names))]
+    with monkeypatch.context() as m:
+        m.setattr(paper, "render_pngs", lambda figs, scratch: fake[:len(figs)])
+        first = paper.write([rep], tmp_path / "a")
+        paper.write([rep], tmp_path / "b")
+    for n in names:
+        assert (tmp_path / "a/toy" / f"{n}.html").read_bytes() == (tmp_path / "b/toy" / f"{n}.html").read_bytes()
+        assert (tmp_path / "a/toy" / f"{n}.png").read_bytes() == fake[names.index(n)]
+    data = json.loads((tmp_path / "a/results.json").read_text())   # strict JSON: NaN/inf became null
+    assert data == first and data["experiments"][0]["gap_pp"] == pytest.approx(-1.5)
+    assert "toy/flow_loss.png" in data["experiments"][0]["figures"]
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("browser crashed")
+
+    monkeypatch.setattr(paper.pio, "write_images", broken)
+    with pytest.raises(DwfError, match="browser crashed.*chromium"):
+        paper.write([rep], tmp_path / "c")
+    assert not [p for p in (tmp_path / "c").rglob("*") if p.is_file()]
