@@ -21,7 +21,7 @@ from .io import load_tensors, save_tensors
 def _slab(X, j0: int, j1: int, device, dtype) -> torch.Tensor:
     part = X[:, j0:j1]
     if isinstance(part, np.ndarray):
-        part = torch.from_numpy(np.ascontiguousarray(part))
+        part = torch.from_numpy(np.require(part, requirements=("C", "W")))  # copy of read-only memmaps
     return part.to(device=device, dtype=dtype)
 
 

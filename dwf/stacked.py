@@ -17,8 +17,12 @@ def forward(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tenso
 
     params: {name: (n, *shape)} for the model's parameters (and float buffers, if given).
     x: (B, ...) fed to every model when `shared_input`, else (n, B, ...) one batch per model.
-    returns (n, B, C).
+    returns (n, B, C). Architectures with a `forward_stacked` method use it (hand-batched
+    maths, same result); every other module goes through torch.func.vmap.
     """
+    if hasattr(model, "forward_stacked"):
+        return model.forward_stacked(params, x, shared_input)
+
     def one(p, xb):
         return functional_call(model, dict(p), (xb,))
 

@@ -21,7 +21,7 @@ from . import archs, stacked
 from .config import ArchSpec, ZooSpec
 from .data import Dataset
 from .devices import resolve
-from .errors import ArtifactError
+from .errors import ArtifactError, ConfigError
 from .io import load_json, load_tensors, save_json, save_tensors
 from .layout import ParamLayout
 
@@ -91,10 +91,38 @@ def model_seed(zoo_seed: int, i: int) -> int:
     return zoo_seed * 1_000_003 + i
 
 
-def epoch_order(seed: int, epoch: int, n_samples: int) -> torch.Tensor:
-    """Minibatch order of one model in one epoch: depends only on that model's seed, so a model
-    trains the same whichever zoo (and batch of models) it is part of."""
-    return torch.randperm(n_samples, generator=torch.Generator().manual_seed(seed * 1009 + epoch))
+def epoch_permutation(zoo_seed: int, epoch: int, n_samples: int) -> torch.Tensor:
+    """The epoch's shared shuffle of the training set."""
+    return torch.randperm(n_samples, generator=torch.Generator().manual_seed(zoo_seed * 1009 + epoch))
+
+
+def model_offset(i: int, n_models: int, n_samples: int) -> int:
+    """Where model i starts reading the shared shuffle: offsets spread evenly over the epoch."""
+    return i * (n_samples // n_models)
+
+
+def epoch_order(zoo_seed: int, epoch: int, i: int, n_models: int, n_samples: int) -> torch.Tensor:
+    """Sample order of model i in one epoch: the shared shuffle rotated by the model's offset.
+
+    Every model sees every sample once per epoch, cut into different minibatches at different
+    times. Rotations of one shuffle (rather than n independent shuffles) make each step's n
+    minibatches a strided view of one buffer, so no per-step gather is needed.
+    """
+    return epoch_permutation(zoo_seed, epoch, n_samples).roll(-model_offset(i, n_models, n_samples))
+
+
+def _minibatches(x: torch.Tensor, y: torch.Tensor, perm: torch.Tensor, n: int, B: int):
+    """Yield (x (n, B, ...), y (n, B)) for each step: model i's step-s batch is rows
+    [s*B + offset_i, s*B + offset_i + B) of the shuffled data repeated twice (so rotations
+    never wrap). Views, not copies."""
+    N, c = len(x), len(x) // n
+    xs, ys = x[perm].reshape(N, -1), y[perm]
+    xs, ys = torch.cat([xs, xs]), torch.cat([ys, ys])                 # (2N, D), (2N,)
+    D = xs.shape[1]
+    for s in range(N // B):
+        xb = xs.as_strided((n, B, D), (c * D, D, 1), s * B * D)
+        yb = ys.as_strided((n, B), (c, 1), s * B)
+        yield xb.view(n, B, *x.shape[1:]), yb
 
 
 def _accuracy(model, params, x, y) -> torch.Tensor:
@@ -118,7 +146,9 @@ def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path 
     best = {k: v.detach().clone() for k, v in params.items()}
     best_val = torch.full((n,), -1.0)
     best_epoch = torch.zeros(n, dtype=torch.long)
-    opt = torch.optim.AdamW(list(params.values()), lr=spec.lr, weight_decay=spec.weight_decay)
+    # fused: one kernel for the whole stacked update (same maths as the default implementation)
+    opt = torch.optim.AdamW(list(params.values()), lr=spec.lr, weight_decay=spec.weight_decay,
+                            fused=True)
     start_epoch, losses = 0, []
 
     ck = Path(out_dir) / CKPT if out_dir else None
@@ -130,16 +160,18 @@ def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path 
     xval, yval = data.x_val.to(dev), data.y_val.to(dev)
     N, B = len(xtr), min(spec.batch_size, len(xtr))
     steps = N // B
+    if n > N:
+        raise ConfigError(f"{n} models but only {N} training samples: every model needs its own "
+                          "starting point in the data; train fewer models or use more data")
     t0 = time.perf_counter()
     bar = tqdm(total=spec.epochs * steps, initial=start_epoch * steps, disable=not progress,
                desc=f"zoo: {n} models", unit="step")
     for epoch in range(start_epoch, spec.epochs):
-        order = torch.stack([epoch_order(model_seed(spec.seed, i), epoch, N) for i in range(n)]).to(dev)  # (n, N)
+        perm = epoch_permutation(spec.seed, epoch, N).to(dev)
         epoch_loss = torch.zeros(n, device=dev)
-        for s in range(steps):
-            idx = order[:, s * B:(s + 1) * B]                                  # (n, B)
-            logits = stacked.forward(model, params, xtr[idx], shared_input=False)  # (n, B, C)
-            loss = F.cross_entropy(logits.flatten(0, 1), ytr[idx].flatten(), reduction="none")
+        for x, y in _minibatches(xtr, ytr, perm, n, B):                    # (n, B, ...), (n, B)
+            logits = stacked.forward(model, params, x, shared_input=False)     # (n, B, C)
+            loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
             loss = loss.view(n, B).mean(1)                                     # (n,)
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()

@@ -23,3 +23,22 @@ def test_offsets_are_contiguous():
     ends = [e.offset + e.numel for e in layout.entries]
     assert [e.offset for e in layout.entries][1:] == ends[:-1]
     assert ends[-1] == layout.dim
+
+
+def test_hand_batched_mlp_matches_vmap_and_single_models():
+    from torch.func import functional_call, vmap
+
+    from dwf import stacked
+    arch = ArchSpec("mlp", 12, (7, 5), 3)
+    model = archs.build(arch)
+    sds = [archs.build(arch, seed=s).state_dict() for s in range(4)]
+    params = {k: torch.stack([sd[k] for sd in sds]) for k in sds[0]}
+    x = torch.randn(9, 12)
+    xs = torch.randn(4, 9, 12)
+    ref_shared = vmap(lambda p: functional_call(model, p, (x,)))(params)
+    ref_own = vmap(lambda p, xb: functional_call(model, p, (xb,)))(params, xs)
+    assert torch.allclose(stacked.forward(model, params, x), ref_shared, atol=1e-6)
+    assert torch.allclose(stacked.forward(model, params, xs, shared_input=False), ref_own, atol=1e-6)
+    single = archs.build(arch)
+    single.load_state_dict(sds[2])
+    assert torch.allclose(stacked.forward(model, params, x)[2], single(x), atol=1e-6)

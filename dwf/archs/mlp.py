@@ -1,6 +1,8 @@
 """Multi-layer perceptron: flatten, then Linear-ReLU blocks and a linear head."""
 from __future__ import annotations
 
+from typing import Mapping
+
 import torch
 from torch import nn
 
@@ -16,3 +18,18 @@ class MLP(nn.Module):
         for layer in self.fc[:-1]:
             x = torch.relu(layer(x))          # (B, hidden_i)
         return self.fc[-1](x)                 # (B, out_dim) logits
+
+    def forward_stacked(self, params: Mapping[str, torch.Tensor], x: torch.Tensor,
+                        shared_input: bool) -> torch.Tensor:
+        """n MLPs at once with batched matmuls (what vmap would do, without its overhead).
+
+        params: {name: (n, *shape)}; x: (B, ...) shared or (n, B, ...) per model -> (n, B, out).
+        """
+        x = x.flatten(1) if shared_input else x.flatten(2)  # (B, in) or (n, B, in)
+        last = len(self.fc) - 1
+        for i in range(last + 1):
+            w, b = params[f"fc.{i}.weight"], params[f"fc.{i}.bias"]   # (n, out, in), (n, out)
+            x = torch.matmul(x, w.transpose(1, 2)) + b[:, None]      # (n, B, out)
+            if i < last:
+                x = torch.relu(x)
+        return x

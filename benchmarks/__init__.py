@@ -1,0 +1,1 @@
+"""Speed benchmarks, reported as ratios: `python -m benchmarks` (or `make bench`)."""

@@ -1,0 +1,34 @@
+"""The benchmark helpers compute what they claim, at tiny sizes (speed is never asserted)."""
+import numpy as np
+import torch
+
+from benchmarks import bench_pca, bench_zoo
+from dwf import ArchSpec, DataSpec, ZooSpec, data, train_zoo
+
+
+def test_sequential_loop_reproduces_train_zoo():
+    digits = data.load(DataSpec("digits"))
+    arch, spec = ArchSpec("mlp", 64, (16,), 10), ZooSpec(n_models=3, epochs=2, batch_size=64, seed=1)
+    zoo = train_zoo(digits, arch, spec, progress=False, device="cpu")
+    params, acc = bench_zoo.train_sequential(digits, arch, spec)
+    for k in zoo.params:
+        assert torch.allclose(zoo.params[k], params[k], atol=1e-5), k
+    assert torch.allclose(zoo.metric("test_acc"), acc, atol=1e-3)
+
+
+def test_subspace_error_is_sin_of_the_largest_principal_angle():
+    rng = np.random.default_rng(0)
+    Q, _ = np.linalg.qr(rng.standard_normal((50, 4)))
+    V = Q.T                                                  # (4, 50) orthonormal rows
+    R, _ = np.linalg.qr(rng.standard_normal((4, 4)))
+    assert bench_pca.subspace_error(V, R @ V) < 1e-12        # another basis, same subspace
+    theta = 0.3
+    W = V.copy()
+    W[0] = np.cos(theta) * V[0] + np.sin(theta) * V[3]
+    assert np.isclose(bench_pca.subspace_error(V[:3], W[:3]), np.sin(theta))
+
+
+def test_pca_bench_agrees_with_sklearn_at_tiny_size():
+    r = bench_pca.run(n=20, d=3000, k=5)
+    assert r.subspace_error < 1e-3 and r.memmap_subspace_error < 1e-8
+    assert r.max_abs_evr_diff < 1e-5
