@@ -21,10 +21,11 @@ class DataSpec:
 
 @dataclass(frozen=True)
 class ArchSpec:
-    kind: str                      # "mlp"
-    in_dim: int
-    hidden: tuple[int, ...]
-    out_dim: int
+    kind: str                      # "mlp" | "cnn" | "resnet20" | "resnet18"
+    in_dim: int                    # input features (mlp) or input channels (convnets)
+    hidden: tuple[int, ...] = ()   # hidden widths (mlp) or channels per conv stage (cnn)
+    out_dim: int = 10              # classes
+    width: float = 1.0             # channel multiplier (resnets)
 
 
 @dataclass(frozen=True)
