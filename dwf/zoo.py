@@ -143,7 +143,10 @@ def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path 
     inits = [archs.build(arch, seed=model_seed(spec.seed, i)).state_dict() for i in range(n)]
     names = [k for k, _ in model.named_parameters()]
     params = {k: torch.stack([sd[k] for sd in inits]).to(dev).requires_grad_() for k in names}
-    best = {k: v.detach().clone() for k, v in params.items()}
+    # BatchNorm running statistics: stacked too, updated in place per model inside vmap
+    buffers = {k: torch.stack([sd[k] for sd in inits]).to(dev) for k, _ in model.named_buffers()}
+    state = {**params, **buffers}                                             # same tensor objects
+    best = {k: v.detach().clone() for k, v in state.items()}
     best_val = torch.full((n,), -1.0)
     best_epoch = torch.zeros(n, dtype=torch.long)
     # fused: one kernel for the whole stacked update (same maths as the default implementation)
@@ -153,7 +156,7 @@ def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path 
 
     ck = Path(out_dir) / CKPT if out_dir else None
     if ck is not None and ck.exists():
-        start_epoch, losses = _resume(ck, params, best, best_val, best_epoch, opt, spec)
+        start_epoch, losses = _resume(ck, state, best, best_val, best_epoch, opt)
         log.info("resuming zoo training at epoch %d", start_epoch)
 
     xtr, ytr = data.x_train.to(dev), data.y_train.to(dev)
@@ -169,8 +172,9 @@ def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path 
     for epoch in range(start_epoch, spec.epochs):
         perm = epoch_permutation(spec.seed, epoch, N).to(dev)
         epoch_loss = torch.zeros(n, device=dev)
+        model.train()
         for x, y in _minibatches(xtr, ytr, perm, n, B):                    # (n, B, ...), (n, B)
-            logits = stacked.forward(model, params, x, shared_input=False)     # (n, B, C)
+            logits = stacked.forward(model, state, x, shared_input=False)      # (n, B, C)
             loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
             loss = loss.view(n, B).mean(1)                                     # (n,)
             opt.zero_grad(set_to_none=True)
@@ -178,7 +182,8 @@ def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path 
             opt.step()
             epoch_loss += loss.detach()
             bar.update()
-        detached = {k: v.detach() for k, v in params.items()}
+        model.eval()
+        detached = {k: v.detach() for k, v in state.items()}
         val_acc = _accuracy(model, detached, xval, yval).cpu()
         better = val_acc > best_val
         for k in best:
@@ -188,7 +193,7 @@ def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path 
         losses.append((epoch_loss / steps).cpu().tolist())
         bar.set_postfix(val_acc=f"{val_acc.mean():.3f}")
         if ck is not None:
-            _checkpoint(ck, epoch + 1, params, best, best_val, best_epoch, opt, losses)
+            _checkpoint(ck, epoch + 1, state, best, best_val, best_epoch, opt, losses)
         if on_epoch_end is not None:
             on_epoch_end(epoch)
     bar.close()
@@ -207,8 +212,8 @@ def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path 
     return zoo
 
 
-def _checkpoint(path: Path, epoch, params, best, best_val, best_epoch, opt, losses) -> None:
-    t = {f"params.{k}": v.detach() for k, v in params.items()}
+def _checkpoint(path: Path, epoch, state, best, best_val, best_epoch, opt, losses) -> None:
+    t = {f"state.{k}": v.detach() for k, v in state.items()}
     t |= {f"best.{k}": v for k, v in best.items()}
     t |= {"best_val": best_val, "best_epoch": best_epoch}
     for i, st in opt.state_dict()["state"].items():
@@ -217,18 +222,18 @@ def _checkpoint(path: Path, epoch, params, best, best_val, best_epoch, opt, loss
     save_json(path.with_name(CKPT_META), {"epoch": epoch, "losses": losses})
 
 
-def _resume(path: Path, params, best, best_val, best_epoch, opt, spec) -> tuple[int, list]:
+def _resume(path: Path, state, best, best_val, best_epoch, opt) -> tuple[int, list]:
     t = load_tensors(path)
     meta = load_json(path.with_name(CKPT_META))
     try:
         with torch.no_grad():
-            for k in params:
-                params[k].copy_(t[f"params.{k}"])
+            for k in state:
+                state[k].copy_(t[f"state.{k}"])
                 best[k].copy_(t[f"best.{k}"])
         best_val.copy_(t["best_val"])
         best_epoch.copy_(t["best_epoch"])
         sd = opt.state_dict()
-        for i in range(len(params)):
+        for i in range(len(opt.param_groups[0]["params"])):
             sd["state"][i] = {k.split(".")[2]: v for k, v in t.items() if k.startswith(f"opt.{i}.")}
         opt.load_state_dict(sd)
     except (KeyError, RuntimeError) as e:
