@@ -1,5 +1,5 @@
 """dwf: generate complete neural-network weights with re-basined flow matching (DeepWeightFlow)."""
-from . import archs, data, evaluate, experiments, flow, ode, pipeline, rebasin
+from . import archs, bn, data, evaluate, experiments, flow, interpolate, ode, pipeline, rebasin
 from .config import (AlignSpec, ArchSpec, DataSpec, EvalSpec, Experiment, FlowSpec, PCASpec,
                      SampleSpec, ZooSpec)
 from .errors import ArtifactError, ConfigError, DatasetUnavailable, DwfError
@@ -10,5 +10,5 @@ from .zoo import Zoo, train_zoo
 
 __all__ = ["AlignSpec", "ArchSpec", "ArtifactError", "ConfigError", "DataSpec", "DatasetUnavailable",
            "DualPCA", "DwfError", "EvalSpec", "Experiment", "FlowSpec", "PCASpec", "ParamLayout",
-           "Report", "SampleSpec", "Zoo", "ZooSpec", "archs", "data", "evaluate", "experiments",
-           "flow", "ode", "pipeline", "rebasin", "train_zoo"]
+           "Report", "SampleSpec", "Zoo", "ZooSpec", "archs", "bn", "data", "evaluate", "experiments",
+           "flow", "interpolate", "ode", "pipeline", "rebasin", "train_zoo"]
