@@ -59,6 +59,9 @@ def figures(report: Report) -> dict[str, go.Figure]:
         "nn_distance_histogram": plots.nn_distance_histogram(
             {k: p["nn_dist"] for k, p in pops.items() if k != "zoo"}, ex["zoo_median_nn"],
             title="Distance to the nearest zoo member" + tag),
+        **({"interpolation_barrier": plots.interpolation_barrier(
+            ex["interpolation"], title="Loss along the line between two zoo members" + tag)}
+           if "interpolation" in ex else {}),
         "alignment_distances": plots.alignment_distances(
             ex.get("dist_to_ref_before", []), ex.get("dist_to_ref_after", []), reference=ref,
             title="Distance to the reference member, before and after re-basin" + tag),
@@ -126,6 +129,10 @@ def results_markdown(reports: Sequence[Report], title: str = "# Results") -> str
                        f"{_fmt(r.row('generated')['acc_mean'])} ({r.gap_pp:+.2f} pp).")
         if "note" in r.paper:
             out.append(f"Paper note: {r.paper['note']}.")
+        if "interpolation" in ex:
+            ip = ex["interpolation"]
+            out.append(f"Loss barrier between zoo members 0 and 1: naive {ip['naive_barrier']:.3f}, "
+                       f"aligned {ip['aligned_barrier']:.3f}.")
         out += ["", f"Parameters per net: {ex.get('n_params', '—')}; PCA components: "
                 f"{ex.get('n_components', '—')} ({100 * sum(evr):.1f} % of the variance)."
                 if evr else f"Parameters per net: {ex.get('n_params', '—')}.",

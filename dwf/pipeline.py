@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from . import archs, data as data_mod, evaluate as ev, flow as flow_mod, stacked
+from . import archs, data as data_mod, evaluate as ev, flow as flow_mod, interpolate as interp, stacked
 from .config import Experiment
 from .data import Dataset
 from .flow import Flow
@@ -205,7 +205,13 @@ def evaluate_run(run: Run, gen: Generated) -> Report:
     ref = ev.ZooReference.build(zoo_vecs, preds["zoo"], y)
     pops = {k: ev.population(k, populations[k], preds[k], y, ref, is_zoo=(k == "zoo"))
             for k in populations}
+    naive, aligned = interp.naive_vs_aligned(model, mlp_spec(layout.shapes()), *run.zoo.state_dicts()[:2],
+                                              x, y, seed=exp.align.seed)
     extras = {
+        "interpolation": {"lambdas": naive.lambdas.tolist(),
+                          "naive_loss": naive.loss.tolist(), "aligned_loss": aligned.loss.tolist(),
+                          "naive_acc": naive.acc.tolist(), "aligned_acc": aligned.acc.tolist(),
+                          "naive_barrier": interp.barrier(naive), "aligned_barrier": interp.barrier(aligned)},
         "explained_variance_ratio": run.pca.explained_variance_ratio_.tolist(),
         "flow_history": run.flow.history,
         "zoo_val_acc": run.zoo.metric("val_acc").tolist(),

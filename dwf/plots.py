@@ -167,3 +167,17 @@ def image_grid(images, labels: Sequence[int], class_names: Sequence[str] | None 
     fig.update_layout(template=TEMPLATE, title=title, width=760, height=120 + 110 * rows,
                       margin=dict(l=10, r=10, t=70, b=10))
     return fig
+
+
+def interpolation_barrier(path: Mapping[str, Sequence[float]],
+                          title: str = "Loss along the straight line between two zoo members") -> go.Figure:
+    """Naive vs aligned linear-interpolation paths (the re-basin barrier plot).
+
+    path: lambdas, naive_loss, aligned_loss, naive_barrier, aligned_barrier (a report's extras)."""
+    fig = go.Figure([
+        go.Scatter(x=path["lambdas"], y=path["naive_loss"], mode="lines+markers",
+                   name=f"naive (barrier {path['naive_barrier']:.3f})"),
+        go.Scatter(x=path["lambdas"], y=path["aligned_loss"], mode="lines+markers",
+                   name=f"aligned by weight matching (barrier {path['aligned_barrier']:.3f})"),
+    ])
+    return _layout(fig, title, "λ  (θ = (1 − λ) θ_a + λ θ_b)", "test loss")

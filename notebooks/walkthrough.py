@@ -185,6 +185,23 @@ def _(dwf, exp, mo, report):
 @app.cell(hide_code=True)
 def _(mo):
     mo.md(r"""
+    The classic re-basin picture: walk the straight line θ(λ) = (1 − λ) θ_a + λ θ_b between two
+    zoo members. As trained, the midpoint is a much worse network (a *loss barrier*); after
+    permuting θ_b's units to match θ_a, the path stays low. This is why averaging, PCA and flows
+    work far better on aligned weights.
+    """)
+    return
+
+
+@app.cell
+def _(dwf, report):
+    dwf.plots.interpolation_barrier(report.extras["interpolation"])
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
     ## 5. Dual PCA
 
     With n nets of d weights (n ≪ d), PCA is done on the n × n Gram matrix of the centred
