@@ -1,5 +1,5 @@
 """dwf: generate complete neural-network weights with re-basined flow matching (DeepWeightFlow)."""
-from . import archs, bn, data, evaluate, experiments, flow, interpolate, ode, pipeline, rebasin
+from . import archs, bn, data, evaluate, experiments, flow, interpolate, ode, pipeline, plots, rebasin
 from .config import (AlignSpec, ArchSpec, DataSpec, EvalSpec, Experiment, FlowSpec, PCASpec,
                      SampleSpec, ZooSpec)
 from .errors import ArtifactError, ConfigError, DatasetUnavailable, DwfError
@@ -11,4 +11,4 @@ from .zoo import Zoo, train_zoo
 __all__ = ["AlignSpec", "ArchSpec", "ArtifactError", "ConfigError", "DataSpec", "DatasetUnavailable",
            "DualPCA", "DwfError", "EvalSpec", "Experiment", "FlowSpec", "PCASpec", "ParamLayout",
            "Report", "SampleSpec", "Zoo", "ZooSpec", "archs", "bn", "data", "evaluate", "experiments",
-           "flow", "interpolate", "ode", "pipeline", "rebasin", "train_zoo"]
+           "flow", "interpolate", "ode", "pipeline", "plots", "rebasin", "train_zoo"]

@@ -183,9 +183,10 @@ def sample(run: Run, n: int | None = None, steps: int | None = None, method: str
                     s.seed if seed is None else seed)
 
 
-def evaluate_run(run: Run, gen: Generated) -> Report:
+def evaluate_run(run: Run, gen: Generated, barrier: bool = True) -> Report:
     """Score generated nets beside the zoo and the trivial baselines (noisy copies,
-    interpolations of aligned pairs), from predictions computed once per population."""
+    interpolations of aligned pairs), from predictions computed once per population.
+    With `barrier`, also the loss along naive and aligned paths between zoo members 0 and 1."""
     exp = run.experiment
     timings = {**run.timings, "sample": gen.seconds}
     model = archs.build(exp.arch)
@@ -205,13 +206,16 @@ def evaluate_run(run: Run, gen: Generated) -> Report:
     ref = ev.ZooReference.build(zoo_vecs, preds["zoo"], y)
     pops = {k: ev.population(k, populations[k], preds[k], y, ref, is_zoo=(k == "zoo"))
             for k in populations}
-    naive, aligned = interp.naive_vs_aligned(model, mlp_spec(layout.shapes()), *run.zoo.state_dicts()[:2],
-                                              x, y, seed=exp.align.seed)
-    extras = {
-        "interpolation": {"lambdas": naive.lambdas.tolist(),
-                          "naive_loss": naive.loss.tolist(), "aligned_loss": aligned.loss.tolist(),
-                          "naive_acc": naive.acc.tolist(), "aligned_acc": aligned.acc.tolist(),
-                          "naive_barrier": interp.barrier(naive), "aligned_barrier": interp.barrier(aligned)},
+    extras = {}
+    if barrier:
+        naive, aligned = interp.naive_vs_aligned(model, mlp_spec(layout.shapes()),
+                                                  *run.zoo.state_dicts()[:2], x, y, seed=exp.align.seed)
+        extras["interpolation"] = {
+            "lambdas": naive.lambdas.tolist(),
+            "naive_loss": naive.loss.tolist(), "aligned_loss": aligned.loss.tolist(),
+            "naive_acc": naive.acc.tolist(), "aligned_acc": aligned.acc.tolist(),
+            "naive_barrier": interp.barrier(naive), "aligned_barrier": interp.barrier(aligned)}
+    extras |= {
         "explained_variance_ratio": run.pca.explained_variance_ratio_.tolist(),
         "flow_history": run.flow.history,
         "zoo_val_acc": run.zoo.metric("val_acc").tolist(),

@@ -32,7 +32,9 @@ def forward(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tenso
 @torch.no_grad()
 def predict(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tensor,
             batch_size: int = 2048, model_chunk: int = 64) -> torch.Tensor:
-    """Class predictions (n, N) int64 of n stacked models on inputs x (N, ...)."""
+    """Class predictions (n, N) int64 of n stacked models on inputs x (N, ...), in eval mode
+    (BatchNorm uses the running statistics given in `params`)."""
+    model.eval()
     n = next(iter(params.values())).shape[0]
     rows = []
     for m0 in range(0, n, model_chunk):
