@@ -1,23 +1,54 @@
 """Model builders, one per architecture family, all seeded explicitly."""
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
 from ..config import ArchSpec
 from ..errors import ConfigError
+from .cnn import CNN
 from .mlp import MLP
+from .resnet import ResNet, resnet18, resnet20
 
-__all__ = ["MLP", "build"]
+__all__ = ["CNN", "KINDS", "MLP", "ResNet", "build", "resnet18", "resnet20"]
+
+
+def _mlp(arch: ArchSpec) -> nn.Module:
+    return MLP(arch.in_dim, tuple(arch.hidden), arch.out_dim)
+
+
+def _cnn(arch: ArchSpec) -> nn.Module:
+    if not arch.hidden:
+        raise ConfigError("a cnn needs its channels per conv block in `hidden`, e.g. (16, 32, 64)")
+    channels = tuple(max(1, round(c * arch.width)) for c in arch.hidden)
+    return CNN(arch.in_dim, channels, arch.out_dim)
+
+
+def _resnet(make: Callable[..., nn.Module]) -> Callable[[ArchSpec], nn.Module]:
+    def builder(arch: ArchSpec) -> nn.Module:
+        if arch.hidden:
+            raise ConfigError(f"{arch.kind} has fixed stage widths; leave `hidden` empty and "
+                              f"scale the channels with `width` (got hidden={arch.hidden})")
+        return make(arch.in_dim, arch.out_dim, arch.width)
+    return builder
+
+
+_BUILDERS: dict[str, Callable[[ArchSpec], nn.Module]] = {
+    "mlp": _mlp, "cnn": _cnn, "resnet20": _resnet(resnet20), "resnet18": _resnet(resnet18)}
+KINDS = tuple(_BUILDERS)
 
 
 def build(arch: ArchSpec, seed: int | None = None) -> nn.Module:
     """A fresh model for `arch`; with `seed`, its initialization is reproducible and isolated
-    from the global RNG."""
-    if arch.kind != "mlp":
-        raise ConfigError(f"unknown architecture kind {arch.kind!r}; known: mlp")
+    from the global RNG. `arch.width` scales the channels of convnets (cnn, resnets)."""
+    if arch.kind not in _BUILDERS:
+        raise ConfigError(f"unknown architecture kind {arch.kind!r}; known: {', '.join(KINDS)}")
+    if arch.width <= 0:
+        raise ConfigError(f"width must be positive, got {arch.width}")
     if seed is None:
-        return MLP(arch.in_dim, tuple(arch.hidden), arch.out_dim)
+        return _BUILDERS[arch.kind](arch)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return MLP(arch.in_dim, tuple(arch.hidden), arch.out_dim)
+        return _BUILDERS[arch.kind](arch)

@@ -5,6 +5,7 @@ and the input axis of the tensors that read it; the network computes the same fu
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -41,6 +42,35 @@ def mlp_spec(shapes: Mapping[str, tuple[int, ...]], prefix: str = "fc") -> Permu
         axes[f"{prefix}.{i}.bias"] = (p_out,)
         if p_out is not None:
             sizes[p_out] = shapes[f"{prefix}.{i}.weight"][0]
+    return PermutationSpec(axes, sizes)
+
+
+def resnet_spec(shapes: Mapping[str, tuple[int, ...]]) -> PermutationSpec:
+    """Hand-written spec for `dwf.archs.ResNet` (ResNet-20, ResNet-18): one permutation per
+    residual stream segment (the stem and every projection shortcut start a new one; blocks with
+    an identity shortcut keep it) and one inside each block (conv1 -> bn1 -> conv2). BatchNorm
+    weight, bias and running statistics follow their channels; num_batches_tracked is left out."""
+    axes: dict[str, Axes] = {}
+    sizes: dict[str, int] = {}
+
+    def conv_bn(conv: str, bn: str, p_out: str, p_in: str | None) -> None:
+        axes[f"{conv}.weight"] = (p_out, p_in, None, None)
+        for t in ("weight", "bias", "running_mean", "running_var"):
+            axes[f"{bn}.{t}"] = (p_out,)
+        sizes[p_out] = shapes[f"{conv}.weight"][0]
+
+    stream = "P_stem"
+    conv_bn("conv1", "bn1", stream, None)
+    blocks = sorted((tuple(map(int, m.groups())), m.group(0)[:-len(".conv1.weight")])
+                    for k in shapes if (m := re.fullmatch(r"layer(\d+)\.(\d+)\.conv1\.weight", k)))
+    for _, b in blocks:
+        inner = f"P_{b}.inner"
+        conv_bn(f"{b}.conv1", f"{b}.bn1", inner, stream)
+        if f"{b}.shortcut.0.weight" in shapes:
+            p_in, stream = stream, f"P_{b}.out"
+            conv_bn(f"{b}.shortcut.0", f"{b}.shortcut.1", stream, p_in)
+        conv_bn(f"{b}.conv2", f"{b}.bn2", stream, inner)
+    axes["fc.weight"] = (None, stream)
     return PermutationSpec(axes, sizes)
 
 

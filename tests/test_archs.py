@@ -1,0 +1,90 @@
+import pytest
+import torch
+
+from dwf import ArchSpec, archs, stacked
+from dwf.errors import ConfigError
+
+
+def n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_resnet_parameter_counts_match_the_paper_architectures():
+    counts = {kind: n_params(archs.build(ArchSpec(kind, 3))) for kind in ("resnet20", "resnet18")}
+    print(f"parameters: {counts}")
+    assert counts["resnet20"] == 272_474       # ResNet-20 with 1x1-conv shortcuts, as in the paper
+    assert counts["resnet18"] == 11_173_962    # ResNet-18, CIFAR stem
+    # one input channel only shrinks the stem conv: 16 * 2 * 9 weights fewer
+    assert n_params(archs.build(ArchSpec("resnet20", 1))) == 272_474 - 16 * 2 * 9
+
+
+@pytest.mark.parametrize("arch", [
+    ArchSpec("mlp", 784, (16,), 10),
+    ArchSpec("cnn", 1, (8, 16, 32), 10),
+    ArchSpec("cnn", 3, (8, 16), 7, width=0.5),
+    ArchSpec("resnet20", 1, out_dim=10, width=0.25),
+    ArchSpec("resnet20", 3, out_dim=100, width=0.25),
+    ArchSpec("resnet18", 3, out_dim=10, width=0.125),
+])
+@pytest.mark.parametrize("side", [28, 32])
+def test_build_gives_logits_for_every_kind(arch, side):
+    channels = 1 if arch.kind == "mlp" else arch.in_dim
+    x = torch.randn(2, channels, side, side)
+    if arch.kind == "mlp":
+        arch = ArchSpec("mlp", side * side, arch.hidden, arch.out_dim)
+    assert archs.build(arch, seed=0)(x).shape == (2, arch.out_dim)
+
+
+def test_width_scales_channels():
+    model = archs.build(ArchSpec("resnet20", 3, width=0.5))
+    assert [model.conv1.out_channels, model.layer2[0].conv1.out_channels,
+            model.layer3[2].conv2.out_channels] == [8, 16, 32]
+    cnn = archs.build(ArchSpec("cnn", 3, (8, 16), width=0.5))
+    assert [c.out_channels for c in cnn.convs] == [4, 8]
+
+
+def test_shortcut_is_a_projection_only_where_the_shape_changes():
+    model = archs.build(ArchSpec("resnet20", 3))
+    projections = sorted(k.removesuffix(".shortcut.0.weight") for k in model.state_dict()
+                         if k.endswith("shortcut.0.weight"))
+    assert projections == ["layer2.0", "layer3.0"]
+
+
+def test_seeded_build_is_reproducible_and_leaves_the_global_rng_alone():
+    arch = ArchSpec("resnet20", 3, width=0.25)
+    torch.manual_seed(123)
+    a = archs.build(arch, seed=5).state_dict()
+    after = torch.rand(1)
+    torch.manual_seed(123)
+    b = archs.build(arch, seed=5).state_dict()
+    assert torch.equal(torch.rand(1), after)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    c = archs.build(arch, seed=6).state_dict()
+    assert not torch.equal(a["conv1.weight"], c["conv1.weight"])
+
+
+@pytest.mark.parametrize("arch, match", [
+    (ArchSpec("vgg", 3), "known: mlp, cnn, resnet20, resnet18"),
+    (ArchSpec("cnn", 3), "channels"),
+    (ArchSpec("resnet20", 3, hidden=(16, 32, 64)), "width"),
+    (ArchSpec("resnet18", 3, width=0.0), "positive"),
+])
+def test_bad_arch_specs_raise_config_errors(arch, match):
+    with pytest.raises(ConfigError, match=match):
+        archs.build(arch)
+
+
+@pytest.mark.parametrize("arch", [ArchSpec("cnn", 1, (4, 8)), ArchSpec("resnet20", 1, width=0.25)])
+def test_convnets_train_as_a_vmapped_stack(arch):
+    """The zoo trains n nets at once through torch.func: BatchNorm statistics update per model."""
+    model = archs.build(arch).train()
+    inits = [archs.build(arch, seed=i).state_dict() for i in range(3)]
+    names = dict(model.named_parameters())
+    state = {k: torch.stack([sd[k] for sd in inits]).requires_grad_(k in names) for k in inits[0]}
+    x = torch.randn(3, 4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    logits = stacked.forward(model, state, x, shared_input=False)        # (n, B, C)
+    logits.sum().backward()
+    assert logits.shape == (3, 4, 10)
+    assert all(state[k].grad is not None for k in names)
+    mean = next(v for k, v in state.items() if k.endswith("running_mean"))
+    assert not torch.equal(mean[0], mean[1]) and mean.abs().sum() > 0
