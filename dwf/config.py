@@ -25,7 +25,7 @@ class ArchSpec:
     in_dim: int                    # input features (mlp) or input channels (convnets)
     hidden: tuple[int, ...] = ()   # hidden widths (mlp) or channels per conv stage (cnn)
     out_dim: int = 10              # classes
-    width: float = 1.0             # channel multiplier (resnets)
+    width: float = 1.0             # channel multiplier (cnn, resnets)
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,7 @@ class SampleSpec:
     steps: int = 100
     method: str = "rk4"            # "euler" | "midpoint" | "rk4"
     source_std: float | None = None  # None: the flow's training source std
+    bn_samples: int = 1024         # training images for BatchNorm recalibration
     seed: int = 0
 
 

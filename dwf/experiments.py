@@ -29,7 +29,7 @@ _REGISTRY: dict[str, dict[str, Experiment]] = {
         "iris_mlp", DataSpec("iris", val_fraction=0.2), ArchSpec("mlp", 4, (16,), 3),
         ZooSpec(n_models=64, epochs=60, batch_size=16, lr=1e-2),
         ZooSpec(n_models=100, epochs=60, batch_size=16, lr=1e-2),
-        FlowSpec(steps=6000, time_dim=4, dropout=0.4),
+        FlowSpec(steps=6000, hidden=256, time_dim=4, dropout=0.4),
         FlowSpec(steps=30_000, time_dim=4, dropout=0.4),
         paper={"task": "MLP 4-16-3 / Iris", "note": "the paper shows Iris only qualitatively"}),
     "digits_mlp": _mlp(

@@ -17,13 +17,13 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from . import archs, data as data_mod, evaluate as ev, flow as flow_mod, interpolate as interp, stacked
+from . import archs, bn, data as data_mod, evaluate as ev, flow as flow_mod, interpolate as interp, stacked
 from .config import Experiment
 from .data import Dataset
 from .flow import Flow
 from .io import load_json, save_json
 from .pca import DualPCA
-from .rebasin import align_to, mlp_spec
+from .rebasin import PermutationSpec, align_to, spec_from_module
 from .report import Report
 from .sample import Generated, generate
 from .zoo import Zoo, train_zoo
@@ -102,7 +102,7 @@ def build(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool =
     if done:
         aligned = Zoo.load(d)
     else:
-        aligned = align_zoo(zoo, exp, progress)
+        aligned = align_zoo(zoo, exp, data, progress)
         aligned.save(d)
         _done(d, exp, "align")
     timings["align"] = aligned.info.get("align_seconds", time.perf_counter() - t0)
@@ -142,7 +142,7 @@ def build(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool =
             gen = sample(run)
             run.report = evaluate_run(run, gen)
             run.report.save(d / "report.json")
-            Zoo.from_vectors(exp.arch, gen.vectors, info={"generated": True}).save(d / "generated")
+            Zoo(exp.arch, state_with_bn(run, gen.vectors), info={"generated": True}).save(d / "generated")
             _done(d, exp, "report")
             run.report.save(root / "report.json")
     return run
@@ -153,16 +153,45 @@ def run(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool = T
     return build(exp, artifacts, progress).report
 
 
-def align_zoo(zoo: Zoo, exp: Experiment, progress: bool = False) -> Zoo:
+def symmetry(exp: Experiment, data: Dataset) -> PermutationSpec:
+    """The architecture's permutation symmetry, traced from its graph."""
+    return spec_from_module(archs.build(exp.arch), data.x_train[:2])
+
+
+def buffer_names(exp: Experiment) -> list[str]:
+    """BatchNorm running statistics and counters: permuted with their channels, but never part
+    of the matching cost, the PCA vectors or the flow (they are recalibrated after generation)."""
+    return [k for k, _ in archs.build(exp.arch).named_buffers()]
+
+
+def state_with_bn(run: Run, vectors: torch.Tensor, recalibrate: bool = True) -> dict[str, torch.Tensor]:
+    """Stacked state dicts {name: (n, ...)} for flat weight vectors (n, d). Models with BatchNorm
+    get running statistics recalibrated on the training split (seeded subset) or, with
+    `recalibrate=False`, the aligned zoo's mean statistics."""
+    exp = run.experiment
+    params = run.aligned.layout.unflatten_stacked(vectors)
+    names = [k for k in buffer_names(exp) if run.aligned.params[k].is_floating_point()]
+    if not names:
+        return params
+    if not recalibrate:
+        n = vectors.shape[0]
+        return {**params, **{k: run.aligned.params[k].mean(0).expand(n, *run.aligned.params[k].shape[1:])
+                             for k in names}}
+    return {**params, **bn.recalibrate_stacked(archs.build(exp.arch), params, run.data.x_train,
+                                               n_samples=exp.sample.bn_samples, seed=exp.sample.seed)}
+
+
+def align_zoo(zoo: Zoo, exp: Experiment, data: Dataset, progress: bool = False) -> Zoo:
     """Every member permuted to match the reference member (same functions, aligned weights)."""
     t0 = time.perf_counter()
     if exp.align.method == "none":
         return Zoo(zoo.arch, dict(zoo.params), zoo.models, {**zoo.info, "aligned": False, "align_seconds": 0.0})
-    spec = mlp_spec(zoo.layout.shapes())
+    spec = symmetry(exp, data)
+    exclude = buffer_names(exp)
     sds = zoo.state_dicts()
     ref = sds[exp.align.reference]
     g = torch.Generator().manual_seed(exp.align.seed)
-    out = [align_to(spec, ref, sd, max_iter=exp.align.max_iter, generator=g)
+    out = [align_to(spec, ref, sd, max_iter=exp.align.max_iter, generator=g, exclude=exclude)
            if i != exp.align.reference else sd
            for i, sd in enumerate(tqdm(sds, desc="align", unit="model", disable=not progress))]
     params = {k: torch.stack([sd[k] for sd in out]) for k in zoo.params}
@@ -196,20 +225,29 @@ def evaluate_run(run: Run, gen: Generated, barrier: bool = True) -> Report:
 
     zoo_vecs = run.aligned.vectors()
     populations = {"zoo": zoo_vecs, "generated": gen.vectors}
+    has_bn = bool(buffer_names(exp))
+    if has_bn:
+        populations["generated, no BN recalibration"] = gen.vectors
     for sigma in exp.eval.noise_sigmas:
         populations[f"noisy σ={sigma:g}"] = ev.noisy_copies(zoo_vecs, exp.eval.n_baseline, sigma, g)
     populations["interpolation"] = ev.interpolations(zoo_vecs, exp.eval.n_baseline, g)
 
     t0 = time.perf_counter()
-    preds = {k: stacked.predict(model, layout.unflatten_stacked(v), x) for k, v in populations.items()}
+    states = {k: run.aligned.params if k == "zoo" else
+              state_with_bn(run, v, recalibrate=not k.endswith("no BN recalibration"))
+              for k, v in populations.items()}
+    timings["bn_recalibration"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    preds = {k: stacked.predict(model, st, x) for k, st in states.items()}
     timings["evaluate"] = time.perf_counter() - t0
     ref = ev.ZooReference.build(zoo_vecs, preds["zoo"], y)
     pops = {k: ev.population(k, populations[k], preds[k], y, ref, is_zoo=(k == "zoo"))
             for k in populations}
     extras = {}
     if barrier:
-        naive, aligned = interp.naive_vs_aligned(model, mlp_spec(layout.shapes()),
-                                                  *run.zoo.state_dicts()[:2], x, y, seed=exp.align.seed)
+        naive, aligned = interp.naive_vs_aligned(
+            model, symmetry(exp, run.data), *run.zoo.state_dicts()[:2], x, y,
+            x_calib=run.data.x_train if has_bn else None, seed=exp.align.seed)
         extras["interpolation"] = {
             "lambdas": naive.lambdas.tolist(),
             "naive_loss": naive.loss.tolist(), "aligned_loss": aligned.loss.tolist(),
