@@ -79,3 +79,19 @@ def test_failed_save_leaves_no_partial_file(tmp_path, monkeypatch):
 
 def test_errors_are_dwf_errors():
     assert issubclass(ArtifactError, DwfError) and issubclass(ConfigError, DwfError)
+
+
+def test_missing_torchvision_dataset_names_the_fix(tmp_path, monkeypatch):
+    import dwf.data
+    from dwf import DataSpec, DatasetUnavailable
+    monkeypatch.setattr(dwf.data, "TORCHVISION_ROOT", tmp_path)
+    with pytest.raises(DatasetUnavailable, match="cifar10 is not on disk.*DWF_DATA"):
+        dwf.data.load(DataSpec("cifar10"))
+
+
+def test_missing_fashion_mnist_names_the_debian_package(tmp_path, monkeypatch):
+    import dwf.data
+    from dwf import DataSpec, DatasetUnavailable
+    monkeypatch.setattr(dwf.data, "FMNIST_DIR", tmp_path)
+    with pytest.raises(DatasetUnavailable, match="apt-get install dataset-fashion-mnist"):
+        dwf.data.load(DataSpec("fmnist"))
