@@ -58,20 +58,20 @@ def load_tensors(path: str | Path, check_finite: bool = True) -> dict[str, torch
     return tensors
 
 
-def _finite(obj: Any) -> Any:
+def strict_json(obj: Any) -> Any:
     """NaN and inf become null, so the file is strict JSON."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
+        return {k: strict_json(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
+        return [strict_json(v) for v in obj]
     return obj
 
 
 def save_json(path: str | Path, obj: Any) -> None:
     """Strict JSON, keys in insertion order (pipeline order reads naturally)."""
-    text = json.dumps(_finite(obj), indent=2, default=str, allow_nan=False)
+    text = json.dumps(strict_json(obj), indent=2, default=str, allow_nan=False)
     atomic_write_bytes(path, (text + "\n").encode())
 
 

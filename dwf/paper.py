@@ -18,7 +18,7 @@ import plotly.io as pio
 
 from . import plots
 from .errors import ConfigError, DwfError
-from .io import atomic_write_bytes
+from .io import atomic_write_bytes, strict_json
 from .pipeline import Run
 from .report import Report
 
@@ -146,20 +146,9 @@ def _timings(t: dict[str, float]) -> str:
     return ", ".join(f"{k} {t[k]:.1f}" for k in keys)
 
 
-def _finite(obj: Any) -> Any:
-    """obj with NaN / inf floats replaced by None (strict JSON)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
-
-
 def results_json(reports: Sequence[Report], figure_files: dict[str, list[str]] | None = None) -> dict:
     """Summary of every run: rows, gap, paper numbers, timings, sizes, figure files."""
-    return _finite({"experiments": [
+    return strict_json({"experiments": [
         {"experiment": r.experiment, "profile": r.profile, "rows": r.rows, "gap_pp": r.gap_pp,
          "paper": r.paper, "timings": r.timings, "n_params": r.extras.get("n_params"),
          "n_components": r.extras.get("n_components"),

@@ -86,66 +86,51 @@ def build(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool =
     tell("data")
     data = data_mod.load(exp.data)
 
-    tell("zoo")
-    d, done = _stage(root, "zoo", exp)
-    t0 = time.perf_counter()
-    if done:
-        zoo = Zoo.load(d)
-    else:
-        zoo = train_zoo(data, exp.arch, exp.zoo, out_dir=d, progress=progress, device=device)
-        _done(d, exp, "zoo")
-    timings["zoo"] = zoo.info.get("train_seconds", time.perf_counter() - t0)
+    def stage(name, load, compute):
+        return _cached(root, exp, name, load, compute, tell)
 
-    tell("align")
-    d, done = _stage(root, "align", exp)
-    t0 = time.perf_counter()
-    if done:
-        aligned = Zoo.load(d)
-    else:
-        aligned = align_zoo(zoo, exp, data, progress)
-        aligned.save(d)
-        _done(d, exp, "align")
-    timings["align"] = aligned.info.get("align_seconds", time.perf_counter() - t0)
-
-    tell("pca")
-    d, done = _stage(root, "pca", exp)
-    t0 = time.perf_counter()
-    if done:
-        pca = DualPCA.load(d / "pca.safetensors")
-    else:
-        pca = DualPCA(exp.pca.n_components, exp.pca.variance, device=device).fit(aligned.vectors())
-        pca.save(d / "pca.safetensors")
-        _done(d, exp, "pca")
-    timings["pca"] = time.perf_counter() - t0
+    zoo, timings["zoo"] = stage("zoo", Zoo.load, lambda d: train_zoo(
+        data, exp.arch, exp.zoo, out_dir=d, progress=progress, device=device))
+    aligned, timings["align"] = stage("align", Zoo.load, lambda d: _saved(
+        align_zoo(zoo, exp, data, progress), d))
+    pca, timings["pca"] = stage("pca", lambda d: DualPCA.load(d / "pca.safetensors"), lambda d: _saved(
+        DualPCA(exp.pca.n_components, exp.pca.variance, device=device).fit(aligned.vectors()),
+        d / "pca.safetensors"))
     codes = pca.transform(aligned.vectors())
-
-    tell("flow")
-    d, done = _stage(root, "flow", exp)
-    t0 = time.perf_counter()
-    if done:
-        flow = Flow.load(d)
-    else:
-        flow = flow_mod.fit(codes, exp.flow, progress=progress)
-        flow.history["seconds"] = time.perf_counter() - t0
-        flow.save(d)
-        _done(d, exp, "flow")
-    timings["flow"] = flow.history.get("seconds", time.perf_counter() - t0)
+    flow, timings["flow"] = stage("flow", Flow.load, lambda d: _saved(
+        flow_mod.fit(codes, exp.flow, progress=progress), d))
 
     run = Run(exp, root, data, zoo, aligned, pca, codes, flow)
     run.timings = timings
     if evaluate:
-        tell("report")
-        d, done = _stage(root, "report", exp)
-        if done:
-            run.report = Report.load(d / "report.json")
-        else:
+        def report(d: Path) -> Report:
             gen = sample(run)
-            run.report = evaluate_run(run, gen)
-            run.report.save(d / "report.json")
             Zoo(exp.arch, state_with_bn(run, gen.vectors), info={"generated": True}).save(d / "generated")
-            _done(d, exp, "report")
-            run.report.save(root / "report.json")
+            rep = _saved(evaluate_run(run, gen), d / "report.json")
+            return _saved(rep, root / "report.json")
+
+        run.report, _ = stage("report", lambda d: Report.load(d / "report.json"), report)
     return run
+
+
+def _saved(artifact, path: Path):
+    artifact.save(path)
+    return artifact
+
+
+def _cached(root: Path, exp: Experiment, name: str, load: Callable[[Path], object],
+            compute: Callable[[Path], object], tell: Callable[[str], None]) -> tuple:
+    """(artifact, seconds its computation took): loaded from the stage folder when cached for
+    this config, else computed (the function saves into the folder) and marked done."""
+    tell(name)
+    d, done = _stage(root, name, exp)
+    if done:
+        return load(d), float(load_json(d / "stage.json").get("seconds") or 0.0)
+    t0 = time.perf_counter()
+    artifact = compute(d)
+    seconds = time.perf_counter() - t0
+    _done(d, exp, name, {"seconds": seconds})
+    return artifact, seconds
 
 
 def run(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool = True) -> Report:
