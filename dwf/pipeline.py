@@ -221,7 +221,8 @@ def evaluate_run(run: Run, gen: Generated, barrier: bool = True) -> Report:
     states = {k: run.aligned.params if k == "zoo" else
               state_with_bn(run, v, recalibrate=not k.endswith("no BN recalibration"))
               for k, v in populations.items()}
-    timings["bn_recalibration"] = time.perf_counter() - t0
+    if has_bn:
+        timings["bn_recalibration"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     preds = {k: stacked.predict(model, st, x) for k, st in states.items()}
     timings["evaluate"] = time.perf_counter() - t0
