@@ -18,10 +18,16 @@ def forward(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tenso
     params: {name: (n, *shape)} for the model's parameters (and float buffers, if given).
     x: (B, ...) fed to every model when `shared_input`, else (n, B, ...) one batch per model.
     returns (n, B, C). Architectures with a `forward_stacked` method use it (hand-batched
-    maths, same result); every other module goes through torch.func.vmap.
+    maths, same result). Other modules run one model after another on the CPU, where vmap's
+    batched convolutions measured ~3x slower than that loop; elsewhere through torch.func.vmap.
+    Either way gradients reach the stacked parameters and BatchNorm updates the stacked buffers.
     """
     if hasattr(model, "forward_stacked"):
         return model.forward_stacked(params, x, shared_input)
+    if x.device.type == "cpu":
+        n = next(iter(params.values())).shape[0]
+        return torch.stack([functional_call(model, {k: v[i] for k, v in params.items()},
+                                            (x if shared_input else x[i],)) for i in range(n)])
 
     def one(p, xb):
         return functional_call(model, dict(p), (xb,))

@@ -42,3 +42,22 @@ def test_hand_batched_mlp_matches_vmap_and_single_models():
     single = archs.build(arch)
     single.load_state_dict(sds[2])
     assert torch.allclose(stacked.forward(model, params, x)[2], single(x), atol=1e-6)
+
+
+def test_stacked_convnet_forward_matches_vmap_and_updates_each_models_bn_stats():
+    from torch.func import functional_call, vmap
+
+    from dwf import stacked
+    arch = ArchSpec("cnn", 1, (4, 8), 3)
+    model = archs.build(arch)
+    sds = [archs.build(arch, seed=s).state_dict() for s in range(3)]
+    x = torch.randn(3, 5, 1, 12, 12, generator=torch.Generator().manual_seed(0))
+    states = [{k: torch.stack([sd[k] for sd in sds]) for k in sds[0]} for _ in range(2)]
+    model.train()
+    ours = stacked.forward(model, states[0], x, shared_input=False)
+    ref = vmap(lambda p, xb: functional_call(model, p, (xb,)))(states[1], x)
+    assert torch.allclose(ours, ref, atol=1e-5)
+    mean = [k for k in sds[0] if k.endswith("running_mean")][0]
+    assert torch.allclose(states[0][mean], states[1][mean], atol=1e-6)
+    assert not torch.allclose(states[0][mean][0], states[0][mean][1])     # per-model statistics
+    assert not torch.equal(states[0][mean], torch.stack([sd[mean] for sd in sds]))  # updated
