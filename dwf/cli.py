@@ -25,8 +25,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "list":
             for name in experiments.names():
                 e = experiments.get(name, "quick")
-                print(f"{name:<16} {e.arch.kind} {e.arch.in_dim}-{'-'.join(map(str, e.arch.hidden))}-"
-                      f"{e.arch.out_dim} on {e.data.name}; profiles: {', '.join(experiments.PROFILES)}")
+                a = e.arch
+                shape = (f"{a.in_dim}-{'-'.join(map(str, a.hidden))}-{a.out_dim}" if a.kind == "mlp"
+                         else f"width {a.width:g}, {a.in_dim} input channels")
+                print(f"{name:<18} {a.kind} ({shape}) on {e.data.name}; "
+                      f"profiles: {', '.join(experiments.PROFILES)}")
             return 0
         exp = experiments.get(args.experiment, args.profile)
         if args.seed is not None:

@@ -57,7 +57,7 @@ def test_pipeline_on_a_batchnorm_cnn(tmp_path):
     run = pipeline.build(exp, tmp_path, progress=False)
     rep = run.report
     names = [r["name"] for r in rep.rows]
-    assert names[:3] == ["zoo", "generated", "generated, no BN recalibration"]
+    assert names[:4] == ["zoo", "zoo, BN recalibrated", "generated", "generated, no BN recalibration"]
     # alignment permuted weights and BN statistics together: the zoo computes the same functions
     assert abs(rep.row("zoo")["acc_mean"] - float(run.zoo.metric("test_acc").mean())) < 1e-6
     assert max(run.aligned.info["dist_to_ref_after"]) <= max(run.aligned.info["dist_to_ref_before"]) + 1e-6
