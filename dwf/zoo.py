@@ -7,6 +7,7 @@ one optimizer over the stacked tensors is exactly n independent optimizers.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ class Zoo:
     def n(self) -> int:
         return next(iter(self.params.values())).shape[0]
 
-    @property
+    @functools.cached_property
     def layout(self) -> ParamLayout:
         return ParamLayout.from_module(archs.build(self.arch))
 
