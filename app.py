@@ -19,13 +19,14 @@ def _(mo):
     mo.md(r"""
     # dwf — sample complete neural networks
 
-    Pick an experiment: a zoo of trained networks, aligned by re-basin, compressed with dual PCA,
-    with a flow-matching model fitted from Gaussian noise to the compressed weights. **Sample**
-    draws fresh noise, integrates the flow and decodes new networks, then scores them on the
-    test split beside the zoo and two trivial baselines (noisy copies of zoo members and
-    interpolations of aligned pairs). *Novelty* is the median distance to the nearest zoo member
-    relative to the zoo's own spacing (near 0: near-copies; 1: as far as zoo members are from
-    each other).
+    Each experiment is a *zoo* of networks trained from different seeds. Their weights were
+    aligned (re-basin removes the neuron-permutation symmetry), compressed with dual PCA, and a
+    flow-matching model learned to turn Gaussian noise into such compressed weights.
+
+    **Sample** draws fresh noise, integrates the flow and decodes it into new, complete networks,
+    then tests them on the held-out test split beside the zoo and two trivial baselines: *noisy
+    copies* of zoo members and *interpolations* between aligned pairs. Good generated networks
+    are as accurate as the zoo without being copies of it.
     """)
     return
 
@@ -40,57 +41,90 @@ def _(mo):
 
 @app.cell
 def _(dwf, mo):
+    @mo.cache
+    def load_run(name: str, profile: str, artifacts: str):
+        """Every artifact up to the flow (trained where missing), kept in memory per experiment."""
+        exp = dwf.experiments.get(name, profile)
+        with mo.status.progress_bar(total=5, title=f"{name} [{profile}]", remove_on_exit=True) as bar:
+            return dwf.pipeline.build(exp, artifacts, progress=False, evaluate=False,
+                                      on_stage=lambda stage: bar.update(subtitle=f"stage: {stage}"))
+
+    return (load_run,)
+
+
+@app.cell
+def _(dwf, mo):
     experiment = mo.ui.dropdown(dwf.experiments.names(), value="fmnist_mlp", label="Experiment")
     experiment
     return (experiment,)
 
 
 @app.cell
-def _(artifacts, dwf, experiment, mo, profile):
+def _(mo):
+    get_trainings, set_trainings = mo.state(0)  # bumped after training, to refresh the status below
+    return get_trainings, set_trainings
+
+
+@app.cell
+def _(artifacts, dwf, experiment, get_trainings, mo, profile):
+    get_trainings()
     exp = dwf.experiments.get(experiment.value, profile)
     built = dwf.pipeline.is_built(exp, artifacts, stage="flow")
-    train = mo.ui.run_button(label=f"Train the {profile} profile", disabled=built)
-    mo.vstack([
-        mo.md(f"**{exp.name}** [{profile}]: {'artifacts found in' if built else 'no artifacts yet in'} "
-              f"`{dwf.pipeline.experiment_dir(exp, artifacts)}`"
-              + ("" if built else " — train the zoo and the flow here (the quick profile takes a few minutes).")),
+    train = mo.ui.run_button(label=f"Train the {profile} profile")
+    None if built else mo.vstack([
+        mo.callout(mo.md(f"No trained **{exp.name}** [{profile}] in "
+                         f"`{dwf.pipeline.experiment_dir(exp, artifacts)}` yet. Training fits the "
+                         "zoo, aligns it, compresses it and fits the flow (smoke: seconds, "
+                         "quick: minutes, paper: hours)."), kind="warn"),
         train,
     ])
     return built, exp, train
 
 
 @app.cell
-def _(artifacts, built, dwf, exp, mo, train):
+def _(artifacts, built, dwf, exp, load_run, mo, profile, set_trainings, train):
     mo.stop(not (built or train.value))
-    _stages = ["data", "zoo", "align", "pca", "flow"]
-    with mo.status.progress_bar(total=len(_stages), title=f"Loading {exp.name}",
-                                remove_on_exit=True) as _bar:
-        run = dwf.pipeline.build(exp, artifacts, progress=False, evaluate=False,
-                                 on_stage=lambda s: _bar.update(title=f"{exp.name}: {s}"))
+    try:
+        run = load_run(exp.name, profile, artifacts)
+    except dwf.DwfError as _e:
+        mo.stop(True, mo.callout(str(_e), kind="danger"))
+    if not built:
+        set_trainings(lambda n: n + 1)
+    mo.md(f"**{exp.name}** [{profile}]: a zoo of {run.zoo.n} `{exp.arch.kind}` networks with "
+          f"{run.aligned.layout.dim:,} weights each, compressed to {run.pca.n_components_} "
+          f"PCA components; the flow trained for {exp.flow.steps:,} steps.")
     return (run,)
 
 
 @app.cell
 def _(mo, run):
+    _s = run.experiment.sample
     n_samples = mo.ui.slider(8, 256, value=64, step=8, label="samples", show_value=True)
-    source_std = mo.ui.number(start=1e-4, stop=10.0, step=1e-3, value=run.flow.spec.source_std,
-                              label="source std")
-    ode_steps = mo.ui.slider(1, 200, value=run.experiment.sample.steps, label="ODE steps", show_value=True)
-    solver = mo.ui.dropdown(["euler", "midpoint", "rk4"], value="rk4", label="solver")
-    seed = mo.ui.number(start=0, stop=1_000_000, step=1, value=0, label="seed")
+    ode_steps = mo.ui.slider(1, 200, value=_s.steps, label="ODE steps", show_value=True)
+    solver = mo.ui.dropdown(["euler", "midpoint", "rk4"], value=_s.method, label="solver")
+    source_std = mo.ui.number(start=1e-4, stop=10.0, step=1e-3, label="source std",
+                              value=run.flow.spec.source_std if _s.source_std is None else _s.source_std)
+    seed = mo.ui.number(start=0, stop=1_000_000, step=1, value=_s.seed, label="seed")
     sample_button = mo.ui.run_button(label="Sample")
-    mo.vstack([mo.hstack([n_samples, ode_steps, solver], justify="start"),
-               mo.hstack([source_std, seed, sample_button], justify="start")])
+    mo.vstack([
+        mo.md("The *source std* scales the starting noise (the flow was trained with the "
+              "default); more ODE steps or a higher-order solver follow the flow more exactly."),
+        mo.hstack([n_samples, ode_steps, solver], justify="start"),
+        mo.hstack([source_std, seed, sample_button], justify="start"),
+    ])
     return n_samples, ode_steps, sample_button, seed, solver, source_std
 
 
 @app.cell
 def _(dwf, mo, n_samples, ode_steps, run, sample_button, seed, solver, source_std):
     mo.stop(not sample_button.value, mo.md("Set the controls and press **Sample**."))
-    with mo.status.spinner(title="Sampling and evaluating..."):
-        generated = dwf.pipeline.sample(run, n=n_samples.value, steps=ode_steps.value,
-                                        method=solver.value, source_std=source_std.value,
-                                        seed=int(seed.value))
+    with mo.status.spinner(title="Sampling and testing the networks..."):
+        try:
+            generated = dwf.pipeline.sample(run, n=n_samples.value, steps=ode_steps.value,
+                                            method=solver.value, source_std=source_std.value,
+                                            seed=int(seed.value))
+        except dwf.DwfError as _e:
+            mo.stop(True, mo.callout(str(_e), kind="danger"))
         report = dwf.pipeline.evaluate_run(run, generated, barrier=False)
     return generated, report
 
@@ -98,14 +132,17 @@ def _(dwf, mo, n_samples, ode_steps, run, sample_button, seed, solver, source_st
 @app.cell
 def _(dwf, generated, mo, report):
     _g, _z = report.row("generated"), report.row("zoo")
-    _shown = {k: report.populations[k]["acc"] for k in report.populations
-              if k in ("zoo", "generated", "interpolation") or k == "noisy σ=0.01"}
     mo.vstack([
         mo.md(f"### Generated: mean accuracy {100 * _g['acc_mean']:.2f}% "
               f"(zoo {100 * _z['acc_mean']:.2f}%), novelty {_g['novelty']:.3f}, "
               f"max error-IoU {_g['max_iou']:.3f}\n\n"
               f"{_g['n']} networks sampled and decoded in {generated.seconds:.2f} s."),
-        mo.ui.plotly(dwf.plots.accuracy_distributions(_shown)),
+        mo.ui.plotly(dwf.plots.accuracy_distributions({k: p["acc"] for k, p in report.populations.items()})),
+        mo.md("Each dot is one network's test accuracy. *Novelty* is the median distance from a "
+              "network to its nearest zoo member, divided by the same distance among zoo members "
+              "(near 0: near-copies; about 1: as far from the zoo as its members are from each "
+              "other). *Max error-IoU* is the overlap of a network's mistakes with those of the most "
+              "similar zoo member (1: the very same mistakes)."),
         mo.ui.plotly(dwf.plots.novelty_scatter(report)),
         mo.ui.table([{"population": r["name"], "n": r["n"], "accuracy %": round(100 * r["acc_mean"], 2),
                       "± std": round(100 * r["acc_std"], 2), "novelty": round(r["novelty"], 3),
@@ -123,16 +160,21 @@ def _(generated, mo, report, run):
                   "max error-IoU": round(u, 3)}
                  for i, (a, d, u) in enumerate(zip(_p["acc"], _p["nn_dist"], _p["max_iou"]))],
                 selection=None, page_size=10,
-                label=f"Each generated net ({generated.vectors.shape[1]} weights, {run.experiment.arch.kind})")
+                label=f"Each generated net ({generated.vectors.shape[1]:,} weights, {run.experiment.arch.kind})")
     return
 
 
 @app.cell
-def _(dwf, exp, generated, mo, run, safetensors_bytes):
-    _zoo = dwf.Zoo.from_vectors(run.experiment.arch, generated.vectors)
-    mo.download(data=safetensors_bytes(_zoo.params, metadata={"experiment": exp.name, "profile": exp.profile,
-                                                              "n_models": str(_zoo.n)}),
-                filename=f"generated_{exp.name}.safetensors", mimetype="application/octet-stream",
+def _(dwf, generated, mo, run, safetensors_bytes):
+    def _weights() -> bytes:
+        """The generated nets as a dwf zoo file: one key per tensor with a leading model axis,
+        BatchNorm statistics recalibrated."""
+        _exp = run.experiment
+        return safetensors_bytes(dwf.pipeline.state_with_bn(run, generated.vectors), metadata={
+            "experiment": _exp.name, "profile": _exp.profile, "n_models": str(generated.vectors.shape[0])})
+
+    mo.download(data=_weights, filename=f"generated_{run.experiment.name}.safetensors",
+                mimetype="application/octet-stream",
                 label="Download the generated weights (safetensors, one key per tensor, leading model axis)")
     return
 

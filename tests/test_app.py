@@ -1,6 +1,7 @@
-"""The app in a real browser: `marimo run app.py` served locally, driven by Playwright in
-headless Chromium. Sampling must put the generated nets' accuracy, the plots and a download on
-the page, and a new seed must change them."""
+"""The app in a real browser: `marimo run app.py` served locally on a copy of the smoke artifacts,
+driven by Playwright in headless Chromium. Sampling must put the generated nets' accuracy, the
+plots and a download on the page; a new seed must change them; an experiment without artifacts
+must offer training and then sample."""
 from __future__ import annotations
 
 import os
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from dwf import Zoo, experiments
@@ -23,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-quic", "--no-first-run"]
-SUMMARY = re.compile(r"Generated: mean accuracy (\d+\.\d+)%")
+SUMMARY = re.compile(r"Generated: mean accuracy \d+\.\d+%")
 
 
 def _free_port() -> int:
@@ -33,12 +35,13 @@ def _free_port() -> int:
 
 
 @pytest.fixture()
-def server(artifacts):
+def server(artifacts, tmp_path):
+    """URL of the app served on a private copy of the smoke artifacts (the test trains into it)."""
+    root = shutil.copytree(artifacts, tmp_path / "artifacts")
     port = _free_port()
-    marimo = Path(sys.executable).with_name("marimo")
     proc = subprocess.Popen(
-        [str(marimo), "run", "app.py", "--headless", "--no-token", "--port", str(port),
-         "--", "--profile", "smoke", "--artifacts", str(artifacts)],
+        [str(Path(sys.executable).with_name("marimo")), "run", "app.py", "--headless", "--no-token",
+         "--port", str(port), "--", "--profile", "smoke", "--artifacts", str(root)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
     url = f"http://127.0.0.1:{port}"
@@ -59,9 +62,10 @@ def server(artifacts):
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
 
 
-def test_sampling_in_the_browser_updates_the_page(server, tmp_path):
+def test_sampling_and_training_in_the_browser(server, tmp_path):
     chromium = shutil.which("chromium")
     assert chromium, "Debian chromium is required (make test installs it)"
     with sync_playwright() as pw:
@@ -72,29 +76,46 @@ def test_sampling_in_the_browser_updates_the_page(server, tmp_path):
             sample = page.get_by_role("button", name="Sample")
             expect(sample).to_be_visible(timeout=60_000)
             expect(page.get_by_text("press Sample")).to_be_visible()
+            expect(page.get_by_text("fmnist_mlp [smoke]: a zoo of 8 mlp networks")).to_be_visible()
             assert not SUMMARY.search(page.inner_text("body"))
 
             sample.click()
             summary = page.get_by_role("heading", name=SUMMARY)
             expect(summary).to_be_visible(timeout=60_000)
             first = summary.inner_text()
-            expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=30_000)
+            expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=30_000)
+            expect(page.get_by_text("Each generated net")).to_be_visible(timeout=30_000)
             page.screenshot(path=str(tmp_path / "sampled.png"), full_page=True)
 
-            # a download of the sampled nets loads back as a dwf zoo of the right architecture
+            # the download loads back as a dwf zoo of the right architecture, named in its metadata
             with page.expect_download(timeout=30_000) as dl:
                 page.get_by_text("Download the generated weights").click()
             path = tmp_path / dl.value.suggested_filename
             dl.value.save_as(path)
             assert path.name == "generated_fmnist_mlp.safetensors"
-            zoo = Zoo(experiments.get("fmnist_mlp", "smoke").arch, load_file(str(path)))
-            assert zoo.n == 64
+            assert Zoo(experiments.get("fmnist_mlp", "smoke").arch, load_file(str(path))).n == 64
+            with safe_open(str(path), "pt") as f:
+                assert f.metadata()["experiment"] == "fmnist_mlp"
 
             # another seed, another sample: the summary changes
             page.get_by_role("button", name=re.compile(r"^Increase .*seed")).click()
             expect(page.get_by_role("textbox", name=re.compile("seed"))).to_have_value("1")
             sample.click()
             expect(page.get_by_role("heading", name=SUMMARY)).not_to_have_text(first, timeout=60_000)
-            page.screenshot(path=str(tmp_path / "resampled.png"), full_page=True)
+
+            # an experiment without artifacts: train it from the page, then sample it
+            page.get_by_role("combobox", name="Experiment").select_option("digits_mlp")
+            train = page.get_by_role("button", name="Train the smoke profile")
+            expect(train).to_be_visible(timeout=30_000)
+            expect(page.get_by_text("No trained digits_mlp")).to_be_visible()
+            assert not SUMMARY.search(page.inner_text("body"))
+            train.click()
+            expect(page.get_by_text("digits_mlp [smoke]: a zoo of 8")).to_be_visible(timeout=60_000)
+            expect(page.get_by_text("No trained digits_mlp")).to_be_hidden()
+            expect(train).to_be_hidden()
+            page.get_by_role("button", name="Sample").click()
+            expect(page.get_by_role("heading", name=SUMMARY)).to_be_visible(timeout=60_000)
+            expect(page.get_by_text("Each generated net")).to_be_visible(timeout=30_000)
+            page.screenshot(path=str(tmp_path / "trained.png"), full_page=True)
         finally:
             browser.close()
