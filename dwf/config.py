@@ -10,13 +10,17 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from .errors import ConfigError
+
 
 @dataclass(frozen=True)
 class DataSpec:
-    name: str                      # "iris" | "digits" | "fmnist" | "mnist" | "cifar10"
+    name: str                      # "iris" | "digits" | "fmnist" | "mnist" | "cifar10" | "cifar100" | "svhn" | "stl10"
     val_fraction: float = 0.1      # carved from the training split, never from test
     train_limit: int | None = None  # subsample the training split (quick profiles)
+    test_limit: int | None = None  # subsample the test split (smoke profiles only: tests)
     seed: int = 0                  # split / subsample seed
+    resize: int | None = None      # images resized (bilinear) to resize x resize, e.g. digits to 28
 
 
 @dataclass(frozen=True)
@@ -35,13 +39,14 @@ class ZooSpec:
     batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 0.0
+    schedule: str = "constant"     # "constant" | "cosine" (per step, from lr to 0 over all epochs)
     seed: int = 0                  # model i starts from seed + i
 
 
 @dataclass(frozen=True)
 class AlignSpec:
     method: str = "weight_matching"  # "weight_matching" | "none"
-    reference: int = 0
+    reference: int | str = 0         # a member index, or "medoid"
     max_iter: int = 100
     seed: int = 0
 
@@ -84,7 +89,22 @@ class SampleSpec:
 @dataclass(frozen=True)
 class EvalSpec:
     noise_sigmas: tuple[float, ...] = (0.001, 0.01, 0.03)
-    n_baseline: int = 32           # nets per baseline
+    n_baseline: int = 32           # nets per baseline (0: no baselines)
+    interpolation: bool = True     # loss barrier between zoo members 0 and 1, naive vs aligned
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TransferSpec:
+    """Few-shot transfer of generated nets to another task (dwf.transfer)."""
+    data: DataSpec                 # the target task, e.g. DataSpec("digits", resize=28)
+    shots: int = 10                # training images per class
+    val_shots: int = 10            # validation images per class, for epoch selection
+    epochs: tuple[int, ...] = (0, 1, 5)  # reported epochs (0: linear probe); trains to the max
+    n_models: int = 8              # nets per initialization (generated, zoo, random)
+    lr: float = 1e-3
+    batch_size: int = 20
+    probe_c: float = 1.0           # inverse L2 strength of the logistic-regression probe
     seed: int = 0
 
 
@@ -100,9 +120,12 @@ class Experiment:
     flow: FlowSpec = field(default_factory=FlowSpec)
     sample: SampleSpec = field(default_factory=SampleSpec)
     eval: EvalSpec = field(default_factory=EvalSpec)
+    transfer: tuple[TransferSpec, ...] = ()  # targets for few-shot transfer, in the report
+    variant: str = ""              # an ablation of the experiment: shares its zoo, own later stages
     paper: dict = field(default_factory=dict, compare=False, hash=False)  # comparable paper numbers
 
     STAGES = ("zoo", "align", "pca", "flow", "report")
+    ZOO_SPECS = ("data", "arch", "zoo")      # what a variant may not change
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -116,11 +139,25 @@ class Experiment:
             "align": ("data", "arch", "zoo", "align"),
             "pca": ("data", "arch", "zoo", "align", "pca"),
             "flow": ("data", "arch", "zoo", "align", "pca", "flow"),
-            "report": ("data", "arch", "zoo", "align", "pca", "flow", "sample", "eval"),
+            "report": ("data", "arch", "zoo", "align", "pca", "flow", "sample", "eval", "transfer"),
         }[stage]
         full = self.to_dict()
         payload = json.dumps({k: full[k] for k in deps}, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def ablation(self, name: str, **changes) -> "Experiment":
+        """A variant of this experiment: the same zoo, other specs for the stages after it
+        (e.g. `align=AlignSpec(method="none")`). Its stages are cached beside the experiment's."""
+        if not name or "/" in name:
+            raise ConfigError(f"a variant needs a plain, non-empty name, got {name!r}")
+        touched = sorted(set(changes) & set(self.ZOO_SPECS))
+        if touched:
+            raise ConfigError(f"variant {name!r} changes {touched}; a variant shares the zoo, so it "
+                              "may only change align, pca, flow, sample, eval or transfer")
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise ConfigError(f"variant {name!r}: unknown fields {unknown}")
+        return dataclasses.replace(self, variant=name, **changes)
 
     def with_seed(self, seed: int) -> "Experiment":
         """The same experiment with every stage seeded from `seed`."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,6 +127,15 @@ def _minibatches(x: torch.Tensor, y: torch.Tensor, perm: torch.Tensor, n: int, B
         yield xb.view(n, B, *x.shape[1:]), yb
 
 
+def learning_rate(spec: ZooSpec, step: int, total_steps: int) -> float:
+    """The learning rate of a given optimizer step (0-based): constant, or a cosine from
+    `spec.lr` down to 0 at the last step, so every model ends training with settled weights and
+    BatchNorm statistics."""
+    if spec.schedule == "constant":
+        return spec.lr
+    return spec.lr * 0.5 * (1 + math.cos(math.pi * step / max(1, total_steps)))
+
+
 def _accuracy(model, params, x, y) -> torch.Tensor:
     return (stacked.predict(model, params, x) == y).float().mean(1)  # (n,)
 
@@ -138,6 +148,8 @@ def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path 
     With `out_dir`, a checkpoint is written after every epoch and a later call resumes from it
     (identical result to an uninterrupted run); the finished zoo is saved there too.
     """
+    if spec.schedule not in ("constant", "cosine"):
+        raise ConfigError(f"unknown zoo learning-rate schedule {spec.schedule!r}; use 'constant' or 'cosine'")
     dev = resolve(device)
     model = archs.build(arch).to(dev)
     n = spec.n_models
@@ -174,7 +186,8 @@ def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path 
         perm = epoch_permutation(spec.seed, epoch, N).to(dev)
         epoch_loss = torch.zeros(n, device=dev)
         model.train()
-        for x, y in _minibatches(xtr, ytr, perm, n, B):                    # (n, B, ...), (n, B)
+        for s, (x, y) in enumerate(_minibatches(xtr, ytr, perm, n, B)):     # (n, B, ...), (n, B)
+            opt.param_groups[0]["lr"] = learning_rate(spec, epoch * steps + s, spec.epochs * steps)
             logits = stacked.forward(model, state, x, shared_input=False)      # (n, B, C)
             loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
             loss = loss.view(n, B).mean(1)                                     # (n,)

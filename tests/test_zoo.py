@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -16,6 +18,14 @@ class Interrupt(Exception):
     pass
 
 
+def stop_after(last_epoch: int):
+    """An on_epoch_end callback that interrupts training after epoch `last_epoch`."""
+    def callback(epoch: int) -> None:
+        if epoch == last_epoch:
+            raise Interrupt
+    return callback
+
+
 def test_same_seed_same_weights_and_models_differ(digits):
     a = train_zoo(digits, ARCH, SPEC, progress=False)
     b = train_zoo(digits, ARCH, SPEC, progress=False)
@@ -29,12 +39,8 @@ def test_same_seed_same_weights_and_models_differ(digits):
 def test_resume_after_interruption_gives_the_same_zoo(digits, tmp_path):
     full = train_zoo(digits, ARCH, SPEC, progress=False)
 
-    def stop_after_first(epoch):
-        if epoch == 0:
-            raise Interrupt
-
     with pytest.raises(Interrupt):
-        train_zoo(digits, ARCH, SPEC, out_dir=tmp_path, progress=False, on_epoch_end=stop_after_first)
+        train_zoo(digits, ARCH, SPEC, out_dir=tmp_path, progress=False, on_epoch_end=stop_after(0))
     assert (tmp_path / "checkpoint.safetensors").exists() and not (tmp_path / "weights.safetensors").exists()
     resumed = train_zoo(digits, ARCH, SPEC, out_dir=tmp_path, progress=False)
     for k in full.params:
@@ -66,3 +72,27 @@ def test_minibatch_views_follow_each_models_epoch_order():
         assert torch.equal(seen, order[: len(seen)])
         assert torch.equal(torch.cat([xb[i, :, 0] for xb, _ in batches]).long(), seen)
     assert not torch.equal(epoch_order(7, 2, 0, n, N), epoch_order(7, 2, 1, n, N))
+
+
+def test_cosine_schedule_decays_from_lr_to_zero_and_resumes_identically(digits, tmp_path):
+    from dwf.zoo import learning_rate
+    spec = ZooSpec(n_models=4, epochs=3, batch_size=64, lr=3e-3, schedule="cosine", seed=2)
+    lrs = [learning_rate(spec, s, 30) for s in range(30)]
+    assert lrs[0] == 3e-3 and all(a > b for a, b in zip(lrs, lrs[1:])) and lrs[-1] < 1e-4
+    assert abs(learning_rate(spec, 15, 30) - 1.5e-3) < 1e-12
+    assert learning_rate(ZooSpec(n_models=1, epochs=1, lr=0.1), 7, 30) == 0.1
+
+    full = train_zoo(digits, ARCH, spec, progress=False)
+    with pytest.raises(Interrupt):
+        train_zoo(digits, ARCH, spec, out_dir=tmp_path, progress=False, on_epoch_end=stop_after(1))
+    resumed = train_zoo(digits, ARCH, spec, out_dir=tmp_path, progress=False)
+    for k in full.params:
+        assert torch.equal(full.params[k], resumed.params[k]), k
+    constant = train_zoo(digits, ARCH, replace(spec, schedule="constant"), progress=False)
+    assert not torch.equal(constant.params["fc.0.weight"], full.params["fc.0.weight"])
+
+
+def test_unknown_schedule_is_a_config_error(digits):
+    from dwf import ConfigError
+    with pytest.raises(ConfigError, match="schedule"):
+        train_zoo(digits, ARCH, replace(SPEC, schedule="step"), progress=False)
