@@ -35,6 +35,8 @@ def weight_matching(spec: PermutationSpec, reference_sd: Mapping[str, torch.Tens
     perms = identity_perms(spec)
     p2a = {p: [(n, ax) for n, ax in axes if n not in skip] for p, axes in spec.perm_to_axes.items()}
     names = list(spec.sizes)
+    ref_rows = {(name, ax): _unit_rows(reference_sd[name], ax)          # (units, rest) float64
+                for axes in p2a.values() for name, ax in axes}
     for _ in range(max_iter):
         improved = False
         order = torch.randperm(len(names), generator=generator).tolist()
@@ -44,7 +46,7 @@ def weight_matching(spec: PermutationSpec, reference_sd: Mapping[str, torch.Tens
                 # permute every other axis of the tensor, leave axis `ax` as is
                 others = {q: perms[q] for q in spec.sizes if q != p}
                 w = _permute_except(spec.axes[name], others, sd[name], ax)
-                A += _unit_rows(reference_sd[name], ax) @ _unit_rows(w, ax).T
+                A += ref_rows[name, ax] @ _unit_rows(w, ax).T
             _, cols = linear_sum_assignment(A.numpy(), maximize=True)
             old = A[torch.arange(len(cols)), perms[p]].sum()
             new = A[torch.arange(len(cols)), torch.from_numpy(cols)].sum()
