@@ -81,13 +81,21 @@ def _sklearn(name: str, seed: int) -> tuple[np.ndarray, ...]:
     return xtr, ytr, xte, yte
 
 
+TORCHVISION = ("mnist", "cifar10", "cifar100", "svhn", "stl10")
+
+
 def _torchvision(name: str) -> tuple[np.ndarray, ...]:
     import torchvision
 
-    cls = {"mnist": torchvision.datasets.MNIST, "cifar10": torchvision.datasets.CIFAR10}[name]
+    tv = torchvision.datasets
+    root = str(TORCHVISION_ROOT)
     try:
-        tr = cls(str(TORCHVISION_ROOT), train=True, download=False)
-        te = cls(str(TORCHVISION_ROOT), train=False, download=False)
+        if name in ("svhn", "stl10"):      # split="train" / "test"; images already (N, C, H, W)
+            cls = tv.SVHN if name == "svhn" else tv.STL10
+            tr, te = cls(root, split="train", download=False), cls(root, split="test", download=False)
+        else:
+            cls = {"mnist": tv.MNIST, "cifar10": tv.CIFAR10, "cifar100": tv.CIFAR100}[name]
+            tr, te = cls(root, train=True, download=False), cls(root, train=False, download=False)
     except RuntimeError as e:
         raise DatasetUnavailable(
             f"{name} is not on disk under {TORCHVISION_ROOT.resolve()} ({e}). This machine has no "
@@ -96,10 +104,20 @@ def _torchvision(name: str) -> tuple[np.ndarray, ...]:
 
     def arrays(ds):
         x = np.asarray(ds.data, dtype=np.float32) / 255.0
-        x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
-        return x, np.asarray(ds.targets, dtype=np.int64)
+        if name not in ("svhn", "stl10"):
+            x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
+        labels = ds.labels if name in ("svhn", "stl10") else ds.targets
+        return x, np.asarray(labels, dtype=np.int64)
 
     return (*arrays(tr), *arrays(te))
+
+
+def _resized(x: np.ndarray, side: int) -> np.ndarray:
+    """(N, C, H, W) images resized to (N, C, side, side), bilinear (antialiased when shrinking)."""
+    t = torch.from_numpy(np.ascontiguousarray(x))
+    out = torch.nn.functional.interpolate(t, size=(side, side), mode="bilinear", align_corners=False,
+                                          antialias=side < min(x.shape[2:]))
+    return out.numpy()
 
 
 def load(spec: DataSpec) -> Dataset:
@@ -108,12 +126,18 @@ def load(spec: DataSpec) -> Dataset:
         xtr, ytr, xte, yte = _sklearn(spec.name, spec.seed)
     elif spec.name == "fmnist":
         xtr, ytr, xte, yte = _fmnist()
-    elif spec.name in ("mnist", "cifar10"):
+    elif spec.name in TORCHVISION:
         xtr, ytr, xte, yte = _torchvision(spec.name)
     else:
-        raise ConfigError(f"unknown dataset {spec.name!r}; known: iris, digits, fmnist, mnist, cifar10")
+        raise ConfigError(f"unknown dataset {spec.name!r}; known: iris, digits, fmnist, "
+                          + ", ".join(TORCHVISION))
     if not 0.0 < spec.val_fraction < 1.0:
         raise ConfigError(f"val_fraction must be in (0, 1), got {spec.val_fraction}")
+    if spec.resize is not None:
+        if xtr.ndim != 4 or spec.resize < 1:
+            raise ConfigError(f"resize={spec.resize} needs an image dataset and a positive side; "
+                              f"{spec.name} inputs have shape {xtr.shape[1:]}")
+        xtr, xte = _resized(xtr, spec.resize), _resized(xte, spec.resize)
 
     rng = np.random.default_rng(spec.seed)
     order = rng.permutation(len(xtr))
@@ -122,6 +146,9 @@ def load(spec: DataSpec) -> Dataset:
     if spec.train_limit is not None:
         train = train[: spec.train_limit]
     x_train, x_val = xtr[train], xtr[val]
+    if spec.test_limit is not None and spec.test_limit < len(xte):   # a fixed seeded subset
+        keep = np.sort(np.random.default_rng(0).permutation(len(xte))[: spec.test_limit])
+        xte, yte = xte[keep], yte[keep]
 
     # Standardize with training statistics (per feature for tabular data, per channel for images).
     axes = (0,) if x_train.ndim == 2 else (0, 2, 3)

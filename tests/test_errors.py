@@ -81,12 +81,13 @@ def test_errors_are_dwf_errors():
     assert issubclass(ArtifactError, DwfError) and issubclass(ConfigError, DwfError)
 
 
-def test_missing_torchvision_dataset_names_the_fix(tmp_path, monkeypatch):
+@pytest.mark.parametrize("name", ["mnist", "cifar10", "cifar100", "svhn", "stl10"])
+def test_missing_torchvision_dataset_names_the_fix(tmp_path, monkeypatch, name):
     import dwf.data
     from dwf import DataSpec, DatasetUnavailable
     monkeypatch.setattr(dwf.data, "TORCHVISION_ROOT", tmp_path)
-    with pytest.raises(DatasetUnavailable, match="cifar10 is not on disk.*DWF_DATA"):
-        dwf.data.load(DataSpec("cifar10"))
+    with pytest.raises(DatasetUnavailable, match=f"{name} is not on disk.*DWF_DATA"):
+        dwf.data.load(DataSpec(name))
 
 
 def test_missing_fashion_mnist_names_the_debian_package(tmp_path, monkeypatch):

@@ -1,0 +1,31 @@
+"""Datasets: splits carved from training data, resizing, and the smoke profiles' test subsets."""
+import pytest
+import torch
+
+from dwf import ConfigError, DataSpec, data
+
+
+def test_digits_resized_to_28_keep_their_splits_and_labels():
+    small, big = data.load(DataSpec("digits")), data.load(DataSpec("digits", resize=28))
+    assert small.x_train.shape[1:] == (1, 8, 8) and big.x_train.shape[1:] == (1, 28, 28)
+    assert torch.equal(small.y_train, big.y_train) and torch.equal(small.y_test, big.y_test)
+    # standardized with training statistics after resizing
+    assert abs(float(big.x_train.mean())) < 1e-4 and abs(float(big.x_train.std()) - 1) < 0.05
+    # the upsampled image still looks like the original (correlation of the two, downsampled)
+    down = torch.nn.functional.interpolate(big.x_train[:50], size=(8, 8), mode="area")
+    a, b = down.flatten(), small.x_train[:50].flatten()
+    assert torch.corrcoef(torch.stack([a, b]))[0, 1] > 0.9
+
+
+def test_resize_needs_images():
+    with pytest.raises(ConfigError, match="resize"):
+        data.load(DataSpec("iris", resize=28))
+
+
+def test_test_limit_is_a_fixed_subset_of_the_test_split():
+    full = data.load(DataSpec("digits"))
+    a, b = data.load(DataSpec("digits", test_limit=100)), data.load(DataSpec("digits", test_limit=100, seed=3))
+    assert len(a.y_test) == 100 and torch.equal(a.y_test, b.y_test)   # independent of the split seed
+    rows = {tuple(r.tolist()) for r in full.x_test.flatten(1)}
+    assert all(tuple(r.tolist()) in rows for r in a.x_test.flatten(1))
+    assert torch.equal(a.x_train, full.x_train)
