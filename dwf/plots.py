@@ -181,3 +181,18 @@ def interpolation_barrier(path: Mapping[str, Sequence[float]],
                    name=f"aligned by weight matching (barrier {path['aligned_barrier']:.3f})"),
     ])
     return _layout(fig, title, "λ  (θ = (1 − λ) θ_a + λ θ_b)", "test loss")
+
+
+def transfer_curves(result: Mapping, title: str = "Few-shot transfer") -> go.Figure:
+    """Mean ± std test accuracy after each fine-tuning epoch (0: linear probe) for each
+    initialization. result: a TransferResult as a dict (a report's extras["transfer"][i])."""
+    fig = go.Figure()
+    colors = population_colors(list(result["test_acc"]))
+    for init, acc in result["test_acc"].items():
+        n, epochs = len(acc), result["epochs"]
+        mean = [100 * sum(a[e] for a in acc) / n for e in epochs]
+        std = [math.sqrt(sum((100 * a[e] - m) ** 2 for a in acc) / max(1, n - 1)) for e, m in zip(epochs, mean)]
+        fig.add_trace(go.Scatter(x=epochs, y=mean, error_y=dict(type="data", array=std), mode="lines+markers",
+                                 name=f"{init} (n={n})", line=dict(color=colors[init])))
+    return _layout(fig, f"{title}: {result['target']}", "fine-tuning epochs (0: linear probe on frozen features)",
+                   "test accuracy (%)")
