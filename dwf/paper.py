@@ -44,7 +44,7 @@ def figures(report: Report) -> dict[str, go.Figure]:
     ex, tag = report.extras, f" — {report.experiment} [{report.profile}]"
     pops = {r["name"]: report.populations[r["name"]] for r in report.rows}   # table order
     acc = {k: p["acc"] for k, p in pops.items()}
-    ref = int(report.config.get("align", {}).get("reference", 0))
+    ref = int(ex.get("reference", 0))
     return {
         "zoo_accuracy": plots.zoo_accuracy_histogram(pops["zoo"]["acc"], ex.get("zoo_val_acc"),
                                                      title="Zoo accuracy" + tag),
@@ -65,6 +65,8 @@ def figures(report: Report) -> dict[str, go.Figure]:
         "alignment_distances": plots.alignment_distances(
             ex.get("dist_to_ref_before", []), ex.get("dist_to_ref_after", []), reference=ref,
             title="Distance to the reference member, before and after re-basin" + tag),
+        **{f"transfer_{t['target']}": plots.transfer_curves(t, title="Few-shot transfer" + tag)
+           for t in ex.get("transfer", []) if "unavailable" not in t},
     }
 
 
@@ -102,9 +104,53 @@ def novelty_summary(report: Report) -> str:
             f"is {g['max_iou']:.3f} (zoo members against each other: {z['max_iou']:.3f}).")
 
 
+def ablation_markdown(base: Report, variants: Sequence[Report]) -> str:
+    """The generated nets of each variant beside the experiment's own (same zoo)."""
+    lines = ["| variant | what changes | generated acc (%) | gap (pp) | novelty | no BN recalibration (%) |",
+             "|---|---|---|---|---|---|"]
+    for r in [base, *variants]:
+        g = r.row("generated")
+        nobn = next((x for x in r.rows if x["name"] == "generated, no BN recalibration"), None)
+        lines.append(f"| {r.variant or 'as configured'} | {_changes(base, r)} | "
+                     f"{_fmt(g['acc_mean'])} ± {_fmt(g['acc_std'])} | {r.gap_pp:+.2f} | "
+                     f"{g['novelty']:.3f} | {_fmt(nobn['acc_mean']) if nobn else '—'} |")
+    return "\n".join(lines)
+
+
+def _changes(base: Report, variant: Report) -> str:
+    """Which upstream specs a variant changed, e.g. 'align.method: none' ('—' for the base)."""
+    out = []
+    for stage in ("align", "pca", "flow", "sample"):
+        a, b = base.config.get(stage, {}), variant.config.get(stage, {})
+        out += [f"{stage}.{k}: {b[k]}" for k in sorted(b) if a.get(k) != b.get(k)]
+    return ", ".join(out) or "—"
+
+
+def transfer_markdown(t: dict) -> str:
+    """One transfer target's table, or why it was skipped."""
+    if "unavailable" in t:
+        return f"Transfer to {t['target']}: skipped, the data is not on disk ({t['unavailable']})"
+    spec = t.get("spec", {})
+    head = " | ".join(f"epoch {e} (%)" for e in t["report_epochs"])
+    lines = [f"Few-shot transfer to **{t['target']}** ({spec.get('shots', '?')} images per class, new "
+             "head; epoch 0 is a linear probe on frozen features, then every weight is fine-tuned; "
+             "'val-selected' takes each net's epoch with the best validation accuracy):", "",
+             f"| initialization | n | {head} | val-selected (%) |",
+             "|---" * (3 + len(t["report_epochs"])) + "|"]
+    for r in t["rows"]:
+        cells = " | ".join(f"{_fmt(r[f'acc_e{e}'])} ± {_fmt(r[f'std_e{e}'])}" for e in t["report_epochs"])
+        lines.append(f"| {r['init']} | {r['n']} | {cells} | {_fmt(r['acc_selected'])} ± {_fmt(r['std_selected'])} |")
+    return "\n".join(lines)
+
+
 def results_markdown(reports: Sequence[Report], title: str = "# Results") -> str:
-    """results.md: a summary row per experiment, then each experiment's table, paper numbers,
-    model size and timings."""
+    """results.md: a summary row per experiment, then each experiment's table, ablations
+    (its variants), transfer tables, paper numbers, model size and timings."""
+    variants = {}
+    for r in reports:
+        if r.variant:
+            variants.setdefault(r.experiment, []).append(r)
+    reports = [r for r in reports if not r.variant]
     out = [title, "",
            "| experiment | profile | params | zoo acc (%) | generated acc (%) | gap (pp) | "
            "generated novelty | generated max error-IoU | paper zoo | paper generated | paper gap (pp) |",
@@ -133,6 +179,12 @@ def results_markdown(reports: Sequence[Report], title: str = "# Results") -> str
             ip = ex["interpolation"]
             out.append(f"Loss barrier between zoo members 0 and 1: naive {ip['naive_barrier']:.3f}, "
                        f"aligned {ip['aligned_barrier']:.3f}.")
+        if r.experiment in variants:
+            out += ["", "Ablations (same zoo):", "", ablation_markdown(r, variants[r.experiment])]
+        for t in ex.get("transfer", []):
+            out += ["", transfer_markdown(t)]
+        if "transfer_note" in r.paper:
+            out += ["", f"Paper transfer: {r.paper['transfer_note']}."]
         out += ["", f"Parameters per net: {ex.get('n_params', '—')}; PCA components: "
                 f"{ex.get('n_components', '—')} ({100 * sum(evr):.1f} % of the variance)."
                 if evr else f"Parameters per net: {ex.get('n_params', '—')}.",
@@ -149,10 +201,13 @@ def _timings(t: dict[str, float]) -> str:
 def results_json(reports: Sequence[Report], figure_files: dict[str, list[str]] | None = None) -> dict:
     """Summary of every run: rows, gap, paper numbers, timings, sizes, figure files."""
     return strict_json({"experiments": [
-        {"experiment": r.experiment, "profile": r.profile, "rows": r.rows, "gap_pp": r.gap_pp,
-         "paper": r.paper, "timings": r.timings, "n_params": r.extras.get("n_params"),
-         "n_components": r.extras.get("n_components"),
-         "figures": (figure_files or {}).get(r.experiment, [])} for r in reports]})
+        {"experiment": r.experiment, "variant": r.variant, "profile": r.profile, "rows": r.rows,
+         "gap_pp": r.gap_pp, "paper": r.paper, "timings": r.timings,
+         "n_params": r.extras.get("n_params"), "n_components": r.extras.get("n_components"),
+         "barrier": {k: v for k, v in r.extras.get("interpolation", {}).items() if k.endswith("barrier")},
+         "transfer": [{k: t[k] for k in ("target", "rows", "unavailable") if k in t}
+                      for t in r.extras.get("transfer", [])],
+         "figures": [] if r.variant else (figure_files or {}).get(r.experiment, [])} for r in reports]})
 
 
 def _html(fig: go.Figure, div_id: str) -> bytes:
@@ -184,7 +239,8 @@ def write(runs: Sequence[Run | Report], out_dir: str | Path = "paper_figures") -
     reports = [r.report if isinstance(r, Run) else r for r in runs]
     if any(r is None for r in reports):
         raise ConfigError("a run has no report: build it with dwf.pipeline.build(..., evaluate=True)")
-    named = [(r.experiment, name, fig) for r in reports for name, fig in figures(r).items()]
+    named = [(r.experiment, name, fig) for r in reports if not r.variant
+             for name, fig in figures(r).items()]
     files: dict[Path, bytes] = {}
     for exp, name, fig in named:
         files[out / exp / f"{name}.html"] = _html(fig, f"{exp}-{name}")

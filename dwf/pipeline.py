@@ -7,6 +7,7 @@ interrupted run resumes where it stopped.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import time
@@ -15,15 +16,16 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from tqdm import tqdm
 
-from . import archs, bn, data as data_mod, evaluate as ev, flow as flow_mod, interpolate as interp, stacked
-from .config import Experiment
+from . import align, archs, bn, data as data_mod, evaluate as ev, flow as flow_mod, interpolate as interp, stacked
+from . import transfer as transfer_mod
+from .config import Experiment, TransferSpec
 from .data import Dataset
+from .errors import DatasetUnavailable
 from .flow import Flow
 from .io import load_json, save_json
 from .pca import DualPCA
-from .rebasin import PermutationSpec, align_to, spec_from_module
+from .rebasin import PermutationSpec, spec_from_module
 from .report import Report
 from .sample import Generated, generate
 from .zoo import Zoo, train_zoo
@@ -46,9 +48,8 @@ class Run:
     timings: dict = field(default_factory=dict)
 
 
-def _stage(root: Path, name: str, exp: Experiment) -> tuple[Path, bool]:
-    """(folder, done) for a stage; clears a folder computed for another config."""
-    d = root / name
+def _stage(d: Path, name: str, exp: Experiment) -> tuple[Path, bool]:
+    """(folder, done) for stage `name` in folder d; clears a folder computed for another config."""
     h = exp.stage_hash(name)
     marker = d / "stage.json"
     if marker.exists():
@@ -72,7 +73,17 @@ def _done(d: Path, exp: Experiment, stage: str, info: dict | None = None) -> Non
 
 
 def experiment_dir(exp: Experiment, artifacts: str | Path = "artifacts") -> Path:
-    return Path(artifacts) / exp.name / exp.profile
+    """Where the experiment's stages and report.json live; a variant (ablation) keeps its own
+    under variants/<name>/ and shares the experiment's zoo."""
+    base = Path(artifacts) / exp.name / exp.profile
+    return base / "variants" / exp.variant if exp.variant else base
+
+
+def stage_dir(exp: Experiment, stage: str, artifacts: str | Path = "artifacts") -> Path:
+    """The folder of one stage (a variant's zoo is its experiment's)."""
+    if stage == "zoo":
+        return Path(artifacts) / exp.name / exp.profile / "zoo"
+    return experiment_dir(exp, artifacts) / stage
 
 
 def build(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool = True,
@@ -87,7 +98,7 @@ def build(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool =
     data = data_mod.load(exp.data)
 
     def stage(name, load, compute):
-        return _cached(root, exp, name, load, compute, tell)
+        return _cached(stage_dir(exp, name, artifacts), exp, name, load, compute, tell)
 
     zoo, timings["zoo"] = stage("zoo", Zoo.load, lambda d: train_zoo(
         data, exp.arch, exp.zoo, out_dir=d, progress=progress, device=device))
@@ -106,7 +117,7 @@ def build(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool =
         def report(d: Path) -> Report:
             gen = sample(run)
             Zoo(exp.arch, state_with_bn(run, gen.vectors), info={"generated": True}).save(d / "generated")
-            rep = _saved(evaluate_run(run, gen), d / "report.json")
+            rep = _saved(evaluate_run(run, gen, progress=progress), d / "report.json")
             return _saved(rep, root / "report.json")
 
         run.report, _ = stage("report", lambda d: Report.load(d / "report.json"), report)
@@ -118,12 +129,12 @@ def _saved(artifact, path: Path):
     return artifact
 
 
-def _cached(root: Path, exp: Experiment, name: str, load: Callable[[Path], object],
+def _cached(folder: Path, exp: Experiment, name: str, load: Callable[[Path], object],
             compute: Callable[[Path], object], tell: Callable[[str], None]) -> tuple:
     """(artifact, seconds its computation took): loaded from the stage folder when cached for
     this config, else computed (the function saves into the folder) and marked done."""
     tell(name)
-    d, done = _stage(root, name, exp)
+    d, done = _stage(folder, name, exp)
     if done:
         return load(d), float(load_json(d / "stage.json").get("seconds") or 0.0)
     t0 = time.perf_counter()
@@ -168,24 +179,8 @@ def state_with_bn(run: Run, vectors: torch.Tensor, recalibrate: bool = True) -> 
 
 def align_zoo(zoo: Zoo, exp: Experiment, data: Dataset, progress: bool = False) -> Zoo:
     """Every member permuted to match the reference member (same functions, aligned weights)."""
-    t0 = time.perf_counter()
-    if exp.align.method == "none":
-        return Zoo(zoo.arch, dict(zoo.params), zoo.models, {**zoo.info, "aligned": False, "align_seconds": 0.0})
-    spec = symmetry(exp, data)
-    exclude = buffer_names(exp)
-    sds = zoo.state_dicts()
-    ref = sds[exp.align.reference]
-    g = torch.Generator().manual_seed(exp.align.seed)
-    out = [align_to(spec, ref, sd, max_iter=exp.align.max_iter, generator=g, exclude=exclude)
-           if i != exp.align.reference else sd
-           for i, sd in enumerate(tqdm(sds, desc="align", unit="model", disable=not progress))]
-    params = {k: torch.stack([sd[k] for sd in out]) for k in zoo.params}
-    before = (zoo.vectors() - zoo.vectors()[exp.align.reference]).norm(dim=1)
-    after_zoo = Zoo(zoo.arch, params, zoo.models)
-    after = (after_zoo.vectors() - after_zoo.vectors()[exp.align.reference]).norm(dim=1)
-    after_zoo.info = {**zoo.info, "aligned": True, "align_seconds": time.perf_counter() - t0,
-                      "dist_to_ref_before": before.tolist(), "dist_to_ref_after": after.tolist()}
-    return after_zoo
+    return align.align_zoo(zoo, symmetry(exp, data), exp.align, exclude=buffer_names(exp),
+                           progress=progress)
 
 
 def sample(run: Run, n: int | None = None, steps: int | None = None, method: str | None = None,
@@ -197,10 +192,12 @@ def sample(run: Run, n: int | None = None, steps: int | None = None, method: str
                     s.seed if seed is None else seed)
 
 
-def evaluate_run(run: Run, gen: Generated, barrier: bool = True) -> Report:
+def evaluate_run(run: Run, gen: Generated, barrier: bool = True, transfer: bool = True,
+                 progress: bool = False) -> Report:
     """Score generated nets beside the zoo and the trivial baselines (noisy copies,
     interpolations of aligned pairs), from predictions computed once per population.
-    With `barrier`, also the loss along naive and aligned paths between zoo members 0 and 1."""
+    With `barrier` (and the EvalSpec asking for it), also the loss along naive and aligned paths
+    between zoo members 0 and 1; with `transfer`, the experiment's few-shot transfer targets."""
     exp = run.experiment
     timings = {**run.timings, "sample": gen.seconds}
     model = archs.build(exp.arch)
@@ -214,9 +211,10 @@ def evaluate_run(run: Run, gen: Generated, barrier: bool = True) -> Report:
     if has_bn:  # the trained zoo's momentum statistics lag; recalibrated members are the fair reference
         populations = {"zoo": zoo_vecs, "zoo, BN recalibrated": zoo_vecs, "generated": gen.vectors,
                        "generated, no BN recalibration": gen.vectors}
-    for sigma in exp.eval.noise_sigmas:
-        populations[f"noisy σ={sigma:g}"] = ev.noisy_copies(zoo_vecs, exp.eval.n_baseline, sigma, g)
-    populations["interpolation"] = ev.interpolations(zoo_vecs, exp.eval.n_baseline, g)
+    if exp.eval.n_baseline > 0:
+        for sigma in exp.eval.noise_sigmas:
+            populations[f"noisy σ={sigma:g}"] = ev.noisy_copies(zoo_vecs, exp.eval.n_baseline, sigma, g)
+        populations["interpolation"] = ev.interpolations(zoo_vecs, exp.eval.n_baseline, g)
 
     t0 = time.perf_counter()
     states = {k: run.aligned.params if k == "zoo" else
@@ -231,7 +229,11 @@ def evaluate_run(run: Run, gen: Generated, barrier: bool = True) -> Report:
     pops = {k: ev.population(k, populations[k], preds[k], y, ref, is_zoo=k.startswith("zoo"))
             for k in populations}
     extras = {}
-    if barrier:
+    if transfer and exp.transfer:
+        t0 = time.perf_counter()
+        extras["transfer"] = [_transfer(run, states["generated"], t, progress) for t in exp.transfer]
+        timings["transfer"] = time.perf_counter() - t0
+    if barrier and exp.eval.interpolation:
         naive, aligned = interp.naive_vs_aligned(
             model, symmetry(exp, run.data), *run.zoo.state_dicts()[:2], x, y,
             x_calib=run.data.x_train if has_bn else None, seed=exp.align.seed)
@@ -246,17 +248,36 @@ def evaluate_run(run: Run, gen: Generated, barrier: bool = True) -> Report:
         "zoo_val_acc": run.zoo.metric("val_acc").tolist(),
         "dist_to_ref_before": run.aligned.info.get("dist_to_ref_before", []),
         "dist_to_ref_after": run.aligned.info.get("dist_to_ref_after", []),
+        "reference": run.aligned.info.get("reference", 0),
         "n_params": layout.dim, "n_components": run.pca.n_components_,
         "zoo_median_nn": ref.median_nn,
     }
     return Report(exp.name, exp.profile, exp.to_dict(),
                   [p.summary(ref.median_nn) for p in pops.values()],
-                  {k: p.to_dict() for k, p in pops.items()}, timings, extras, dict(exp.paper))
+                  {k: p.to_dict() for k, p in pops.items()}, timings, extras, dict(exp.paper),
+                  variant=exp.variant)
+
+
+def _transfer(run: Run, generated: dict[str, torch.Tensor], spec: TransferSpec, progress: bool) -> dict:
+    """Few-shot transfer to spec's target from the first nets of each kind: generated
+    (BatchNorm recalibrated), zoo members, random init. A target whose data is not on disk is
+    recorded as unavailable (with the reason) rather than failing the whole report."""
+    try:
+        target = data_mod.load(spec.data)
+    except DatasetUnavailable as e:
+        log.warning("transfer target %s skipped: %s", spec.data.name, e)
+        return {"target": spec.data.name, "unavailable": str(e)}
+    task = transfer_mod.few_shot(target, spec.shots, spec.val_shots, spec.seed)
+    k = min(spec.n_models, next(iter(generated.values())).shape[0])
+    inits = {"generated": [{n: v[i] for n, v in generated.items()} for i in range(k)],
+             "zoo": run.aligned.state_dicts()[:k], "random": k}
+    res = transfer_mod.transfer(run.experiment.arch, inits, task, spec, progress=progress)
+    return {**res.to_dict(), "rows": res.rows(), "spec": dataclasses.asdict(spec)}
 
 
 def is_built(exp: Experiment, artifacts: str | Path = "artifacts", stage: str = "report") -> bool:
     """Whether `stage` (and so every stage before it) is cached for this exact config."""
-    marker = experiment_dir(exp, artifacts) / stage / "stage.json"
+    marker = stage_dir(exp, stage, artifacts) / "stage.json"
     try:
         return marker.exists() and load_json(marker).get("hash") == exp.stage_hash(stage)
     except Exception:

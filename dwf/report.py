@@ -17,6 +17,7 @@ class Report:
     timings: dict[str, float]
     extras: dict = field(default_factory=dict)   # spectra, flow history, alignment stats...
     paper: dict = field(default_factory=dict)    # comparable numbers from the paper
+    variant: str = ""                            # "" for the experiment, else the ablation's name
 
     def row(self, name: str) -> dict:
         for r in self.rows:

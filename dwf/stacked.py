@@ -18,17 +18,29 @@ def forward(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tenso
     params: {name: (n, *shape)} for the model's parameters (and float buffers, if given).
     x: (B, ...) fed to every model when `shared_input`, else (n, B, ...) one batch per model.
     returns (n, B, C). Architectures with a `forward_stacked` method use it (hand-batched
-    maths, same result). Other modules run one model after another on the CPU, where vmap's
-    batched convolutions measured ~3x slower than that loop; elsewhere through torch.func.vmap.
-    Either way gradients reach the stacked parameters and BatchNorm updates the stacked buffers.
+    maths, same result). Other modules use `forward_loop` on the CPU, where vmap's batched
+    convolutions measured 2-3x slower (benchmarks/bench_convzoo.py), and `forward_vmap`
+    elsewhere. Either way gradients reach the stacked parameters and BatchNorm updates the
+    stacked buffers.
     """
     if hasattr(model, "forward_stacked"):
         return model.forward_stacked(params, x, shared_input)
     if x.device.type == "cpu":
-        n = next(iter(params.values())).shape[0]
-        return torch.stack([functional_call(model, {k: v[i] for k, v in params.items()},
-                                            (x if shared_input else x[i],)) for i in range(n)])
+        return forward_loop(model, params, x, shared_input)
+    return forward_vmap(model, params, x, shared_input)
 
+
+def forward_loop(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tensor,
+                 shared_input: bool = True) -> torch.Tensor:
+    """`forward` as one functional call per model, stacked. (n, B, C)"""
+    n = next(iter(params.values())).shape[0]
+    return torch.stack([functional_call(model, {k: v[i] for k, v in params.items()},
+                                        (x if shared_input else x[i],)) for i in range(n)])
+
+
+def forward_vmap(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tensor,
+                 shared_input: bool = True) -> torch.Tensor:
+    """`forward` as one torch.func.vmap over the model axis. (n, B, C)"""
     def one(p, xb):
         return functional_call(model, dict(p), (xb,))
 
@@ -37,7 +49,7 @@ def forward(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tenso
 
 @torch.no_grad()
 def predict(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tensor,
-            batch_size: int = 2048, model_chunk: int = 64) -> torch.Tensor:
+            batch_size: int = 256, model_chunk: int = 64) -> torch.Tensor:
     """Class predictions (n, N) int64 of n stacked models on inputs x (N, ...), in eval mode
     (BatchNorm uses the running statistics given in `params`)."""
     model.eval()

@@ -77,11 +77,13 @@ def _(dwf, exp, mo, run):
     _d = run.data
     _names = {"fmnist": ("T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                          "Sneaker", "Bag", "Boot")}.get(_d.name)
+    _a = exp.arch
+    _arch = (f"an MLP {_a.in_dim}-" + "-".join(str(h) for h in _a.hidden) + f"-{_a.out_dim}"
+             if _a.kind == "mlp" else f"a {_a.kind} at width {_a.width:g} with BatchNorm")
     _text = mo.md(
         f"**{_d.name}**: {len(_d.y_train)} training, {len(_d.y_val)} validation and "
         f"{len(_d.y_test)} test examples of shape {_d.input_shape}, {_d.n_classes} classes. "
-        f"The architecture is an MLP {exp.arch.in_dim}-"
-        + "-".join(str(h) for h in exp.arch.hidden) + f"-{exp.arch.out_dim}."
+        f"The architecture is {_arch}."
     )
     _grid = (dwf.plots.image_grid(_d.x_train[:16], _d.y_train[:16].tolist(), _names)
              if _d.x_train.ndim == 4 else None)
@@ -120,15 +122,19 @@ def _(mo):
     Shuffle the hidden units of a layer, rows of the weights that write them and columns of
     the weights that read them alike, and the network computes exactly the same function. Two
     zoo members can thus be far apart in weight space only because their units are listed in
-    different orders. Below, one zoo member is permuted with random permutations of every hidden
-    layer: its weights move a long way, its outputs do not (up to float rounding).
+    different orders. dwf reads which axes of which tensors move together from the model's own
+    graph (`dwf.rebasin.spec_from_module`, with `torch.fx`): in a ResNet, every block that adds
+    to the residual stream shares the stream's permutation, and BatchNorm scales, shifts and
+    running statistics follow their channels. Below, one zoo member is permuted with random
+    permutations of every group: its weights move a long way, its outputs do not (up to float
+    rounding).
     """)
     return
 
 
 @app.cell
 def _(dwf, math, mo, run, torch):
-    perm_spec = dwf.rebasin.mlp_spec(run.zoo.layout.shapes())
+    perm_spec = dwf.pipeline.symmetry(run.experiment, run.data)
     _sd = run.zoo.state_dicts()[0]
     _perms = dwf.rebasin.random_perms(perm_spec, torch.Generator().manual_seed(0))
     _sd_perm = dwf.rebasin.apply_perms(perm_spec, _perms, _sd)
@@ -144,8 +150,9 @@ def _(dwf, math, mo, run, torch):
     _moved = float((_flat[0] - _flat[1]).norm())
     _log10_copies = sum(math.lgamma(n + 1) for n in perm_spec.sizes.values()) / math.log(10)
     print(f"max |f(x) - f_permuted(x)| over {len(_x)} test inputs: {sym_max_diff:.2e}")
+    _sizes = dict(perm_spec.sizes) if len(perm_spec.sizes) <= 6 else f"{len(perm_spec.sizes)} groups of sizes {sorted(set(perm_spec.sizes.values()))}"
     mo.md(
-        f"Hidden groups: {dict(perm_spec.sizes)}, so each net has about 10^{_log10_copies:.0f} "
+        f"Permutation groups: {_sizes}, so each net has about 10^{_log10_copies:.0f} "
         f"equivalent weight vectors. The permuted copy is {_moved:.2f} away in weight space "
         f"(the weight vector itself has norm {float(_flat[0].norm()):.2f}), yet the largest "
         f"difference in its logits over {len(_x)} test inputs is **{sym_max_diff:.1e}**."
@@ -167,10 +174,10 @@ def _(mo):
 
 
 @app.cell
-def _(dwf, exp, mo, report):
+def _(dwf, mo, report):
     _before = report.extras["dist_to_ref_before"]
     _after = report.extras["dist_to_ref_after"]
-    _ref = exp.align.reference
+    _ref = report.extras.get("reference", 0)
     _b = [v for i, v in enumerate(_before) if i != _ref]
     _a = [v for i, v in enumerate(_after) if i != _ref]
     mo.vstack([
@@ -273,6 +280,13 @@ def _(mo):
     trivial generators that need no learning at all: **noisy copies** of zoo members (Gaussian
     noise of std σ on every weight) and **interpolations** between random pairs of aligned
     members.
+
+    Networks with BatchNorm need one more step. The flow generates weights only; the running
+    statistics a BatchNorm layer normalizes with are re-estimated for every generated net on a
+    fixed, seeded subset of the *training* images (a cumulative average over the batches).
+    Without it — here, with the zoo's average statistics instead — a generated ResNet is
+    usually no better than chance, because BatchNorm makes the scale of the convolution weights
+    before it arbitrary and every zoo member settles on its own.
     """)
     return
 
@@ -326,7 +340,29 @@ def _(dwf, mo, report):
 @app.cell(hide_code=True)
 def _(mo):
     mo.md(r"""
-    ## 9. Results
+    ## 9. Transfer: are generated nets useful starting points?
+
+    For experiments with a transfer target, the backbones of generated nets, of zoo members and
+    of randomly initialized nets start a *new* task with only a few labelled images per class
+    and a new classifier head. Epoch 0 is a linear probe on frozen features; after that every
+    weight is fine-tuned. Good generated nets transfer like the originals, far better than
+    random initialization.
+    """)
+    return
+
+
+@app.cell
+def _(dwf, mo, report):
+    _t = [t for t in report.extras.get("transfer", []) if "unavailable" not in t]
+    mo.vstack([mo.vstack([dwf.plots.transfer_curves(t), mo.md(dwf.paper.transfer_markdown(t))]) for t in _t]
+              if _t else [mo.md("_This experiment has no transfer target._")])
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## 10. Results
     """)
     return
 

@@ -8,10 +8,13 @@ from dwf import experiments, pipeline
 
 @pytest.fixture(scope="session")
 def artifacts(tmp_path_factory):
-    """A temporary artifacts folder holding the smoke runs of iris_mlp and fmnist_mlp."""
+    """A temporary artifacts folder holding the smoke runs of iris_mlp, fmnist_mlp and
+    fmnist_resnet20 (with its ablation variants)."""
     root = tmp_path_factory.mktemp("artifacts")
-    for name in ("iris_mlp", "fmnist_mlp"):
-        pipeline.build(experiments.get(name, "smoke"), root, progress=False)
+    for name in ("iris_mlp", "fmnist_mlp", "fmnist_resnet20"):
+        exp = experiments.get(name, "smoke")
+        for e in [exp, *experiments.ablations(exp)]:
+            pipeline.build(e, root, progress=False)
     return root
 
 

@@ -19,10 +19,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_walkthrough_runs_headless(artifacts):
+@pytest.mark.parametrize("experiment", ["fmnist_mlp", "fmnist_resnet20"])
+def test_walkthrough_runs_headless(artifacts, experiment):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "notebooks" / "walkthrough.py"), "--",
-         "--profile", "smoke", "--artifacts", str(artifacts)],
+         "--experiment", experiment, "--profile", "smoke", "--artifacts", str(artifacts)],
         capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-4000:]
     # the symmetry demo ran: permuting hidden units leaves the outputs unchanged
@@ -33,7 +34,8 @@ def test_walkthrough_runs_headless(artifacts):
 
 @pytest.mark.slow
 def test_reproduce_notebook_writes_figures_and_results(artifacts, tmp_path):
-    names = ["iris_mlp", "fmnist_mlp"]
+    """Two MLPs and a BatchNorm ResNet (with its unaligned variant and transfer table)."""
+    names = ["iris_mlp", "fmnist_mlp", "fmnist_resnet20"]
     out = tmp_path / "paper_figures"
     papermill.execute_notebook(
         str(ROOT / "notebooks" / "reproduce.ipynb"), str(tmp_path / "reproduce-smoke.ipynb"),
@@ -42,7 +44,13 @@ def test_reproduce_notebook_writes_figures_and_results(artifacts, tmp_path):
         kernel_name="python3", progress_bar=False, cwd=str(ROOT))
     md = (out / "results.md").read_text()
     summary = json.loads((out / "results.json").read_text())
-    assert [e["experiment"] for e in summary["experiments"]] == names
+    assert [(e["experiment"], e["variant"]) for e in summary["experiments"]] == [
+        ("iris_mlp", ""), ("fmnist_mlp", ""), ("fmnist_resnet20", ""), ("fmnist_resnet20", "unaligned")]
+    resnet = summary["experiments"][2]
+    assert [r["init"] for r in resnet["transfer"][0]["rows"]] == ["generated", "zoo", "random"]
+    assert "transfer_digits" in " ".join(resnet["figures"])
+    assert "Few-shot transfer to **digits**" in md and "| unaligned | align.method: none |" in md
+    assert "generated, no BN recalibration" in md
     for name in names:
         rep = json.loads((pipeline.experiment_dir(experiments.get(name, "smoke"), artifacts)
                           / "report.json").read_text())
@@ -106,6 +114,26 @@ def test_results_markdown_on_a_handmade_report():
     assert "PCA components: 3 (90.0 % of the variance)" in md
     assert "*Novelty*" in md and "*Max error-IoU*" in md
     assert md.index("| toy |") < md.index("| other |") < md.index("## toy")
+
+
+def test_variants_and_transfer_in_results_markdown():
+    base = _report("toy")
+    var = _report("toy")
+    var.variant = "unaligned"
+    var.config = {"align": {"reference": 0, "method": "none"}}
+    var.rows = [dict(r, acc_mean=0.80) if r["name"] == "generated" else r for r in var.rows]
+    base.extras["transfer"] = [
+        {"target": "digits", "report_epochs": [0, 5], "spec": {"shots": 10},
+         "rows": [{"init": "generated", "n": 4, "acc_e0": 0.6, "std_e0": 0.01, "acc_e5": 0.7,
+                   "std_e5": 0.02, "acc_selected": 0.69, "std_selected": 0.03}]},
+        {"target": "stl10", "unavailable": "stl10 is not on disk"}]
+    md = paper.results_markdown([base, var])
+    assert [line for line in md.splitlines() if line.startswith("| toy |")] != []
+    assert not [line for line in md.splitlines() if line.startswith("| toy | smoke") and "80.00" in line]
+    assert "| unaligned | align.method: none | 80.00 ± 2.00 | -10.00 | 0.050 | — |" in md
+    assert "| as configured | — | 88.50 ± 2.00 | -1.50 |" in md
+    assert "| generated | 4 | 60.00 ± 1.00 | 70.00 ± 2.00 | 69.00 ± 3.00 |" in md
+    assert "Transfer to stl10: skipped, the data is not on disk (stl10 is not on disk)" in md
 
 
 def test_write_is_atomic_and_html_byte_stable(tmp_path, monkeypatch):

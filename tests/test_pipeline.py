@@ -67,3 +67,33 @@ def test_pipeline_on_a_batchnorm_cnn(tmp_path):
     assert bn_mean and saved.n == 6
     # recalibrated statistics are per-net, not one shared copy
     assert not torch.allclose(saved.params[bn_mean[0]][0], saved.params[bn_mean[0]][1])
+
+
+def test_a_variant_shares_the_zoo_and_keeps_its_own_later_stages(artifacts, tmp_path):
+    import dataclasses
+    import shutil
+
+    import pytest
+
+    from dwf import AlignSpec, ConfigError, EvalSpec
+    exp = experiments.get("iris_mlp", "smoke")
+    root = tmp_path / "a"
+    shutil.copytree(artifacts / "iris_mlp", root / "iris_mlp")
+    zoo_file = root / "iris_mlp/smoke/zoo/weights.safetensors"
+    before = zoo_file.stat().st_mtime_ns
+    base_report = (root / "iris_mlp/smoke/report.json").read_text()
+    var = exp.ablation("unaligned", align=AlignSpec(method="none"),
+                       eval=EvalSpec(noise_sigmas=(), n_baseline=0, interpolation=False))
+    run = pipeline.build(var, root, progress=False)
+    assert zoo_file.stat().st_mtime_ns == before                      # the zoo was reused
+    assert pipeline.experiment_dir(var, root) == root / "iris_mlp/smoke/variants/unaligned"
+    assert (pipeline.experiment_dir(var, root) / "flow" / "stage.json").exists()
+    assert (root / "iris_mlp/smoke/report.json").read_text() == base_report   # untouched
+    assert run.report.variant == "unaligned" and not run.aligned.info["aligned"]
+    assert [r["name"] for r in run.report.rows] == ["zoo", "generated"]   # no baselines asked for
+    assert "interpolation" not in run.report.extras
+    assert pipeline.is_built(var, root) and pipeline.is_built(exp, root)
+    with pytest.raises(ConfigError, match="shares the zoo"):
+        exp.ablation("bigger", zoo=dataclasses.replace(exp.zoo, n_models=9))
+    with pytest.raises(ConfigError, match="plain, non-empty name"):
+        exp.ablation("a/b", align=AlignSpec(method="none"))

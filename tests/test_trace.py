@@ -92,7 +92,8 @@ def test_permuted_model_computes_the_same_function(arch, side):
 
 
 @pytest.mark.parametrize("arch, side", [(ArchSpec("cnn", 1, (6, 8, 10)), 28),
-                                        (ArchSpec("resnet20", 3, width=0.25), 32)])
+                                        (ArchSpec("resnet20", 3, width=0.25), 32),
+                                        (ArchSpec("resnet18", 3, width=0.25), 32)])
 def test_weight_matching_recovers_a_planted_permutation(arch, side):
     model = randomize_bn(archs.build(arch, seed=0), seed=1)
     spec = spec_from_module(model, torch.randn(2, arch.in_dim, side, side))
