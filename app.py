@@ -165,12 +165,12 @@ def _(generated, mo, report, run):
 
 
 @app.cell
-def _(dwf, generated, mo, run, safetensors_bytes):
+def _(generated, mo, run, safetensors_bytes):
     def _weights() -> bytes:
         """The generated nets as a dwf zoo file: one key per tensor with a leading model axis,
         BatchNorm statistics recalibrated."""
         _exp = run.experiment
-        return safetensors_bytes(dwf.pipeline.state_with_bn(run, generated.vectors), metadata={
+        return safetensors_bytes(generated.params, metadata={
             "experiment": _exp.name, "profile": _exp.profile, "n_models": str(generated.vectors.shape[0])})
 
     mo.download(data=_weights, filename=f"generated_{run.experiment.name}.safetensors",

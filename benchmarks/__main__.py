@@ -12,7 +12,7 @@ import torch
 
 from dwf.io import save_json
 
-from . import bench_pca, bench_zoo
+from . import bench_align, bench_convzoo, bench_pca, bench_zoo
 
 OUT = Path("artifacts/bench/results.json")
 
@@ -22,7 +22,8 @@ def _table(rows: list[tuple[str, ...]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
 
-def report(zoos: list[bench_zoo.ZooResult], pca: bench_pca.PCAResult) -> str:
+def report(zoos: list[bench_zoo.ZooResult], pca: bench_pca.PCAResult,
+           convs: list[bench_convzoo.ConvZooResult], aligns: list[bench_align.AlignResult]) -> str:
     zoo_rows = [("MLPs", "train samples", "epochs", "batched s", "sequential s", "ratio",
                  "acc batched", "acc sequential", "models equal")]
     for z in zoos:
@@ -36,7 +37,26 @@ def report(zoos: list[bench_zoo.ZooResult], pca: bench_pca.PCAResult) -> str:
         ("dwf.DualPCA (numpy memmap)", f"{pca.dual_memmap_s:.3f}"),
         (f"sklearn PCA (svd_solver={pca.sklearn_solver!r})", f"{pca.sklearn_s:.3f}"),
     ]
+    conv_rows = [("nets", "loop s / step", "vmap s / step", "loop models × epochs / min",
+                  "vmap models × epochs / min", "vmap / loop")]
+    for c in convs:
+        conv_rows.append((f"{c.n_models} × {c.case}", f"{c.loop_s_per_step:.3f}", f"{c.vmap_s_per_step:.3f}",
+                          f"{c.loop_models_epochs_per_min:.1f}", f"{c.vmap_models_epochs_per_min:.1f}",
+                          f"{c.ratio:.2f}x"))
+    align_rows = [("zoo", "params", "models", "s / model", "train step s", "ratio", "recovered")]
+    for a in aligns:
+        align_rows.append((a.case, f"{a.n_params:,}", str(a.n_models), f"{a.s_per_model:.4f}",
+                           f"{a.train_step_s:.3f}", f"{a.ratio:.3f}", f"{a.recovered}/{a.n_models}"))
     return "\n".join([
+        f"Convnet zoo training step (fmnist_resnet20 quick recipe: batch {convs[0].batch_size}, "
+        f"{convs[0].train_samples} training images per epoch; CPU, best of {bench_convzoo.REPEATS}): "
+        "one functional call per model (train_zoo's choice on the CPU) vs torch.func.vmap",
+        _table(conv_rows),
+        "",
+        "Weight matching against member 0 (synthetic zoos: permuted noisy copies of one net); "
+        "ratio = seconds per model / seconds of one training step (batch 128, 32x32)",
+        _table(align_rows),
+        "",
         "Zoo training: dwf.train_zoo (all models in one batched pass) vs an ordinary per-model "
         f"loop with the same init, batch order, AdamW and selection (CPU, {torch.get_num_threads()} "
         f"threads, best of {bench_zoo.REPEATS}); ratio = sequential / batched",
@@ -57,13 +77,18 @@ def main() -> None:
     t0 = time.perf_counter()
     zoos = [bench_zoo.run(arch, spec, data, case) for case, arch, data, spec in bench_zoo.CASES]
     pca = bench_pca.run()
-    print(report(zoos, pca))
+    convs = [bench_convzoo.run(*case) for case in bench_convzoo.CASES]
+    aligns = [bench_align.run(*case) for case in bench_align.CASES]
+    print(report(zoos, pca, convs, aligns))
     total = time.perf_counter() - t0
     print(f"\ntotal {total:.1f} s; results in {OUT}")
     save_json(OUT, {
         "zoo": [{**asdict(z), "arch": asdict(arch), "data": asdict(data), "spec": asdict(spec),
                  "repeats": bench_zoo.REPEATS}
                 for z, (_, arch, data, spec) in zip(zoos, bench_zoo.CASES)],
+        "convnet_zoo": [{**asdict(c), "repeats": bench_convzoo.REPEATS, "steps": bench_convzoo.STEPS}
+                        for c in convs],
+        "align": [{**asdict(a), "noise": bench_align.NOISE, "repeats": bench_align.REPEATS} for a in aligns],
         "pca": {**asdict(pca), "signal_rank": bench_pca.SIGNAL_RANK, "decay": bench_pca.DECAY,
                 "noise": bench_pca.NOISE, "seed": bench_pca.SEED, "repeats": bench_pca.REPEATS},
         "environment": {"python": platform.python_version(), "platform": platform.platform(),

@@ -1,8 +1,9 @@
-"""Generation: fresh noise -> ODE -> inverse PCA -> weight vectors (-> state dicts)."""
+"""Generation: fresh noise -> ODE -> inverse PCA -> weight vectors (-> state dicts, see
+`dwf.pipeline.sample`, which also recalibrates BatchNorm)."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -16,6 +17,8 @@ class Generated:
     codes: torch.Tensor     # (n, k) latent codes
     vectors: torch.Tensor   # (n, d) flat weights
     seconds: float          # wall time of sampling + decoding
+    params: dict[str, torch.Tensor] = field(default_factory=dict)  # {name: (n, ...)}, with BN statistics
+    bn_seconds: float = 0.0  # wall time of BatchNorm recalibration (0 for nets without BN)
 
 
 def generate(flow: Flow, pca: DualPCA, n: int, steps: int = 100, method: str = "rk4",

@@ -18,9 +18,10 @@ def forward(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tenso
     params: {name: (n, *shape)} for the model's parameters (and float buffers, if given).
     x: (B, ...) fed to every model when `shared_input`, else (n, B, ...) one batch per model.
     returns (n, B, C). Architectures with a `forward_stacked` method use it (hand-batched
-    maths, same result). Other modules use `forward_loop` on the CPU, where vmap's batched
-    convolutions measured 2-3x slower (benchmarks/bench_convzoo.py), and `forward_vmap`
-    elsewhere. Either way gradients reach the stacked parameters and BatchNorm updates the
+    maths, same result). Other modules use `forward_loop` on the CPU: vmap turns the n convs
+    into one grouped conv, which measured 1.2-1.4x slower per training step for full-width
+    ResNet-20s, ~1.25x faster for width-0.25 ones but 2x slower at inference batches of 256
+    (`make bench`, ad-hoc timings); one simple rule wins overall. `forward_vmap` elsewhere. Either way gradients reach the stacked parameters and BatchNorm updates the
     stacked buffers.
     """
     if hasattr(model, "forward_stacked"):

@@ -2,8 +2,8 @@
 import numpy as np
 import torch
 
-from benchmarks import bench_pca, bench_zoo
-from dwf import ArchSpec, DataSpec, ZooSpec, data, train_zoo
+from benchmarks import bench_align, bench_pca, bench_zoo
+from dwf import ArchSpec, DataSpec, ZooSpec, archs, data, train_zoo
 
 
 def test_sequential_loop_reproduces_train_zoo():
@@ -32,3 +32,10 @@ def test_pca_bench_agrees_with_sklearn_at_tiny_size():
     r = bench_pca.run(n=20, d=3000, k=5)
     assert r.subspace_error < 1e-3 and r.memmap_subspace_error < 1e-8
     assert r.max_abs_evr_diff < 1e-5
+
+
+def test_align_bench_recovers_the_planted_permutations_at_tiny_size():
+    arch = ArchSpec("resnet20", 3, width=0.25)
+    r = bench_align.run("tiny", arch, 3)
+    assert r.recovered == 3
+    assert r.n_params == sum(p.numel() for p in archs.build(arch).parameters())
