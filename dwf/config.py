@@ -25,11 +25,15 @@ class DataSpec:
 
 @dataclass(frozen=True)
 class ArchSpec:
-    kind: str                      # "mlp" | "cnn" | "resnet20" | "resnet18"
-    in_dim: int                    # input features (mlp) or input channels (convnets)
-    hidden: tuple[int, ...] = ()   # hidden widths (mlp) or channels per conv stage (cnn)
+    kind: str                      # "mlp" | "cnn" | "resnet20" | "resnet18" | "vit"
+    in_dim: int                    # input features (mlp) or input channels (convnets, vit)
+    hidden: tuple[int, ...] = ()   # hidden widths (mlp), channels per conv stage (cnn), (dim,) (vit)
     out_dim: int = 10              # classes
     width: float = 1.0             # channel multiplier (cnn, resnets)
+    depth: int = 0                 # transformer blocks (vit)
+    heads: int = 0                 # attention heads per block (vit)
+    patch: int = 0                 # patch side (vit)
+    image_size: int = 0            # input side (vit)
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ from ..errors import ConfigError
 from .cnn import CNN
 from .mlp import MLP
 from .resnet import ResNet, resnet18, resnet20
+from .vit import ViT
 
-__all__ = ["CNN", "KINDS", "MLP", "ResNet", "build", "resnet18", "resnet20"]
+__all__ = ["CNN", "KINDS", "MLP", "ResNet", "ViT", "build", "resnet18", "resnet20"]
 
 
 def _mlp(arch: ArchSpec) -> nn.Module:
@@ -35,8 +36,17 @@ def _resnet(make: Callable[..., nn.Module]) -> Callable[[ArchSpec], nn.Module]:
     return builder
 
 
+def _vit(arch: ArchSpec) -> nn.Module:
+    if len(arch.hidden) != 1 or min(arch.depth, arch.heads, arch.patch, arch.image_size) < 1:
+        raise ConfigError("a vit needs hidden=(dim,) and positive depth, heads, patch and image_size, "
+                          f"got hidden={arch.hidden}, depth={arch.depth}, heads={arch.heads}, "
+                          f"patch={arch.patch}, image_size={arch.image_size}")
+    return ViT(arch.in_dim, arch.image_size, arch.patch, arch.hidden[0], arch.depth, arch.heads, arch.out_dim)
+
+
 _BUILDERS: dict[str, Callable[[ArchSpec], nn.Module]] = {
-    "mlp": _mlp, "cnn": _cnn, "resnet20": _resnet(resnet20), "resnet18": _resnet(resnet18)}
+    "mlp": _mlp, "cnn": _cnn, "resnet20": _resnet(resnet20), "resnet18": _resnet(resnet18),
+    "vit": _vit}
 KINDS = tuple(_BUILDERS)
 
 
