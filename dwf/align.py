@@ -3,8 +3,8 @@
 Each member is matched independently against the reference, with its own seeded generator (so
 the result does not depend on which members are matched, or in which order). Members are matched
 one after another: the float64 matmuls inside weight matching already use every CPU thread, and
-worker processes measured slower on 2 cores (benchmarks/bench_align.py history: 0.66x for
-ResNet-18, 0.06x for ResNet-20, where process start-up dominates).
+worker processes measured slower on 2 cores (0.66x for ResNet-18, 0.06x for ResNet-20, where
+process start-up dominates).
 The reference is a member index, or the *medoid*: the member with the smallest summed distance
 to all others once they are aligned to member 0; everyone is then re-matched against it, which
 puts the reference at the centre of the cloud the flow has to learn.
@@ -19,21 +19,22 @@ from tqdm import tqdm
 
 from .config import AlignSpec
 from .errors import ConfigError
-from .rebasin import PermutationSpec, align_to
+from .rebasin import TransformerSpec
+from .rebasin.symmetry import Symmetry, align as align_one
 from .zoo import Zoo
 
 StateDict = Mapping[str, torch.Tensor]
 
 
-def match_all(spec: PermutationSpec, reference: StateDict, sds: list[StateDict], ref_index: int,
-              max_iter: int, seed: int, exclude: Iterable[str] = (),
+def match_all(spec: Symmetry, reference: StateDict, sds: list[StateDict], ref_index: int,
+              max_iter: int, seed: int, exclude: Iterable[str] = (), stream: bool = True,
               progress: bool = False) -> list[dict[str, torch.Tensor]]:
     """Every state dict aligned to `reference` (the one at `ref_index` passed through as is).
     Model i's coordinate-descent order comes from a generator seeded with (seed, i)."""
     exclude = tuple(exclude)
     return [dict(sd) if i == ref_index else
-            align_to(spec, reference, sd, max_iter=max_iter, exclude=exclude,
-                     generator=torch.Generator().manual_seed(seed * 1_000_003 + i))
+            align_one(spec, reference, sd, max_iter=max_iter, exclude=exclude, stream=stream,
+                      generator=torch.Generator().manual_seed(seed * 1_000_003 + i))
             for i, sd in enumerate(tqdm(sds, desc="align", unit="model", disable=not progress))]
 
 
@@ -42,7 +43,7 @@ def medoid(vectors: torch.Tensor) -> int:
     return int(torch.cdist(vectors.double(), vectors.double()).sum(1).argmin())
 
 
-def align_zoo(zoo: Zoo, spec: PermutationSpec, align: AlignSpec, exclude: Iterable[str] = (),
+def align_zoo(zoo: Zoo, spec: Symmetry, align: AlignSpec, exclude: Iterable[str] = (),
               progress: bool = False) -> Zoo:
     """The zoo with every member permuted to match the reference (same functions).
 
@@ -55,10 +56,13 @@ def align_zoo(zoo: Zoo, spec: PermutationSpec, align: AlignSpec, exclude: Iterab
     if align.method == "none":
         return Zoo(zoo.arch, dict(zoo.params), zoo.models,
                    {**zoo.info, "aligned": False, "align_seconds": 0.0})
-    if align.method != "weight_matching":
-        raise ConfigError(f"unknown alignment method {align.method!r}; use 'weight_matching' or 'none'")
+    expected = "transfusion" if isinstance(spec, TransformerSpec) else "weight_matching"
+    if align.method != expected:
+        raise ConfigError(f"alignment method {align.method!r} does not fit this architecture: use "
+                          f"{expected!r} (or 'none')")
     sds = zoo.state_dicts()
-    kw = dict(max_iter=align.max_iter, seed=align.seed, exclude=exclude, progress=progress)
+    kw = dict(max_iter=align.max_iter, seed=align.seed, exclude=exclude, stream=align.stream,
+              progress=progress)
     if align.reference == "medoid":
         first = match_all(spec, sds[0], sds, 0, **kw)
         ref = medoid(Zoo(zoo.arch, _stack(first, zoo.params)).vectors())

@@ -49,8 +49,9 @@ class ZooSpec:
 
 @dataclass(frozen=True)
 class AlignSpec:
-    method: str = "weight_matching"  # "weight_matching" | "none"
+    method: str = "weight_matching"  # "weight_matching" (MLP, convnets) | "transfusion" (transformers) | "none"
     reference: int | str = 0         # a member index, or "medoid"
+    stream: bool = True              # transfusion: also align the residual stream
     max_iter: int = 100
     seed: int = 0
 

@@ -17,7 +17,7 @@ from torch import nn
 from . import stacked
 from .bn import batchnorms, model_device, recalibrate_bn
 from .errors import ConfigError, DwfError
-from .rebasin import PermutationSpec, apply_perms, weight_matching
+from .rebasin.symmetry import Symmetry, align
 
 StateDict = Mapping[str, torch.Tensor]
 
@@ -126,18 +126,18 @@ def interpolation_path(model: nn.Module, sd_a: StateDict, sd_b: StateDict, x_eva
     return InterpolationPath(lam.float(), torch.cat(losses), torch.cat(accs))
 
 
-def naive_vs_aligned(model: nn.Module, spec: PermutationSpec, sd_a: StateDict, sd_b: StateDict,
+def naive_vs_aligned(model: nn.Module, spec: Symmetry, sd_a: StateDict, sd_b: StateDict,
                      x_eval: torch.Tensor, y_eval: torch.Tensor,
                      x_calib: torch.Tensor | None = None, *, max_iter: int = 100, seed: int = 0,
                      **kw) -> tuple[InterpolationPath, InterpolationPath]:
-    """Paths a→b as trained and a→P(b), b's units permuted to match a by weight matching.
+    """Paths a→b as trained and a→P(b), b's units permuted to match a (weight matching, or
+    TransFusion for a transformer spec).
 
     Buffers (BatchNorm running statistics) are left out of the matching cost but permuted with
     their channels. kw go to `interpolation_path`.
     """
     buffers = [k for k, _ in model.named_buffers()]
-    perms = weight_matching(spec, sd_a, sd_b, max_iter=max_iter,
-                            generator=torch.Generator().manual_seed(seed), exclude=buffers)
-    aligned = apply_perms(spec, perms, sd_b)
+    aligned = align(spec, sd_a, sd_b, max_iter=max_iter, exclude=buffers,
+                    generator=torch.Generator().manual_seed(seed))
     return (interpolation_path(model, sd_a, sd_b, x_eval, y_eval, x_calib=x_calib, **kw),
             interpolation_path(model, sd_a, aligned, x_eval, y_eval, x_calib=x_calib, **kw))

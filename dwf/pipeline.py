@@ -25,7 +25,8 @@ from .errors import DatasetUnavailable
 from .flow import Flow
 from .io import load_json, save_json
 from .pca import DualPCA
-from .rebasin import PermutationSpec, spec_from_module
+from .rebasin import spec_from_module, vit_spec
+from .rebasin.symmetry import Symmetry
 from .report import Report
 from .sample import Generated, generate
 from .zoo import Zoo, train_zoo
@@ -149,9 +150,13 @@ def run(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool = T
     return build(exp, artifacts, progress).report
 
 
-def symmetry(exp: Experiment, data: Dataset) -> PermutationSpec:
-    """The architecture's permutation symmetry, traced from its graph."""
-    return spec_from_module(archs.build(exp.arch), data.x_train[:2])
+def symmetry(exp: Experiment, data: Dataset) -> Symmetry:
+    """The architecture's permutation symmetry: declared for transformers, traced from the
+    graph (torch.fx) for everything else."""
+    model = archs.build(exp.arch)
+    if exp.arch.kind == "vit":
+        return vit_spec(model)
+    return spec_from_module(model, data.x_train[:2])
 
 
 def buffer_names(exp: Experiment) -> list[str]:

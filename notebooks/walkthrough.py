@@ -6,16 +6,15 @@ app = marimo.App(width="medium")
 
 @app.cell
 def _():
-    import math
-
     import marimo as mo
     import torch
 
     import dwf
     import dwf.paper
     import dwf.plots
+    import dwf.rebasin.symmetry
 
-    return dwf, math, mo, torch
+    return dwf, mo, torch
 
 
 @app.cell(hide_code=True)
@@ -78,8 +77,10 @@ def _(dwf, exp, mo, run):
     _names = {"fmnist": ("T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                          "Sneaker", "Bag", "Boot")}.get(_d.name)
     _a = exp.arch
-    _arch = (f"an MLP {_a.in_dim}-" + "-".join(str(h) for h in _a.hidden) + f"-{_a.out_dim}"
-             if _a.kind == "mlp" else f"a {_a.kind} at width {_a.width:g} with BatchNorm")
+    _arch = {"mlp": f"an MLP {_a.in_dim}-" + "-".join(str(h) for h in _a.hidden) + f"-{_a.out_dim}",
+             "vit": f"a ViT of width {_a.hidden[0] if _a.hidden else '?'}, {_a.depth} blocks of "
+                    f"{_a.heads} heads, {_a.patch}×{_a.patch} patches"
+             }.get(_a.kind, f"a {_a.kind} at width {_a.width:g} with BatchNorm")
     _text = mo.md(
         f"**{_d.name}**: {len(_d.y_train)} training, {len(_d.y_val)} validation and "
         f"{len(_d.y_test)} test examples of shape {_d.input_shape}, {_d.n_classes} classes. "
@@ -125,19 +126,20 @@ def _(mo):
     different orders. dwf reads which axes of which tensors move together from the model's own
     graph (`dwf.rebasin.spec_from_module`, with `torch.fx`): in a ResNet, every block that adds
     to the residual stream shares the stream's permutation, and BatchNorm scales, shifts and
-    running statistics follow their channels. Below, one zoo member is permuted with random
-    permutations of every group: its weights move a long way, its outputs do not (up to float
-    rounding).
+    running statistics follow their channels. A transformer has more: the heads of a block can
+    be reordered, the query/key units inside a head permuted together, its value/output units
+    by a *separate* permutation, the FFN units, and the whole residual stream
+    (`dwf.rebasin.vit_spec`). Below, one zoo member is permuted with random permutations of
+    every group: its weights move a long way, its outputs do not (up to float rounding).
     """)
     return
 
 
 @app.cell
-def _(dwf, math, mo, run, torch):
-    perm_spec = dwf.pipeline.symmetry(run.experiment, run.data)
+def _(dwf, mo, run, torch):
+    _spec = dwf.pipeline.symmetry(run.experiment, run.data)
     _sd = run.zoo.state_dicts()[0]
-    _perms = dwf.rebasin.random_perms(perm_spec, torch.Generator().manual_seed(0))
-    _sd_perm = dwf.rebasin.apply_perms(perm_spec, _perms, _sd)
+    _sd_perm = dwf.rebasin.symmetry.random_permutation(_spec, _sd, torch.Generator().manual_seed(0))
     _model = dwf.archs.build(run.experiment.arch).eval()
     _x = run.data.x_test[:1000]
     with torch.no_grad():
@@ -148,11 +150,12 @@ def _(dwf, math, mo, run, torch):
     sym_max_diff = float((_out - _out_perm).abs().max())
     _flat = run.zoo.layout.flatten([_sd, _sd_perm])
     _moved = float((_flat[0] - _flat[1]).norm())
-    _log10_copies = sum(math.lgamma(n + 1) for n in perm_spec.sizes.values()) / math.log(10)
+    _groups = dwf.rebasin.symmetry.group_sizes(_spec, _sd)
+    _log10 = dwf.rebasin.symmetry.log10_equivalent_weights(_spec, _sd)
     print(f"max |f(x) - f_permuted(x)| over {len(_x)} test inputs: {sym_max_diff:.2e}")
-    _sizes = dict(perm_spec.sizes) if len(perm_spec.sizes) <= 6 else f"{len(perm_spec.sizes)} groups of sizes {sorted(set(perm_spec.sizes.values()))}"
+    _shown = _groups if len(_groups) <= 6 else f"{len(_groups)} groups of sizes {sorted(set(_groups.values()))}"
     mo.md(
-        f"Permutation groups: {_sizes}, so each net has about 10^{_log10_copies:.0f} "
+        f"Permutation groups: {_shown}, so each net has about 10^{_log10:.0f} "
         f"equivalent weight vectors. The permuted copy is {_moved:.2f} away in weight space "
         f"(the weight vector itself has norm {float(_flat[0].norm()):.2f}), yet the largest "
         f"difference in its logits over {len(_x)} test inputs is **{sym_max_diff:.1e}**."
@@ -167,8 +170,11 @@ def _(mo):
 
     Git Re-Basin *weight matching* permutes every zoo member's hidden units to best match a
     reference member (member 0): for each layer in turn, a linear assignment maximizes the inner
-    product between the reference's units and the member's units, until no layer improves. The
-    functions do not change; the zoo becomes a tighter cloud, which is far easier to model.
+    product between the reference's units and the member's units, until no layer improves.
+    Transformers are aligned by *TransFusion* in one pass: the residual stream first, then per
+    block the heads (matched by the singular values of their Q, K, V weights, which no other
+    permutation changes), the QK and VO units inside each matched head pair, and the FFN units.
+    The functions do not change; the zoo becomes a tighter cloud, which is far easier to model.
     """)
     return
 

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("experiment", ["fmnist_mlp", "fmnist_resnet20"])
+@pytest.mark.parametrize("experiment", ["fmnist_mlp", "fmnist_resnet20", "fmnist_vit"])
 def test_walkthrough_runs_headless(artifacts, experiment):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "notebooks" / "walkthrough.py"), "--",

@@ -97,3 +97,24 @@ def test_a_variant_shares_the_zoo_and_keeps_its_own_later_stages(artifacts, tmp_
         exp.ablation("bigger", zoo=dataclasses.replace(exp.zoo, n_models=9))
     with pytest.raises(ConfigError, match="plain, non-empty name"):
         exp.ablation("a/b", align=AlignSpec(method="none"))
+
+
+def test_pipeline_on_a_vit_aligns_with_transfusion(artifacts):
+    """The ViT smoke run: TransFusion aligns the zoo without changing any member's function,
+    the unaligned variant shares the zoo, and weight matching is refused for a transformer."""
+    import pytest
+
+    from dwf import AlignSpec, ConfigError
+    from dwf.align import align_zoo
+    exp = experiments.get("fmnist_vit", "smoke")
+    assert exp.align.method == "transfusion"
+    run = pipeline.build(exp, artifacts, progress=False)
+    rep = run.report
+    assert abs(rep.row("zoo")["acc_mean"] - float(run.zoo.metric("test_acc").mean())) < 1e-6
+    after, before = run.aligned.info["dist_to_ref_after"], run.aligned.info["dist_to_ref_before"]
+    assert sum(after) < sum(before)
+    assert rep.extras["interpolation"]["aligned_barrier"] >= 0.0
+    unaligned = pipeline.build(experiments.ablations(exp)[0], artifacts, progress=False)
+    assert not unaligned.aligned.info["aligned"] and unaligned.report.variant == "unaligned"
+    with pytest.raises(ConfigError, match="does not fit this architecture"):
+        align_zoo(run.zoo, pipeline.symmetry(exp, run.data), AlignSpec(method="weight_matching"))
