@@ -25,15 +25,18 @@ class DataSpec:
 
 @dataclass(frozen=True)
 class ArchSpec:
-    kind: str                      # "mlp" | "cnn" | "resnet20" | "resnet18" | "vit"
-    in_dim: int                    # input features (mlp) or input channels (convnets, vit)
-    hidden: tuple[int, ...] = ()   # hidden widths (mlp), channels per conv stage (cnn), (dim,) (vit)
-    out_dim: int = 10              # classes
+    kind: str                      # "mlp" | "cnn" | "resnet20" | "resnet18" | "vit" | "bert"
+    in_dim: int                    # input features (mlp), input channels (convnets, vit), 0 (bert)
+    hidden: tuple[int, ...] = ()   # hidden widths (mlp), channels per conv stage (cnn), (dim,) (vit, bert)
+    out_dim: int = 10              # classes (1 for a regression output)
     width: float = 1.0             # channel multiplier (cnn, resnets)
-    depth: int = 0                 # transformer blocks (vit)
-    heads: int = 0                 # attention heads per block (vit)
+    depth: int = 0                 # transformer blocks (vit, bert)
+    heads: int = 0                 # attention heads per block (vit, bert)
     patch: int = 0                 # patch side (vit)
     image_size: int = 0            # input side (vit)
+    vocab: int = 0                 # token vocabulary (bert)
+    max_len: int = 0               # longest input in tokens (bert)
+    pretrained: str = ""           # bert: "" (random init) or "minilm-l6" (the shipped MiniLM-L6)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ class Dataset:
     y_val: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
-    n_classes: int
+    n_classes: int         # 0 for a regression target (y float32)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -120,8 +120,55 @@ def _resized(x: np.ndarray, side: int) -> np.ndarray:
     return out.numpy()
 
 
+def vader_lexicon() -> tuple[list[str], np.ndarray]:
+    """(tokens, mean valence in [-4, 4]) of the VADER sentiment lexicon, each the mean of 10
+    human ratings; read from the `vaderSentiment` package's lexicon file."""
+    try:
+        import vaderSentiment
+    except ImportError as e:
+        raise DatasetUnavailable("the VADER lexicon comes from the PyPI package 'vaderSentiment' "
+                                 "(pip install vaderSentiment; make setup installs it)") from e
+    path = Path(vaderSentiment.__file__).with_name("vader_lexicon.txt")
+    if not path.exists():
+        raise DatasetUnavailable(f"{path} is missing; reinstall vaderSentiment")
+    tokens, valence = [], []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 2 and parts[0]:
+            tokens.append(parts[0])
+            valence.append(float(parts[1]))
+    return tokens, np.asarray(valence, dtype=np.float32)
+
+
+def _vader(spec: DataSpec) -> Dataset:
+    """VADER word valence as regression: each lexicon token, tokenized with the MiniLM-L6
+    tokenizer ([CLS] token [SEP], padded), predicts its mean human rating. Tokens (not ratings)
+    are split: a fixed 15 % test set (seed 0), validation carved from the rest with spec.seed."""
+    from transformers import AutoTokenizer
+
+    from .archs.bert import minilm_dir
+
+    tokens, y = vader_lexicon()
+    tok = AutoTokenizer.from_pretrained(str(minilm_dir()), local_files_only=True)
+    ids = tok(tokens, padding=True, return_tensors="pt")["input_ids"]          # (N, L)
+    order = np.random.default_rng(0).permutation(len(tokens))
+    n_test = int(round(0.15 * len(tokens)))
+    test, rest = order[:n_test], order[n_test:]
+    rest = rest[np.random.default_rng(spec.seed).permutation(len(rest))]
+    n_val = max(1, int(round(spec.val_fraction * len(rest))))
+    val, train = rest[:n_val], rest[n_val:]
+    if spec.train_limit is not None:
+        train = train[: spec.train_limit]
+    if spec.test_limit is not None:
+        test = np.sort(test[: spec.test_limit])
+    yt = torch.from_numpy(y)
+    return Dataset("vader", ids[train], yt[train], ids[val], yt[val], ids[test], yt[test], n_classes=0)
+
+
 def load(spec: DataSpec) -> Dataset:
     """Load `spec.name`, carve val from train, subsample train if asked, standardize."""
+    if spec.name == "vader":
+        return _vader(spec)
     if spec.name in ("iris", "digits"):
         xtr, ytr, xte, yte = _sklearn(spec.name, spec.seed)
     elif spec.name == "fmnist":
@@ -129,7 +176,7 @@ def load(spec: DataSpec) -> Dataset:
     elif spec.name in TORCHVISION:
         xtr, ytr, xte, yte = _torchvision(spec.name)
     else:
-        raise ConfigError(f"unknown dataset {spec.name!r}; known: iris, digits, fmnist, "
+        raise ConfigError(f"unknown dataset {spec.name!r}; known: iris, digits, fmnist, vader, "
                           + ", ".join(TORCHVISION))
     if not 0.0 < spec.val_fraction < 1.0:
         raise ConfigError(f"val_fraction must be in (0, 1), got {spec.val_fraction}")

@@ -29,3 +29,19 @@ def test_test_limit_is_a_fixed_subset_of_the_test_split():
     rows = {tuple(r.tolist()) for r in full.x_test.flatten(1)}
     assert all(tuple(r.tolist()) in rows for r in a.x_test.flatten(1))
     assert torch.equal(a.x_train, full.x_train)
+
+
+def test_vader_lexicon_is_split_by_token_into_a_regression_task():
+    tokens, valence = data.vader_lexicon()
+    assert len(tokens) > 7000 and valence.min() >= -4 and valence.max() <= 4
+    assert dict(zip(tokens, valence.tolist()))["good"] > 1.5 > -1.5 > dict(zip(tokens, valence.tolist()))["bad"]
+    ds = data.load(DataSpec("vader"))
+    assert ds.n_classes == 0 and ds.y_train.dtype == torch.float32 and ds.x_train.dtype == torch.int64
+    n = len(ds.y_train) + len(ds.y_val) + len(ds.y_test)
+    assert n == len(tokens) and abs(len(ds.y_test) - 0.15 * n) <= 1
+    # every row is [CLS] ... [SEP] then padding; no token's ids appear in two splits as a whole row
+    assert bool((ds.x_train[:, 0] == 101).all())
+    rows = [{tuple(r.tolist()) for r in x} for x in (ds.x_train, ds.x_val, ds.x_test)]
+    assert len(rows[2] & rows[0]) < 0.01 * len(rows[2])   # only distinct tokens sharing word pieces
+    again = data.load(DataSpec("vader", seed=1))
+    assert torch.equal(again.y_test, ds.y_test) and not torch.equal(again.y_val, ds.y_val)

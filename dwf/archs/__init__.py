@@ -11,9 +11,11 @@ from ..errors import ConfigError
 from .cnn import CNN
 from .mlp import MLP
 from .resnet import ResNet, resnet18, resnet20
+from .bert import MINILM, BertRegressor, bert_regressor
 from .vit import ViT
 
-__all__ = ["CNN", "KINDS", "MLP", "ResNet", "ViT", "build", "resnet18", "resnet20"]
+__all__ = ["CNN", "KINDS", "MINILM", "MLP", "BertRegressor", "ResNet", "ViT", "bert_regressor", "build",
+           "resnet18", "resnet20"]
 
 
 def _mlp(arch: ArchSpec) -> nn.Module:
@@ -44,9 +46,21 @@ def _vit(arch: ArchSpec) -> nn.Module:
     return ViT(arch.in_dim, arch.image_size, arch.patch, arch.hidden[0], arch.depth, arch.heads, arch.out_dim)
 
 
+def _bert(arch: ArchSpec) -> nn.Module:
+    if arch.out_dim != 1:
+        raise ConfigError(f"a bert regressor predicts one number: out_dim must be 1, got {arch.out_dim}")
+    if arch.pretrained:
+        return bert_regressor(0, 0, 1, 0, 0, pretrained=arch.pretrained)
+    if len(arch.hidden) != 1 or min(arch.depth, arch.heads, arch.vocab, arch.max_len) < 1:
+        raise ConfigError("a random-init bert needs hidden=(dim,) and positive depth, heads, vocab "
+                          f"and max_len, got hidden={arch.hidden}, depth={arch.depth}, "
+                          f"heads={arch.heads}, vocab={arch.vocab}, max_len={arch.max_len}")
+    return bert_regressor(arch.hidden[0], arch.depth, arch.heads, arch.vocab, arch.max_len)
+
+
 _BUILDERS: dict[str, Callable[[ArchSpec], nn.Module]] = {
     "mlp": _mlp, "cnn": _cnn, "resnet20": _resnet(resnet20), "resnet18": _resnet(resnet18),
-    "vit": _vit}
+    "vit": _vit, "bert": _bert}
 KINDS = tuple(_BUILDERS)
 
 

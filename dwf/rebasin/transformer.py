@@ -182,3 +182,32 @@ def vit_spec(model) -> TransformerSpec:
                                      p + "attn.proj.weight", Rows(p + "fc1.weight", p + "fc1.bias"),
                                      p + "fc2.weight"))
     return TransformerSpec(dim, tuple(blocks), tuple(stream))
+
+
+def bert_spec(model, prefix: str = "bert.") -> TransformerSpec:
+    """The symmetry of a Hugging Face `BertModel` (post-LN; separate query, key and value
+    Linears) under `prefix`: the residual stream runs through the word, position and token-type
+    embeddings, every LayerNorm, each layer's reading and writing matrices, and the pooler's
+    input."""
+    cfg = model.config
+    dim, H = cfg.hidden_size, cfg.num_attention_heads
+    e = prefix + "embeddings."
+    stream = [(e + "word_embeddings.weight", 1), (e + "position_embeddings.weight", 1),
+              (e + "token_type_embeddings.weight", 1), (e + "LayerNorm.weight", 0),
+              (e + "LayerNorm.bias", 0), (prefix + "pooler.dense.weight", 1)]
+    blocks = []
+    for i in range(cfg.num_hidden_layers):
+        p = f"{prefix}encoder.layer.{i}."
+        a = p + "attention."
+        stream += [(a + "self.query.weight", 1), (a + "self.key.weight", 1), (a + "self.value.weight", 1),
+                   (a + "output.dense.weight", 0), (a + "output.dense.bias", 0),
+                   (a + "output.LayerNorm.weight", 0), (a + "output.LayerNorm.bias", 0),
+                   (p + "intermediate.dense.weight", 1), (p + "output.dense.weight", 0),
+                   (p + "output.dense.bias", 0), (p + "output.LayerNorm.weight", 0),
+                   (p + "output.LayerNorm.bias", 0)]
+        blocks.append(AttentionBlock(
+            H, dim // H, Rows(a + "self.query.weight", a + "self.query.bias"),
+            Rows(a + "self.key.weight", a + "self.key.bias"), Rows(a + "self.value.weight", a + "self.value.bias"),
+            a + "output.dense.weight", Rows(p + "intermediate.dense.weight", p + "intermediate.dense.bias"),
+            p + "output.dense.weight"))
+    return TransformerSpec(dim, tuple(blocks), tuple(stream))
