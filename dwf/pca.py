@@ -4,7 +4,14 @@ One pass over column chunks accumulates the Gram matrix G = X0 X0^T (X0 = X - x_
 keeps the products well conditioned) and the mean; centering is algebraic, G_c = H G H with
 H = I - 11^T/n (a shift by any row cancels under H). An exact `eigh` of G_c gives the
 eigenvalues; components V = diag(lambda)^(-1/2) U^T H X are formed in a second chunked pass.
-X may be a tensor, a numpy array or a numpy memmap: only one (n, chunk) slab is in memory.
+X may be a tensor, a numpy array, a numpy memmap or a `dwf.columns.StackedColumns` view of a
+zoo file: only one (n, chunk) slab is in memory.
+
+With `keep_components=False` the (k, d) component matrix is never formed: the fit keeps the
+(k, n) coefficients W (V = W X) and decoding streams X again, chunk by chunk:
+X_hat = (Z W) X + mean. The training codes come from the Gram alone (Z = H G H W^T).
+Slabs can be moved and multiplied in float16/bfloat16 (`dtype`); the Gram is accumulated in
+float64 across slabs either way.
 """
 from __future__ import annotations
 
@@ -31,7 +38,8 @@ class DualPCA:
     where the ratio is over the FULL variance (trace of the covariance), not the retained part."""
 
     def __init__(self, n_components: int | None = None, variance: float | None = None,
-                 device: str = "auto", dtype: torch.dtype = torch.float32, chunk: int = 1 << 16):
+                 device: str = "auto", dtype: torch.dtype = torch.float32, chunk: int = 1 << 16,
+                 keep_components: bool = True):
         if n_components is not None and variance is not None:
             raise ConfigError("give n_components or variance, not both")
         if n_components is not None and n_components < 1:
@@ -40,6 +48,7 @@ class DualPCA:
             raise ConfigError(f"variance must be in (0, 1], got {variance}")
         self.n_components, self.variance = n_components, variance
         self.device, self.dtype, self.chunk = resolve(device), dtype, chunk
+        self.keep_components = keep_components
 
     def fit(self, X) -> "DualPCA":
         n, d = X.shape
@@ -69,8 +78,13 @@ class DualPCA:
         self.explained_variance_ratio_ = ratio[:k].float().cpu()
         self.total_variance_ = total / (n - 1)
         self.singular_values_ = evals[:k].sqrt().float().cpu()
-        # components: V = Lambda^-1/2 U^T H X   (k, d)
+        # components: V = Lambda^-1/2 U^T H X = W X   (k, d)
         W = ((H @ evecs[:, :k]) / evals[:k].sqrt()).T          # (k, n) float64
+        self.coef_ = W.float().cpu()
+        self.train_codes_ = (Gc @ W.T).float().cpu()           # (n, k) = (X - mean) V^T
+        self.dim_ = d
+        if not self.keep_components:
+            return self
         comps = torch.empty(k, d, dtype=torch.float32)
         for j0 in range(0, d, self.chunk):
             S = _slab(X, j0, min(d, j0 + self.chunk), self.device, self.dtype).double()
@@ -92,28 +106,52 @@ class DualPCA:
         return min(n - 1, rank)
 
     def _fitted(self):
-        if not hasattr(self, "components_"):
+        if not hasattr(self, "mean_"):
             raise DwfError("this DualPCA is not fitted yet; call fit(X) first")
+
+    def _components(self) -> torch.Tensor:
+        self._fitted()
+        if not hasattr(self, "components_"):
+            raise DwfError("this DualPCA was fitted with keep_components=False: decode with "
+                           "inverse_transform_streamed(Z, X) over the training vectors")
+        return self.components_
 
     def transform(self, X) -> torch.Tensor:
         """(m, d) -> (m, k) codes."""
-        self._fitted()
+        V = self._components()
         X = torch.as_tensor(np.asarray(X) if not isinstance(X, torch.Tensor) else X).float()
-        return (X - self.mean_) @ self.components_.T
+        return (X - self.mean_) @ V.T
 
     def inverse_transform(self, Z: torch.Tensor) -> torch.Tensor:
         """(m, k) -> (m, d) weight vectors."""
+        return Z.float() @ self._components() + self.mean_
+
+    def inverse_transform_streamed(self, Z: torch.Tensor, X, out=None):
+        """(m, k) -> (m, d) decoded chunk by chunk from the training vectors X (the same matrix,
+        or view, that was fitted), without the (k, d) components: X_hat = (Z W) X + mean.
+        `out` may be a preallocated (m, d) array or memmap to write into; returned."""
         self._fitted()
-        return Z.float() @ self.components_ + self.mean_
+        if tuple(X.shape) != (self.n_samples_, self.dim_):
+            raise ConfigError(f"decoding needs the {self.n_samples_} x {self.dim_} training vectors, "
+                              f"got {tuple(X.shape)}")
+        A = (Z.double() @ self.coef_.double()).to(self.device)                    # (m, n)
+        m, d = Z.shape[0], self.dim_
+        out = torch.empty(m, d, dtype=torch.float32) if out is None else out
+        for j0 in range(0, d, self.chunk):
+            S = _slab(X, j0, min(d, j0 + self.chunk), self.device, self.dtype).double()
+            part = (A @ S).float().cpu() + self.mean_[j0:j0 + S.shape[1]]
+            out[:, j0:j0 + S.shape[1]] = part.numpy() if isinstance(out, np.ndarray) else part
+        return out
 
     @property
     def n_components_(self) -> int:
         self._fitted()
-        return self.components_.shape[0]
+        return self.coef_.shape[0]
 
     def save(self, path: str | Path) -> None:
         self._fitted()
-        save_tensors(path, {"mean": self.mean_, "components": self.components_,
+        save_tensors(path, {"mean": self.mean_, "components": self._components(),
+                            "coef": self.coef_, "train_codes": self.train_codes_,
                             "explained_variance": self.explained_variance_,
                             "explained_variance_ratio": self.explained_variance_ratio_,
                             "singular_values": self.singular_values_,
@@ -125,6 +163,10 @@ class DualPCA:
         t = load_tensors(path)
         pca = cls(device="cpu")
         pca.mean_, pca.components_ = t["mean"], t["components"]
+        pca.dim_ = pca.components_.shape[1]
+        pca.coef_ = t.get("coef", torch.empty(pca.components_.shape[0], 0))
+        if "train_codes" in t:
+            pca.train_codes_ = t["train_codes"]
         pca.explained_variance_ = t["explained_variance"]
         pca.explained_variance_ratio_ = t["explained_variance_ratio"]
         pca.singular_values_ = t["singular_values"]

@@ -75,3 +75,62 @@ def test_bad_options():
         DualPCA(n_components=3, variance=0.9)
     with pytest.raises(ConfigError, match="n - 1"):
         DualPCA(n_components=20).fit(np.zeros((10, 5), dtype=np.float32) + np.arange(10)[:, None])
+
+
+def _zoo_file(tmp_path, n=7):
+    from dwf import ArchSpec, Zoo, archs
+    arch = ArchSpec("cnn", 1, (3, 5), 4)
+    sds = [archs.build(arch, seed=i).state_dict() for i in range(n)]
+    zoo = Zoo(arch, {k: torch.stack([sd[k] for sd in sds]) for k in sds[0]})
+    zoo.save(tmp_path)
+    return zoo, tmp_path / "weights.safetensors"
+
+
+def test_stacked_columns_read_any_column_slab_of_a_zoo_file(tmp_path):
+    from dwf.columns import StackedColumns
+    zoo, path = _zoo_file(tmp_path)
+    X, cols = zoo.vectors(), StackedColumns(path, zoo.layout)
+    assert cols.shape == tuple(X.shape)
+    d = X.shape[1]
+    for j0, j1 in [(0, d), (0, 1), (5, 40), (26, 27), (30, 200), (d - 3, d), (7, 7)]:
+        assert torch.equal(cols[:, j0:j1], X[:, j0:j1]), (j0, j1)
+    assert cols.bytes_read > 0
+    with pytest.raises(ConfigError, match="column slabs"):
+        cols[0:2, 0:5]
+
+
+def test_stacked_columns_reject_another_model(tmp_path):
+    from dwf import ArchSpec, ArtifactError, ParamLayout, archs
+    from dwf.columns import StackedColumns
+    _, path = _zoo_file(tmp_path)
+    other = ParamLayout.from_module(archs.build(ArchSpec("cnn", 1, (3, 6), 4)))
+    with pytest.raises(ArtifactError, match="shape"):
+        StackedColumns(path, other)
+
+
+def test_streamed_fit_and_decode_match_the_in_memory_pca(tmp_path):
+    from dwf.columns import StackedColumns
+    zoo, path = _zoo_file(tmp_path, n=9)
+    X = zoo.vectors()
+    full = DualPCA(chunk=64).fit(X)
+    cols = StackedColumns(path, zoo.layout)
+    lean = DualPCA(chunk=50, keep_components=False).fit(cols)
+    assert not hasattr(lean, "components_") and lean.coef_.shape == (8, 9)
+    assert torch.allclose(lean.explained_variance_ratio_, full.explained_variance_ratio_, atol=1e-6)
+    # training codes from the Gram alone equal projecting the vectors
+    assert torch.allclose(lean.train_codes_, full.transform(X), atol=1e-4)
+    Z = torch.randn(5, 8, generator=torch.Generator().manual_seed(0)) * full.singular_values_ / 3
+    out = np.zeros((5, X.shape[1]), dtype=np.float32)
+    lean.inverse_transform_streamed(Z, cols, out=out)
+    assert np.allclose(out, full.inverse_transform(Z).numpy(), atol=1e-4)
+    with pytest.raises(Exception, match="keep_components=False"):
+        lean.inverse_transform(Z)
+    with pytest.raises(ConfigError, match="training vectors"):
+        lean.inverse_transform_streamed(Z, X[:, :10])
+
+
+def test_bfloat16_slabs_keep_the_subspace():
+    X = low_rank()
+    V, _ = reference(X, 6)
+    pca = DualPCA(n_components=6, dtype=torch.bfloat16, chunk=512).fit(X.astype(np.float32))
+    assert subspace_error(pca.components_.double().numpy(), V) <= 2e-2
