@@ -1,34 +1,53 @@
 """StackedColumns: the (n, d) matrix of flattened weights of a stacked safetensors zoo file, read
 column slab by column slab, so DualPCA can fit a zoo that does not fit in memory.
 
-Only the slices of the tensors that overlap the requested columns are read (safetensors slices
-of the file, memory-mapped); `bytes_read` counts what was read, for throughput measurements.
+Only the byte ranges of the tensors that overlap the requested columns are read, with plain
+positioned reads (no memory map: the file's pages never count against the process), so memory
+stays at one (n, chunk) slab. The safetensors layout makes this simple: an 8-byte header length,
+a JSON header giving each tensor's dtype, shape and byte range, then the row-major data; model i's
+rows [r0, r1) of a stacked tensor are one contiguous range. `bytes_read` counts what was read.
 """
 from __future__ import annotations
 
-import math
+import json
+import os
 from pathlib import Path
 
+import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
 
 from .errors import ArtifactError, ConfigError
 from .layout import ParamLayout
+
+_DTYPES = {"F32": (np.float32, None), "F64": (np.float64, None), "F16": (np.float16, None),
+           "BF16": (np.uint16, torch.bfloat16)}   # numpy has no bfloat16: read bits, view in torch
+
+
+def _header(path: Path) -> tuple[dict, int]:
+    """(tensor name -> {dtype, shape, data_offsets}, byte offset of the data)."""
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(size))
+    except (OSError, ValueError) as e:
+        raise ArtifactError(f"{path} is not a readable safetensors file ({e}); it is probably "
+                            "truncated or corrupt: delete it and re-run the stage") from e
+    header.pop("__metadata__", None)
+    return header, 8 + size
 
 
 class StackedColumns:
     def __init__(self, path: str | Path, layout: ParamLayout):
         self.path, self.layout = Path(path), layout
-        try:
-            self._file = safe_open(str(self.path), framework="pt")
-        except (SafetensorError, OSError, ValueError) as e:
-            raise ArtifactError(f"{self.path} is not a readable safetensors file ({e}); it is "
-                                "probably truncated or corrupt: delete it and re-run the stage") from e
+        self._meta, self._data = _header(self.path)
         ns = set()
         for e in layout.entries:
-            if e.name not in self._file.keys():
+            if e.name not in self._meta:
                 raise ArtifactError(f"{self.path} lacks {e.name!r}; it was saved for another model")
-            shape = tuple(self._file.get_slice(e.name).get_shape())
+            if self._meta[e.name]["dtype"] not in _DTYPES:
+                raise ArtifactError(f"{e.name!r} in {self.path} is {self._meta[e.name]['dtype']}; "
+                                    f"StackedColumns reads {', '.join(_DTYPES)}")
+            shape = tuple(self._meta[e.name]["shape"])
             if shape[1:] != e.shape:
                 raise ArtifactError(f"{e.name!r} in {self.path} has shape {shape[1:]}, the layout "
                                     f"expects {e.shape}")
@@ -55,16 +74,23 @@ class StackedColumns:
         return out.float()
 
     def _read(self, e, a: int, b: int) -> torch.Tensor:
-        """Flat entries [a, b) of one tensor for every model: read whole rows of its first axis
-        (after the model axis) and trim. (n, b - a)"""
-        sl = self._file.get_slice(e.name)
+        """Flat entries [a, b) of one tensor for every model: one positioned read per model.
+        (n, b - a)"""
+        meta = self._meta[e.name]
+        np_dtype, view = _DTYPES[meta["dtype"]]
+        item = np.dtype(np_dtype).itemsize
         n = self.shape[0]
-        if len(e.shape) == 0:
-            t = sl[:]
-            self.bytes_read += t.numel() * t.element_size()
-            return t.reshape(n, 1)
-        row = math.prod(e.shape[1:])
-        r0, r1 = a // row, -(-b // row)
-        t = sl[:, r0:r1]                                        # (n, r1 - r0, *rest)
-        self.bytes_read += t.numel() * t.element_size()
-        return t.reshape(n, -1)[:, a - r0 * row:b - r0 * row]
+        start = self._data + meta["data_offsets"][0]
+        out = np.empty((n, b - a), dtype=np_dtype)
+        with open(self.path, "rb", buffering=0) as f:
+            fd = f.fileno()
+            for i in range(n):
+                pos = start + (i * e.numel + a) * item
+                buf = os.pread(fd, (b - a) * item, pos)
+                if len(buf) != (b - a) * item:
+                    raise ArtifactError(f"{self.path} is truncated inside {e.name!r}; delete it and "
+                                        "re-run the stage that wrote it")
+                out[i] = np.frombuffer(buf, dtype=np_dtype)
+        self.bytes_read += out.nbytes
+        t = torch.from_numpy(out)
+        return t.view(view) if view is not None else t

@@ -55,13 +55,13 @@ class DualPCA:
         if n < 2:
             raise ConfigError(f"PCA needs at least 2 vectors, got {n}")
         G = torch.zeros(n, n, dtype=torch.float64, device=self.device)
-        mean = torch.zeros(d, dtype=torch.float64)
+        mean = torch.zeros(d, dtype=torch.float32)   # each column's mean is summed in float64
         for j0 in range(0, d, self.chunk):
             S = _slab(X, j0, min(d, j0 + self.chunk), self.device, self.dtype)   # (n, c)
             if not torch.isfinite(S).all():
                 raise DwfError(f"the weight vectors hold NaN or inf (columns {j0}..); "
                                "check the zoo for diverged models")
-            mean[j0:j0 + S.shape[1]] = S.double().mean(0).cpu()
+            mean[j0:j0 + S.shape[1]] = S.double().mean(0).float().cpu()
             S0 = S - S[:1]
             G += (S0 @ S0.T).double()
         H = torch.eye(n, dtype=torch.float64, device=self.device) - 1.0 / n
@@ -73,7 +73,7 @@ class DualPCA:
         rank = int((evals > evals[0] * 1e-10).sum()) if evals[0] > 0 else 0
         k = self._choose_k(ratio, n, rank)
         self.n_samples_ = n
-        self.mean_ = mean.float()
+        self.mean_ = mean
         self.explained_variance_ = (evals[:k] / (n - 1)).float().cpu()
         self.explained_variance_ratio_ = ratio[:k].float().cpu()
         self.total_variance_ = total / (n - 1)

@@ -134,3 +134,16 @@ def test_bfloat16_slabs_keep_the_subspace():
     V, _ = reference(X, 6)
     pca = DualPCA(n_components=6, dtype=torch.bfloat16, chunk=512).fit(X.astype(np.float32))
     assert subspace_error(pca.components_.double().numpy(), V) <= 2e-2
+
+
+def test_stacked_columns_name_a_truncated_file(tmp_path):
+    from dwf import ArtifactError
+    from dwf.columns import StackedColumns
+    zoo, path = _zoo_file(tmp_path)
+    path.write_bytes(path.read_bytes()[:-64])
+    cols = StackedColumns(path, zoo.layout)
+    with pytest.raises(ArtifactError, match="truncated"):
+        cols[:, 0:zoo.layout.dim]
+    path.write_bytes(b"\x05")
+    with pytest.raises(ArtifactError, match="not a readable safetensors"):
+        StackedColumns(path, zoo.layout)
