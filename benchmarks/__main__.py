@@ -12,7 +12,7 @@ import torch
 
 from dwf.io import save_json
 
-from . import bench_align, bench_convzoo, bench_pca, bench_pca_stream, bench_zoo
+from . import bench_align, bench_convzoo, bench_pca, bench_pca_stream, bench_transfusion, bench_zoo
 
 OUT = Path("artifacts/bench/results.json")
 
@@ -24,7 +24,8 @@ def _table(rows: list[tuple[str, ...]]) -> str:
 
 def report(zoos: list[bench_zoo.ZooResult], pca: bench_pca.PCAResult,
            convs: list[bench_convzoo.ConvZooResult], aligns: list[bench_align.AlignResult],
-           stream: bench_pca_stream.StreamResult) -> str:
+           stream: bench_pca_stream.StreamResult,
+           fusions: list[bench_transfusion.TransFusionResult]) -> str:
     zoo_rows = [("MLPs", "train samples", "epochs", "batched s", "sequential s", "ratio",
                  "acc batched", "acc sequential", "models equal")]
     for z in zoos:
@@ -48,6 +49,10 @@ def report(zoos: list[bench_zoo.ZooResult], pca: bench_pca.PCAResult,
     for a in aligns:
         align_rows.append((a.case, f"{a.n_params:,}", str(a.n_models), f"{a.s_per_model:.4f}",
                            f"{a.train_step_s:.3f}", f"{a.ratio:.3f}", f"{a.recovered}/{a.n_models}"))
+    fusion_rows = [("zoo", "params", "models", "s / model", "recovered")]
+    for f in fusions:
+        fusion_rows.append((f.case, f"{f.n_params:,}", str(f.n_models), f"{f.s_per_model:.3f}",
+                            f"{f.recovered}/{f.n_models}"))
     return "\n".join([
         f"Convnet zoo training step (fmnist_resnet20 quick recipe: batch {convs[0].batch_size}, "
         f"{convs[0].train_samples} training images per epoch; CPU, best of {bench_convzoo.REPEATS}): "
@@ -57,6 +62,10 @@ def report(zoos: list[bench_zoo.ZooResult], pca: bench_pca.PCAResult,
         "Weight matching against member 0 (synthetic zoos: permuted noisy copies of one net); "
         "ratio = seconds per model / seconds of one training step (batch 128, 32x32)",
         _table(align_rows),
+        "",
+        f"TransFusion against member 0, one pass (synthetic zoos: permuted copies of one net with "
+        f"{bench_transfusion.NOISE:g}·std noise)",
+        _table(fusion_rows),
         "",
         "Zoo training: dwf.train_zoo (all models in one batched pass) vs an ordinary per-model "
         f"loop with the same init, batch order, AdamW and selection (CPU, {torch.get_num_threads()} "
@@ -68,6 +77,9 @@ def report(zoos: list[bench_zoo.ZooResult], pca: bench_pca.PCAResult,
         f"{bench_pca.REPEATS})",
         _table(pca_rows),
         f"speed ratio sklearn / DualPCA: {pca.ratio:.2f}x",
+        f"subspace error ||P_dual - P_sklearn||_2: {pca.subspace_error:.2e}; memmap vs in-memory: "
+        f"{pca.memmap_subspace_error:.2e}; max |explained_variance_ratio_ diff|: "
+        f"{pca.max_abs_evr_diff:.2e}",
         "",
         f"Streamed DualPCA on a MiniLM-sized zoo file ({stream.n_models} × {stream.n_params:,} "
         f"float32, {stream.file_gb:.2f} GB; slabs of {stream.chunk:,} columns; each fit in its own process)",
@@ -82,9 +94,6 @@ def report(zoos: list[bench_zoo.ZooResult], pca: bench_pca.PCAResult,
         f"slabs of {stream.n_models * stream.chunk * 4 / 2**20:.0f} MB (copies in float32/float64) plus the "
         f"mean; the file is never mapped; subspace error streamed vs in memory: "
         f"{stream.subspace_error:.2e}; max |explained_variance_ratio_ diff|: {stream.max_abs_evr_diff:.2e}",
-        f"subspace error ||P_dual - P_sklearn||_2: {pca.subspace_error:.2e}; memmap vs in-memory: "
-        f"{pca.memmap_subspace_error:.2e}; max |explained_variance_ratio_ diff|: "
-        f"{pca.max_abs_evr_diff:.2e}",
     ])
 
 
@@ -95,7 +104,8 @@ def main() -> None:
     convs = [bench_convzoo.run(*case) for case in bench_convzoo.CASES]
     aligns = [bench_align.run(*case) for case in bench_align.CASES]
     stream = bench_pca_stream.run()
-    print(report(zoos, pca, convs, aligns, stream))
+    fusions = [bench_transfusion.run(*case) for case in bench_transfusion.CASES]
+    print(report(zoos, pca, convs, aligns, stream, fusions))
     total = time.perf_counter() - t0
     print(f"\ntotal {total:.1f} s; results in {OUT}")
     save_json(OUT, {
@@ -106,6 +116,8 @@ def main() -> None:
                         for c in convs],
         "align": [{**asdict(a), "noise": bench_align.NOISE, "repeats": bench_align.REPEATS} for a in aligns],
         "pca_stream": {**asdict(stream), "noise": bench_pca_stream.NOISE},
+        "transfusion": [{**asdict(f), "noise": bench_transfusion.NOISE, "repeats": bench_transfusion.REPEATS}
+                        for f in fusions],
         "pca": {**asdict(pca), "signal_rank": bench_pca.SIGNAL_RANK, "decay": bench_pca.DECAY,
                 "noise": bench_pca.NOISE, "seed": bench_pca.SEED, "repeats": bench_pca.REPEATS},
         "environment": {"python": platform.python_version(), "platform": platform.platform(),

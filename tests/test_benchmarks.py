@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from benchmarks import bench_align, bench_pca, bench_zoo
+from benchmarks import bench_align, bench_pca, bench_transfusion, bench_zoo
 from dwf import ArchSpec, DataSpec, ZooSpec, archs, data, train_zoo
 
 
@@ -37,5 +37,12 @@ def test_pca_bench_agrees_with_sklearn_at_tiny_size():
 def test_align_bench_recovers_the_planted_permutations_at_tiny_size():
     arch = ArchSpec("resnet20", 3, width=0.25)
     r = bench_align.run("tiny", arch, 3)
+    assert r.recovered == 3
+    assert r.n_params == sum(p.numel() for p in archs.build(arch).parameters())
+
+
+def test_transfusion_bench_recovers_the_planted_permutations_at_tiny_size():
+    arch = ArchSpec("vit", 1, (24,), 10, depth=2, heads=3, patch=7, image_size=28)
+    r = bench_transfusion.run("tiny", arch, 3)
     assert r.recovered == 3
     assert r.n_params == sum(p.numel() for p in archs.build(arch).parameters())
