@@ -1,7 +1,8 @@
 """dwf: generate complete neural-network weights with re-basined flow matching (DeepWeightFlow)."""
-from . import archs, bn, data, evaluate, experiments, flow, interpolate, ode, pipeline, plots, rebasin
+from . import (align, archs, bn, columns, data, evaluate, experiments, export, flow, interpolate, ode,
+               pipeline, plots, rebasin, transfer)
 from .config import (AlignSpec, ArchSpec, DataSpec, EvalSpec, Experiment, FlowSpec, PCASpec,
-                     SampleSpec, ZooSpec)
+                     SampleSpec, TransferSpec, ZooSpec)
 from .errors import ArtifactError, ConfigError, DatasetUnavailable, DwfError
 from .layout import ParamLayout
 from .pca import DualPCA
@@ -10,5 +11,6 @@ from .zoo import Zoo, train_zoo
 
 __all__ = ["AlignSpec", "ArchSpec", "ArtifactError", "ConfigError", "DataSpec", "DatasetUnavailable",
            "DualPCA", "DwfError", "EvalSpec", "Experiment", "FlowSpec", "PCASpec", "ParamLayout",
-           "Report", "SampleSpec", "Zoo", "ZooSpec", "archs", "bn", "data", "evaluate", "experiments",
-           "flow", "interpolate", "ode", "pipeline", "plots", "rebasin", "train_zoo"]
+           "Report", "SampleSpec", "TransferSpec", "Zoo", "ZooSpec", "align", "archs", "bn", "columns",
+           "data", "evaluate", "experiments", "export", "flow", "interpolate", "ode", "pipeline",
+           "plots", "rebasin", "train_zoo", "transfer"]

@@ -25,7 +25,7 @@ from .errors import DatasetUnavailable
 from .flow import Flow
 from .io import load_json, save_json
 from .pca import DualPCA
-from .rebasin import spec_from_module, vit_spec
+from .rebasin import bert_spec, spec_from_module, vit_spec
 from .rebasin.symmetry import Symmetry
 from .report import Report
 from .sample import Generated, generate
@@ -156,6 +156,8 @@ def symmetry(exp: Experiment, data: Dataset) -> Symmetry:
     model = archs.build(exp.arch)
     if exp.arch.kind == "vit":
         return vit_spec(model)
+    if exp.arch.kind == "bert":
+        return bert_spec(model.bert)
     return spec_from_module(model, data.x_train[:2])
 
 
