@@ -132,21 +132,26 @@ def _(dwf, mo, n_samples, ode_steps, run, sample_button, seed, solver, source_st
 @app.cell
 def _(dwf, generated, mo, report):
     _g, _z = report.row("generated"), report.row("zoo")
+    _acc = report.metric == "accuracy"
+    _name, _unit = ("accuracy", "%") if _acc else (report.metric, "")
+    _sim = "max error-IoU" if _acc else "max residual correlation"
     mo.vstack([
-        mo.md(f"### Generated: mean accuracy {100 * _g['acc_mean']:.2f}% "
-              f"(zoo {100 * _z['acc_mean']:.2f}%), novelty {_g['novelty']:.3f}, "
-              f"max error-IoU {_g['max_iou']:.3f}\n\n"
+        mo.md(f"### Generated: mean {_name} {report.fmt(_g['acc_mean'])}{_unit} "
+              f"(zoo {report.fmt(_z['acc_mean'])}{_unit}), novelty {_g['novelty']:.3f}, "
+              f"{_sim} {_g['max_iou']:.3f}\n\n"
               f"{_g['n']} networks sampled and decoded in {generated.seconds:.2f} s."),
-        mo.ui.plotly(dwf.plots.accuracy_distributions({k: p["acc"] for k, p in report.populations.items()})),
-        mo.md("Each dot is one network's test accuracy. *Novelty* is the median distance from a "
+        mo.ui.plotly(dwf.plots.accuracy_distributions({k: p["acc"] for k, p in report.populations.items()},
+                                                      metric=report.metric)),
+        mo.md(f"Each dot is one network's test {_name}. *Novelty* is the median distance from a "
               "network to its nearest zoo member, divided by the same distance among zoo members "
               "(near 0: near-copies; about 1: as far from the zoo as its members are from each "
               "other). *Max error-IoU* is the overlap of a network's mistakes with those of the most "
-              "similar zoo member (1: the very same mistakes)."),
+              "similar zoo member (1: the very same mistakes); for a regressor, the correlation of "
+              "its residuals with the most similar member's."),
         mo.ui.plotly(dwf.plots.novelty_scatter(report)),
-        mo.ui.table([{"population": r["name"], "n": r["n"], "accuracy %": round(100 * r["acc_mean"], 2),
-                      "± std": round(100 * r["acc_std"], 2), "novelty": round(r["novelty"], 3),
-                      "max error-IoU": round(r["max_iou"], 3)} for r in report.rows],
+        mo.ui.table([{"population": r["name"], "n": r["n"], f"{_name} {_unit}".strip(): report.fmt(r["acc_mean"]),
+                      "± std": report.fmt(r["acc_std"]), "novelty": round(r["novelty"], 3),
+                      _sim: round(r["max_iou"], 3)} for r in report.rows],
                     selection=None, label="All populations"),
     ])
     return
@@ -156,8 +161,8 @@ def _(dwf, generated, mo, report):
 def _(generated, mo, report, run):
     _p = report.populations["generated"]
     _zoo_nn = report.extras["zoo_median_nn"]
-    mo.ui.table([{"net": i, "accuracy %": round(100 * a, 2), "novelty": round(d / _zoo_nn, 3),
-                  "max error-IoU": round(u, 3)}
+    mo.ui.table([{"net": i, "score": report.fmt(a), "novelty": round(d / _zoo_nn, 3),
+                  "max error similarity": round(u, 3)}
                  for i, (a, d, u) in enumerate(zip(_p["acc"], _p["nn_dist"], _p["max_iou"]))],
                 selection=None, page_size=10,
                 label=f"Each generated net ({generated.vectors.shape[1]:,} weights, {run.experiment.arch.kind})")

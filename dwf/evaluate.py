@@ -4,14 +4,19 @@ Novelty has two faces:
 - distance: median nearest-neighbour distance (aligned weight space) from each net to the zoo,
   divided by the zoo's own leave-one-out median NN distance (1.0 = as far from the zoo as zoo
   members are from each other; near 0 = near-copies);
-- behaviour: max IoU of a net's set of misclassified test examples with any zoo member's set
-  (self excluded for zoo members); near 1 = makes the same mistakes as some original.
+- behaviour: max similarity of a net's errors with any zoo member's (self excluded for zoo
+  members): IoU of the sets of misclassified test examples, or for regression the correlation
+  of residuals; near 1 = makes the same mistakes as some original.
+
+`acc` holds the task's score: accuracy, or Spearman ρ for regression (`dwf.task`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, asdict
 
 import torch
+
+from .task import CLASSIFICATION, Task
 
 
 @dataclass
@@ -34,14 +39,6 @@ class Population:
         return asdict(self)
 
 
-def error_iou(wrong_a: torch.Tensor, wrong_b: torch.Tensor) -> torch.Tensor:
-    """IoU of error sets. wrong_a (na, N), wrong_b (nb, N) bool -> (na, nb)."""
-    a, b = wrong_a.float(), wrong_b.float()
-    inter = a @ b.T
-    union = a.sum(1, keepdim=True) + b.sum(1)[None] - inter
-    return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(inter))
-
-
 def nn_distances(V: torch.Tensor, ref: torch.Tensor, exclude_self: bool = False) -> torch.Tensor:
     """Euclidean distance from each row of V (m, d) to its nearest row of ref (n, d) -> (m,).
     With `exclude_self`, V is ref and each row's distance to itself is ignored."""
@@ -53,26 +50,29 @@ def nn_distances(V: torch.Tensor, ref: torch.Tensor, exclude_self: bool = False)
 
 @dataclass
 class ZooReference:
-    """What every population is compared with: the zoo's vectors and error sets."""
+    """What every population is compared with: the zoo's vectors and error signatures."""
     vectors: torch.Tensor   # (n, d) aligned zoo weights
-    wrong: torch.Tensor     # (n, N) bool, errors on the evaluation split
+    errors: torch.Tensor    # (n, N) errors on the evaluation split (Task.signature)
     median_nn: float        # zoo's leave-one-out median NN distance
+    task: Task = CLASSIFICATION
 
     @classmethod
-    def build(cls, vectors: torch.Tensor, preds: torch.Tensor, y: torch.Tensor) -> "ZooReference":
-        return cls(vectors, preds != y, float(nn_distances(vectors, vectors, True).median()))
+    def build(cls, vectors: torch.Tensor, preds: torch.Tensor, y: torch.Tensor,
+              task: Task = CLASSIFICATION) -> "ZooReference":
+        return cls(vectors, task.signature(preds, y), float(nn_distances(vectors, vectors, True).median()),
+                   task)
 
 
 def population(name: str, vectors: torch.Tensor, preds: torch.Tensor, y: torch.Tensor,
                ref: ZooReference, is_zoo: bool = False) -> Population:
     """Metrics of nets with flat weights `vectors` (m, d) and cached predictions `preds` (m, N)."""
-    wrong = preds != y
-    iou = error_iou(wrong, ref.wrong)
+    task = ref.task
+    sim = task.similarity(task.signature(preds, y), ref.errors)
     if is_zoo:
-        iou.fill_diagonal_(-1.0)
-    return Population(name, (~wrong).float().mean(1).tolist(),
+        sim.fill_diagonal_(-float("inf"))
+    return Population(name, task.score(preds, y).tolist(),
                       nn_distances(vectors, ref.vectors, exclude_self=is_zoo).tolist(),
-                      iou.max(1).values.tolist())
+                      sim.max(1).values.tolist())
 
 
 def noisy_copies(vectors: torch.Tensor, n: int, sigma: float, generator: torch.Generator) -> torch.Tensor:

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from . import stacked
 from .bn import batchnorms, model_device, recalibrate_bn
 from .errors import ConfigError, DwfError
 from .rebasin.symmetry import Symmetry, align
+from .task import CLASSIFICATION, Task
 
 StateDict = Mapping[str, torch.Tensor]
 
@@ -25,8 +25,8 @@ StateDict = Mapping[str, torch.Tensor]
 @dataclass
 class InterpolationPath:
     lambdas: torch.Tensor   # (L,) increasing
-    loss: torch.Tensor      # (L,) mean cross-entropy at each λ
-    acc: torch.Tensor       # (L,) accuracy at each λ
+    loss: torch.Tensor      # (L,) mean loss at each λ (cross-entropy, or squared error)
+    acc: torch.Tensor       # (L,) score at each λ (accuracy, or Spearman ρ)
 
     @property
     def barrier(self) -> float:
@@ -77,24 +77,24 @@ def _load(model: nn.Module, sd: StateDict) -> None:
 
 @torch.no_grad()
 def _evaluate(logits_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, batch_size: int,
-              dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean cross-entropy and accuracy, (m,) each, of logits_fn: (B, ...) -> (m, B, C)."""
-    loss_sum = correct = 0
+              dev: torch.device, task: Task) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean loss (cross-entropy or squared error) and score (accuracy or Spearman ρ), (m,)
+    each, of logits_fn: (B, ...) -> (m, B, C)."""
+    loss_sum, preds = 0, []
     for i in range(0, len(x), batch_size):
         xb, yb = x[i:i + batch_size].to(dev), y[i:i + batch_size].to(dev)
-        logits = logits_fn(xb)                                            # (m, B, C)
-        ce = F.cross_entropy(logits.transpose(1, 2), yb.expand(len(logits), -1), reduction="none")
-        loss_sum = loss_sum + ce.double().sum(1)                          # (m,)
-        correct = correct + (logits.argmax(-1) == yb).sum(1)              # (m,)
-    return (loss_sum / len(x)).float().cpu(), (correct.double() / len(x)).float().cpu()
+        out = logits_fn(xb)                                               # (m, B, C)
+        loss_sum = loss_sum + task.loss(out, yb.expand(len(out), -1)).double().sum(1)   # (m,)
+        preds.append(task.predictions(out).cpu())
+    return (loss_sum / len(x)).float().cpu(), task.score(torch.cat(preds, 1), y.cpu()).float()
 
 
 def interpolation_path(model: nn.Module, sd_a: StateDict, sd_b: StateDict, x_eval: torch.Tensor,
                        y_eval: torch.Tensor, lambdas: Sequence[float] | torch.Tensor | None = None,
                        x_calib: torch.Tensor | None = None, calib_samples: int = 2048,
                        calib_batch_size: int = 256, calib_seed: int = 0,
-                       batch_size: int = 256) -> InterpolationPath:
-    """Loss and accuracy of θ(λ) on (x_eval, y_eval) for each λ (default 11 points on [0, 1]).
+                       batch_size: int = 256, task: Task = CLASSIFICATION) -> InterpolationPath:
+    """Loss and score of θ(λ) on (x_eval, y_eval) for each λ (default 11 points on [0, 1]).
 
     `model` is an architecture template (not modified). Without BatchNorm all λ run as one
     stacked model batch. With BatchNorm each λ runs alone; given x_calib (TRAINING inputs), its
@@ -112,7 +112,7 @@ def interpolation_path(model: nn.Module, sd_a: StateDict, sd_b: StateDict, x_eva
         grid = {k: torch.stack([p[k] for p in points]).to(dev)          # (L, *shape)
                 for k, v in sd_a.items() if v.is_floating_point()}
         loss, acc = _evaluate(lambda xb: stacked.forward(work, grid, xb), x_eval, y_eval,
-                              batch_size, dev)
+                              batch_size, dev, task)
         return InterpolationPath(lam.float(), loss, acc)
 
     losses, accs = [], []
@@ -120,7 +120,7 @@ def interpolation_path(model: nn.Module, sd_a: StateDict, sd_b: StateDict, x_eva
         _load(work, interpolate(sd_a, sd_b, t))
         if x_calib is not None:
             recalibrate_bn(work, x_calib, calib_samples, calib_batch_size, calib_seed)
-        loss, acc = _evaluate(lambda xb: work(xb)[None], x_eval, y_eval, batch_size, dev)
+        loss, acc = _evaluate(lambda xb: work(xb)[None], x_eval, y_eval, batch_size, dev, task)
         losses.append(loss)
         accs.append(acc)
     return InterpolationPath(lam.float(), torch.cat(losses), torch.cat(accs))

@@ -20,7 +20,7 @@ from . import plots
 from .errors import ConfigError, DwfError
 from .io import atomic_write_bytes, strict_json
 from .pipeline import Run
-from .report import Report
+from .report import Report, score_format
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PNG_SCALE = 1.5
@@ -31,11 +31,13 @@ NOTE = """\
 *Novelty* is the median distance (aligned weight space) from each net to its nearest zoo member,
 divided by the zoo's own leave-one-out median nearest-neighbour distance: 1.0 means as far from
 the zoo as zoo members are from each other, near 0 means near-copies of zoo members.
+Scores are test accuracy (%) for classifiers and Spearman ρ for regressors (VADER).
 *Max error-IoU* is, averaged over nets, the largest intersection-over-union between the set of
 test examples a net gets wrong and that of any zoo member (a zoo member is not compared with
 itself): near 1 means the net makes the same mistakes as some original.
-A generator is only interesting where it beats the trivial baselines, noisy copies of zoo members
-and interpolations of aligned pairs, on accuracy **and** novelty together.
+For regressors the same column holds the largest correlation of a net's residuals with a zoo
+member's. A generator is only interesting where it beats the trivial baselines, noisy copies of
+zoo members and interpolations of aligned pairs, on accuracy **and** novelty together.
 """
 
 
@@ -43,19 +45,19 @@ def figures(report: Report) -> dict[str, go.Figure]:
     """The named figures of one run, built from its report alone."""
     ex, tag = report.extras, f" — {report.experiment} [{report.profile}]"
     pops = {r["name"]: report.populations[r["name"]] for r in report.rows}   # table order
-    acc = {k: p["acc"] for k, p in pops.items()}
+    acc, m = {k: p["acc"] for k, p in pops.items()}, report.metric
     ref = int(ex.get("reference", 0))
     return {
         "zoo_accuracy": plots.zoo_accuracy_histogram(pops["zoo"]["acc"], ex.get("zoo_val_acc"),
-                                                     title="Zoo accuracy" + tag),
+                                                     title="Zoo score" + tag, metric=m),
         "pca_spectrum": plots.pca_spectrum(ex["explained_variance_ratio"],
                                            title="Dual PCA explained variance" + tag),
         "flow_loss": plots.flow_loss(ex["flow_history"], title="Flow-matching loss" + tag),
-        "accuracy_distributions": plots.accuracy_distributions(acc, title="Test accuracy per net" + tag),
+        "accuracy_distributions": plots.accuracy_distributions(acc, title="Test score per net" + tag, metric=m),
         "novelty_scatter": plots.novelty_scatter(report, title="Accuracy vs novelty" + tag),
         "novelty_per_net": plots.novelty_per_net(pops, ex["zoo_median_nn"],
-                                                 title="Accuracy vs distance to the zoo, every net" + tag),
-        "iou_accuracy": plots.iou_accuracy(pops, title="Accuracy vs max error-IoU, every net" + tag),
+                                                 title="Score vs distance to the zoo, every net" + tag, metric=m),
+        "iou_accuracy": plots.iou_accuracy(pops, title="Score vs behavioural similarity, every net" + tag, metric=m),
         "nn_distance_histogram": plots.nn_distance_histogram(
             {k: p["nn_dist"] for k, p in pops.items() if k != "zoo"}, ex["zoo_median_nn"],
             title="Distance to the nearest zoo member" + tag),
@@ -100,20 +102,21 @@ def novelty_summary(report: Report) -> str:
         where = f"farther from the zoo than the noisiest copies, {cite(below[-1])}"
     else:
         where = f"between {cite(below[-1])} and {cite(above[0])}"
-    return (f"Generated nets have novelty {g['novelty']:.3f}, {where}; their mean max error-IoU "
+    sim = "max error-IoU" if report.metric == "accuracy" else "max residual correlation"
+    return (f"Generated nets have novelty {g['novelty']:.3f}, {where}; their mean {sim} "
             f"is {g['max_iou']:.3f} (zoo members against each other: {z['max_iou']:.3f}).")
 
 
 def ablation_markdown(base: Report, variants: Sequence[Report]) -> str:
     """The generated nets of each variant beside the experiment's own (same zoo)."""
-    lines = ["| variant | what changes | generated acc (%) | gap (pp) | novelty | no BN recalibration (%) |",
+    lines = ["| variant | what changes | generated | gap | novelty | no BN recalibration |",
              "|---|---|---|---|---|---|"]
     for r in [base, *variants]:
         g = r.row("generated")
         nobn = next((x for x in r.rows if x["name"] == "generated, no BN recalibration"), None)
         lines.append(f"| {r.variant or 'as configured'} | {_changes(base, r)} | "
-                     f"{_fmt(g['acc_mean'])} ± {_fmt(g['acc_std'])} | {r.gap_pp:+.2f} | "
-                     f"{g['novelty']:.3f} | {_fmt(nobn['acc_mean']) if nobn else '—'} |")
+                     f"{r.fmt(g['acc_mean'])} ± {r.fmt(g['acc_std'])} | {r.gap_text} | "
+                     f"{g['novelty']:.3f} | {r.fmt(nobn['acc_mean']) if nobn else '—'} |")
     return "\n".join(lines)
 
 
@@ -152,27 +155,28 @@ def results_markdown(reports: Sequence[Report], title: str = "# Results") -> str
             variants.setdefault(r.experiment, []).append(r)
     reports = [r for r in reports if not r.variant]
     out = [title, "",
-           "| experiment | profile | params | zoo acc (%) | generated acc (%) | gap (pp) | "
-           "generated novelty | generated max error-IoU | paper zoo | paper generated | paper gap (pp) |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| experiment | profile | params | score | zoo | generated | gap | "
+           "generated novelty | generated max error-IoU / residual corr. | paper zoo | paper generated | paper gap |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in reports:
         z, g = r.row("zoo"), r.row("generated")
         pz, pg, pgap = _paper_cells(r.paper)
         out.append(f"| {r.experiment} | {r.profile} | {r.extras.get('n_params', '—')} | "
-                   f"{_fmt(z['acc_mean'])} ± {_fmt(z['acc_std'])} | {_fmt(g['acc_mean'])} ± {_fmt(g['acc_std'])} | "
-                   f"{r.gap_pp:+.2f} | {g['novelty']:.3f} | {g['max_iou']:.3f} | {pz} | {pg} | {pgap} |")
+                   f"{score_format(r.metric)[2]} | {r.fmt(z['acc_mean'])} ± {r.fmt(z['acc_std'])} | "
+                   f"{r.fmt(g['acc_mean'])} ± {r.fmt(g['acc_std'])} | {r.gap_text} | {g['novelty']:.3f} | "
+                   f"{g['max_iou']:.3f} | {pz} | {pg} | {pgap} |")
     out += ["", NOTE]
     for r in reports:
         ex = r.extras
         evr = ex.get("explained_variance_ratio") or []
         out += [f"## {r.experiment} [{r.profile}]" + (f" — {r.paper['task']}" if "task" in r.paper else ""),
                 "", r.markdown_rows(), "",
-                f"Generated − zoo: **{r.gap_pp:+.2f} pp**. {novelty_summary(r)}"]
+                f"Generated − zoo: **{r.gap_text}**. {novelty_summary(r)}"]
         pz, pg, pgap = _paper_cells(r.paper)
         if pz != "—":
             out.append(f"The paper: zoo {pz}, generated {pg} ({pgap} pp); "
-                       f"here: zoo {_fmt(r.row('zoo')['acc_mean'])}, generated "
-                       f"{_fmt(r.row('generated')['acc_mean'])} ({r.gap_pp:+.2f} pp).")
+                       f"here: zoo {r.fmt(r.row('zoo')['acc_mean'])}, generated "
+                       f"{r.fmt(r.row('generated')['acc_mean'])} ({r.gap_text}).")
         if "note" in r.paper:
             out.append(f"Paper note: {r.paper['note']}.")
         if "interpolation" in ex:
@@ -202,7 +206,7 @@ def results_json(reports: Sequence[Report], figure_files: dict[str, list[str]] |
     """Summary of every run: rows, gap, paper numbers, timings, sizes, figure files."""
     return strict_json({"experiments": [
         {"experiment": r.experiment, "variant": r.variant, "profile": r.profile, "rows": r.rows,
-         "gap_pp": r.gap_pp, "paper": r.paper, "timings": r.timings,
+         "metric": r.metric, "gap_pp": r.gap_pp, "paper": r.paper, "timings": r.timings,
          "n_params": r.extras.get("n_params"), "n_components": r.extras.get("n_components"),
          "barrier": {k: v for k, v in r.extras.get("interpolation", {}).items() if k.endswith("barrier")},
          "transfer": [{k: t[k] for k in ("target", "rows", "unavailable") if k in t}

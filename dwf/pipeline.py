@@ -29,6 +29,7 @@ from .rebasin import bert_spec, spec_from_module, vit_spec
 from .rebasin.symmetry import Symmetry
 from .report import Report
 from .sample import Generated, generate
+from .task import task_for
 from .zoo import Zoo, train_zoo
 
 log = logging.getLogger(__name__)
@@ -162,9 +163,12 @@ def symmetry(exp: Experiment, data: Dataset) -> Symmetry:
 
 
 def buffer_names(exp: Experiment) -> list[str]:
-    """BatchNorm running statistics and counters: permuted with their channels, but never part
-    of the matching cost, the PCA vectors or the flow (they are recalibrated after generation)."""
-    return [k for k, _ in archs.build(exp.arch).named_buffers()]
+    """Saved buffers (BatchNorm running statistics and counters): permuted with their channels,
+    but never part of the matching cost, the PCA vectors or the flow (they are recalibrated
+    after generation)."""
+    model = archs.build(exp.arch)
+    params = {k for k, _ in model.named_parameters()}
+    return [k for k in model.state_dict() if k not in params]
 
 
 def state_with_bn(run: Run, vectors: torch.Tensor, recalibrate: bool = True) -> dict[str, torch.Tensor]:
@@ -201,7 +205,7 @@ def sample(run: Run, n: int | None = None, steps: int | None = None, method: str
                    s.seed if seed is None else seed)
     t0 = time.perf_counter()
     gen.params = state_with_bn(run, gen.vectors)
-    gen.bn_seconds = time.perf_counter() - t0 if buffer_names(run.experiment) else 0.0
+    gen.bn_seconds = time.perf_counter() - t0 if bn.batchnorms(archs.build(run.experiment.arch)) else 0.0
     return gen
 
 
@@ -220,7 +224,7 @@ def evaluate_run(run: Run, gen: Generated, barrier: bool = True, transfer: bool 
 
     zoo_vecs = run.aligned.vectors()
     populations = {"zoo": zoo_vecs, "generated": gen.vectors}
-    has_bn = bool(buffer_names(exp))
+    has_bn = bool(bn.batchnorms(model))
     if has_bn:  # the trained zoo's momentum statistics lag; recalibrated members are the fair reference
         populations = {"zoo": zoo_vecs, "zoo, BN recalibrated": zoo_vecs, "generated": gen.vectors,
                        "generated, no BN recalibration": gen.vectors}
@@ -236,20 +240,21 @@ def evaluate_run(run: Run, gen: Generated, barrier: bool = True, transfer: bool 
     if has_bn:   # the generated nets' share was paid in `sample`
         timings["bn_recalibration"] = time.perf_counter() - t0 + gen.bn_seconds
     t0 = time.perf_counter()
-    preds = {k: stacked.predict(model, st, x) for k, st in states.items()}
+    task = task_for(run.data)
+    preds = {k: stacked.predict(model, st, x, task=task) for k, st in states.items()}
     timings["evaluate"] = time.perf_counter() - t0
-    ref = ev.ZooReference.build(zoo_vecs, preds["zoo"], y)
+    ref = ev.ZooReference.build(zoo_vecs, preds["zoo"], y, task)
     pops = {k: ev.population(k, populations[k], preds[k], y, ref, is_zoo=k.startswith("zoo"))
             for k in populations}
     extras = {}
-    if transfer and exp.transfer:
+    if transfer and exp.transfer and task.kind == "classification":
         t0 = time.perf_counter()
         extras["transfer"] = [_transfer(run, states["generated"], t, progress) for t in exp.transfer]
         timings["transfer"] = time.perf_counter() - t0
     if barrier and exp.eval.interpolation:
         naive, aligned = interp.naive_vs_aligned(
             model, symmetry(exp, run.data), *run.zoo.state_dicts()[:2], x, y,
-            x_calib=run.data.x_train if has_bn else None, seed=exp.align.seed)
+            x_calib=run.data.x_train if has_bn else None, seed=exp.align.seed, task=task)
         extras["interpolation"] = {
             "lambdas": naive.lambdas.tolist(),
             "naive_loss": naive.loss.tolist(), "aligned_loss": aligned.loss.tolist(),
@@ -268,7 +273,7 @@ def evaluate_run(run: Run, gen: Generated, barrier: bool = True, transfer: bool 
     return Report(exp.name, exp.profile, exp.to_dict(),
                   [p.summary(ref.median_nn) for p in pops.values()],
                   {k: p.to_dict() for k, p in pops.items()}, timings, extras, dict(exp.paper),
-                  variant=exp.variant)
+                  variant=exp.variant, metric=task.metric)
 
 
 def _transfer(run: Run, generated: dict[str, torch.Tensor], spec: TransferSpec, progress: bool) -> dict:

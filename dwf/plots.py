@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .report import Report
+from .report import Report, score_format
 
 TEMPLATE = "plotly_white"
 COLORS = {"zoo": "#1f77b4", "generated": "#d62728", "interpolation": "#2ca02c"}
@@ -27,27 +27,37 @@ def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
     return fig
 
 
+def _scaled(values: Sequence[float], metric: str) -> list[float]:
+    f = score_format(metric)[0]
+    return [f * v for v in values]
+
+
+def _score_label(metric: str) -> str:
+    return f"test {score_format(metric)[2]}"
+
+
 def zoo_accuracy_histogram(test_acc: Sequence[float], val_acc: Sequence[float] | None = None,
-                           title: str = "Zoo accuracy") -> go.Figure:
-    fig = go.Figure(go.Histogram(x=[100 * a for a in test_acc], name="test", nbinsx=30, bingroup="acc",
+                           title: str = "Zoo accuracy", metric: str = "accuracy") -> go.Figure:
+    fig = go.Figure(go.Histogram(x=_scaled(test_acc, metric), name="test", nbinsx=30, bingroup="acc",
                                  marker_color=COLORS["zoo"], opacity=0.75))
     if val_acc is not None:
-        fig.add_histogram(x=[100 * a for a in val_acc], name="validation", nbinsx=30, bingroup="acc",
+        fig.add_histogram(x=_scaled(val_acc, metric), name="validation", nbinsx=30, bingroup="acc",
                           opacity=0.5)
     fig.update_layout(barmode="overlay")
-    return _layout(fig, title, "accuracy (%)", "models")
+    return _layout(fig, title, score_format(metric)[2], "models")
 
 
 def accuracy_distributions(populations: Mapping[str, Sequence[float]],
-                           title: str = "Accuracy of originals, generated nets and baselines") -> go.Figure:
-    """Box + points of per-net accuracy for each named population."""
+                           title: str = "Accuracy of originals, generated nets and baselines",
+                           metric: str = "accuracy") -> go.Figure:
+    """Box + points of per-net score (accuracy, or Spearman ρ) for each named population."""
     fig = go.Figure()
     colors = population_colors(list(populations))
     for name, acc in populations.items():
-        fig.add_trace(go.Box(y=[100 * a for a in acc], name=name, boxpoints="all", jitter=0.4,
+        fig.add_trace(go.Box(y=_scaled(acc, metric), name=name, boxpoints="all", jitter=0.4,
                              pointpos=0, marker=dict(size=4, color=colors[name]), line=dict(width=1)))
     fig.update_layout(showlegend=False)
-    return _layout(fig, title, "", "test accuracy (%)")
+    return _layout(fig, title, "", _score_label(metric))
 
 
 def pca_spectrum(ratio: Sequence[float], title: str = "Dual PCA explained variance") -> go.Figure:
@@ -75,14 +85,16 @@ def flow_loss(history: Mapping[str, Sequence[float]], title: str = "Flow-matchin
 
 
 def novelty_scatter(report: Report, title: str = "Accuracy vs novelty") -> go.Figure:
-    """Mean accuracy (± std) against novelty (NN-distance ratio) for every population of a report."""
+    """Mean score (± std) against novelty (NN-distance ratio) for every population of a report."""
     fig = go.Figure()
     colors = population_colors([r["name"] for r in report.rows])
+    f = score_format(report.metric)[0]
     for r in report.rows:
-        fig.add_trace(go.Scatter(x=[r["novelty"]], y=[100 * r["acc_mean"]], mode="markers",
-                                 name=r["name"], error_y=dict(type="data", array=[100 * r["acc_std"]]),
+        fig.add_trace(go.Scatter(x=[r["novelty"]], y=[f * r["acc_mean"]], mode="markers",
+                                 name=r["name"], error_y=dict(type="data", array=[f * r["acc_std"]]),
                                  marker=dict(size=11, opacity=0.85, color=colors[r["name"]])))
-    return _layout(fig, title, "novelty: NN distance to zoo / zoo's own NN distance", "test accuracy (%)")
+    return _layout(fig, title, "novelty: NN distance to zoo / zoo's own NN distance",
+                   _score_label(report.metric))
 
 
 def nn_distance_histogram(populations: Mapping[str, Sequence[float]], zoo_median_nn: float,
@@ -124,26 +136,29 @@ def flow_trajectories(traj, dims: tuple[int, int] = (0, 1), targets=None,
 
 
 def novelty_per_net(populations: Mapping[str, Mapping[str, Sequence[float]]], zoo_median_nn: float,
-                    title: str = "Every net: accuracy against distance to the zoo") -> go.Figure:
+                    title: str = "Every net: accuracy against distance to the zoo",
+                    metric: str = "accuracy") -> go.Figure:
     """populations: name -> {"acc": [...], "nn_dist": [...]} (a report's `populations`)."""
     fig = go.Figure()
     colors = population_colors(list(populations))
     for name, p in populations.items():
-        fig.add_scatter(x=[d / zoo_median_nn for d in p["nn_dist"]], y=[100 * a for a in p["acc"]],
+        fig.add_scatter(x=[d / zoo_median_nn for d in p["nn_dist"]], y=_scaled(p["acc"], metric),
                         mode="markers", name=name, marker=dict(size=6, opacity=0.7, color=colors[name]))
-    return _layout(fig, title, "NN distance to the zoo / zoo median NN distance", "test accuracy (%)")
+    return _layout(fig, title, "NN distance to the zoo / zoo median NN distance", _score_label(metric))
 
 
 def iou_accuracy(populations: Mapping[str, Mapping[str, Sequence[float]]],
-                 title: str = "Every net: accuracy against max error-set IoU with a zoo member") -> go.Figure:
-    """populations: name -> {"acc": [...], "max_iou": [...]}. IoU near 1: the net makes the
-    same mistakes as some original."""
+                 title: str = "Every net: accuracy against max error-set IoU with a zoo member",
+                 metric: str = "accuracy") -> go.Figure:
+    """populations: name -> {"acc": [...], "max_iou": [...]}. Near 1: the net makes the same
+    mistakes as some original (error-set IoU; residual correlation for regression)."""
     fig = go.Figure()
     colors = population_colors(list(populations))
     for name, p in populations.items():
-        fig.add_scatter(x=p["max_iou"], y=[100 * a for a in p["acc"]], mode="markers", name=name,
+        fig.add_scatter(x=p["max_iou"], y=_scaled(p["acc"], metric), mode="markers", name=name,
                         marker=dict(size=6, opacity=0.7, color=colors[name]))
-    return _layout(fig, title, "max IoU of error sets with a zoo member", "test accuracy (%)")
+    x = "max IoU of error sets with a zoo member" if metric == "accuracy" else "max residual correlation with a zoo member"
+    return _layout(fig, title, x, _score_label(metric))
 
 
 def image_grid(images, labels: Sequence[int], class_names: Sequence[str] | None = None,

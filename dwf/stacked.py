@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from .task import CLASSIFICATION, Task
+
 
 def forward(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tensor,
             shared_input: bool = True) -> torch.Tensor:
@@ -50,14 +52,14 @@ def forward_vmap(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.
 
 @torch.no_grad()
 def predict(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tensor,
-            batch_size: int = 256, model_chunk: int = 64) -> torch.Tensor:
-    """Class predictions (n, N) int64 of n stacked models on inputs x (N, ...), in eval mode
-    (BatchNorm uses the running statistics given in `params`)."""
+            batch_size: int = 256, model_chunk: int = 64, task: Task = CLASSIFICATION) -> torch.Tensor:
+    """Predictions (n, N) of n stacked models on inputs x (N, ...), in eval mode (BatchNorm uses
+    the running statistics given in `params`): classes (int64), or values for a regression task."""
     model.eval()
     n = next(iter(params.values())).shape[0]
     rows = []
     for m0 in range(0, n, model_chunk):
         p = {k: v[m0:m0 + model_chunk] for k, v in params.items()}
-        rows.append(torch.cat([forward(model, p, x[i:i + batch_size]).argmax(-1)
+        rows.append(torch.cat([task.predictions(forward(model, p, x[i:i + batch_size]))
                                for i in range(0, len(x), batch_size)], dim=1))
     return torch.cat(rows, dim=0)

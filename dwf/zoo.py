@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import archs, stacked
@@ -26,6 +25,7 @@ from .devices import resolve
 from .errors import ArtifactError, ConfigError
 from .io import load_json, load_tensors, save_json, save_tensors
 from .layout import ParamLayout
+from .task import Task, task_for
 
 log = logging.getLogger(__name__)
 WEIGHTS, MANIFEST, CKPT, CKPT_META = "weights.safetensors", "manifest.json", "checkpoint.safetensors", "checkpoint.json"
@@ -136,14 +136,16 @@ def learning_rate(spec: ZooSpec, step: int, total_steps: int) -> float:
     return spec.lr * 0.5 * (1 + math.cos(math.pi * step / max(1, total_steps)))
 
 
-def _accuracy(model, params, x, y) -> torch.Tensor:
-    return (stacked.predict(model, params, x) == y).float().mean(1)  # (n,)
+def _score(model, params, x, y, task: Task) -> torch.Tensor:
+    """(n,) accuracy or Spearman ρ of n stacked models."""
+    return task.score(stacked.predict(model, params, x, task=task), y)
 
 
 def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path | None = None,
               progress: bool = True, device: str = "auto",
               on_epoch_end: Callable[[int], None] | None = None) -> Zoo:
-    """Train `spec.n_models` nets at once; keep, per model, the epoch with the best val accuracy.
+    """Train `spec.n_models` nets at once; keep, per model, the epoch with the best validation
+    score (accuracy, or Spearman ρ for a regression dataset).
 
     With `out_dir`, a checkpoint is written after every epoch and a later call resumes from it
     (identical result to an uninterrupted run); the finished zoo is saved there too.
@@ -151,13 +153,14 @@ def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path 
     if spec.schedule not in ("constant", "cosine"):
         raise ConfigError(f"unknown zoo learning-rate schedule {spec.schedule!r}; use 'constant' or 'cosine'")
     dev = resolve(device)
+    task = task_for(data)
     model = archs.build(arch).to(dev)
     n = spec.n_models
     inits = [archs.build(arch, seed=model_seed(spec.seed, i)).state_dict() for i in range(n)]
     names = [k for k, _ in model.named_parameters()]
     params = {k: torch.stack([sd[k] for sd in inits]).to(dev).requires_grad_() for k in names}
-    # BatchNorm running statistics: stacked too, updated in place per model inside vmap
-    buffers = {k: torch.stack([sd[k] for sd in inits]).to(dev) for k, _ in model.named_buffers()}
+    # persistent buffers (BatchNorm running statistics): stacked too, updated in place per model
+    buffers = {k: torch.stack([sd[k] for sd in inits]).to(dev) for k in inits[0] if k not in names}
     state = {**params, **buffers}                                             # same tensor objects
     best = {k: v.detach().clone() for k, v in state.items()}
     best_val = torch.full((n,), -1.0)
@@ -188,9 +191,8 @@ def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path 
         model.train()
         for s, (x, y) in enumerate(_minibatches(xtr, ytr, perm, n, B)):     # (n, B, ...), (n, B)
             opt.param_groups[0]["lr"] = learning_rate(spec, epoch * steps + s, spec.epochs * steps)
-            logits = stacked.forward(model, state, x, shared_input=False)      # (n, B, C)
-            loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
-            loss = loss.view(n, B).mean(1)                                     # (n,)
+            outputs = stacked.forward(model, state, x, shared_input=False)     # (n, B, C)
+            loss = task.loss(outputs, y).mean(1)                               # (n,)
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()
             opt.step()
@@ -198,7 +200,7 @@ def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path 
             bar.update()
         model.eval()
         detached = {k: v.detach() for k, v in state.items()}
-        val_acc = _accuracy(model, detached, xval, yval).cpu()
+        val_acc = _score(model, detached, xval, yval, task).cpu()
         better = val_acc > best_val
         for k in best:
             best[k][better.to(dev)] = detached[k][better.to(dev)]
@@ -212,7 +214,7 @@ def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path 
             on_epoch_end(epoch)
     bar.close()
 
-    test_acc = _accuracy(model, best, data.x_test.to(dev), data.y_test.to(dev)).cpu()
+    test_acc = _score(model, best, data.x_test.to(dev), data.y_test.to(dev), task).cpu()
     models = [{"seed": model_seed(spec.seed, i), "best_epoch": int(best_epoch[i]),
                "val_acc": float(best_val[i]), "test_acc": float(test_acc[i]),
                "train_loss": [ep[i] for ep in losses]} for i in range(n)]

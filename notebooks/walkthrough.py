@@ -79,11 +79,16 @@ def _(dwf, exp, mo, run):
     _a = exp.arch
     _arch = {"mlp": f"an MLP {_a.in_dim}-" + "-".join(str(h) for h in _a.hidden) + f"-{_a.out_dim}",
              "vit": f"a ViT of width {_a.hidden[0] if _a.hidden else '?'}, {_a.depth} blocks of "
-                    f"{_a.heads} heads, {_a.patch}×{_a.patch} patches"
+                    f"{_a.heads} heads, {_a.patch}×{_a.patch} patches",
+             "bert": ("the pretrained MiniLM-L6 (BERT family)" if _a.pretrained else
+                      f"a BERT of width {_a.hidden[0] if _a.hidden else '?'}, {_a.depth} layers of "
+                      f"{_a.heads} heads") + " with a regression head on the pooled output",
              }.get(_a.kind, f"a {_a.kind} at width {_a.width:g} with BatchNorm")
+    _target = (f"{_d.n_classes} classes" if _d.n_classes else
+               "a regression target (each token's mean human valence rating, −4 to 4)")
     _text = mo.md(
         f"**{_d.name}**: {len(_d.y_train)} training, {len(_d.y_val)} validation and "
-        f"{len(_d.y_test)} test examples of shape {_d.input_shape}, {_d.n_classes} classes. "
+        f"{len(_d.y_test)} test examples of shape {_d.input_shape}, {_target}. "
         f"The architecture is {_arch}."
     )
     _grid = (dwf.plots.image_grid(_d.x_train[:16], _d.y_train[:16].tolist(), _names)
@@ -105,12 +110,13 @@ def _(mo):
 
 
 @app.cell
-def _(dwf, mo, run):
+def _(dwf, mo, report, run):
     _test = run.zoo.metric("test_acc")
     mo.vstack([
-        mo.md(f"{run.zoo.n} nets, test accuracy {100 * float(_test.mean()):.2f} ± "
-              f"{100 * float(_test.std()):.2f} %."),
-        dwf.plots.zoo_accuracy_histogram(_test.tolist(), run.zoo.metric("val_acc").tolist()),
+        mo.md(f"{run.zoo.n} nets, test {report.metric} {report.fmt(float(_test.mean()))} ± "
+              f"{report.fmt(float(_test.std()))}."),
+        dwf.plots.zoo_accuracy_histogram(_test.tolist(), run.zoo.metric("val_acc").tolist(),
+                                         metric=report.metric),
     ])
     return
 
@@ -302,10 +308,10 @@ def _(dwf, mo, report):
     _acc = {r["name"]: report.populations[r["name"]]["acc"] for r in report.rows}
     _g = report.row("generated")
     mo.vstack([
-        mo.md(f"{_g['n']} generated nets: {100 * _g['acc_mean']:.2f} ± {100 * _g['acc_std']:.2f} % "
-              f"test accuracy, **{report.gap_pp:+.2f} pp** against the zoo; sampling and decoding "
+        mo.md(f"{_g['n']} generated nets: {report.fmt(_g['acc_mean'])} ± {report.fmt(_g['acc_std'])} "
+              f"test {report.metric}, **{report.gap_text}** against the zoo; sampling and decoding "
               f"took {report.timings.get('sample', float('nan')):.2f} s."),
-        dwf.plots.accuracy_distributions(_acc),
+        dwf.plots.accuracy_distributions(_acc, metric=report.metric),
     ])
     return
 
@@ -336,9 +342,9 @@ def _(dwf, mo, report):
     mo.vstack([
         mo.md(dwf.paper.novelty_summary(report)),
         dwf.plots.novelty_scatter(report),
-        dwf.plots.novelty_per_net(_pops, report.extras["zoo_median_nn"]),
+        dwf.plots.novelty_per_net(_pops, report.extras["zoo_median_nn"], metric=report.metric),
         dwf.plots.nn_distance_histogram(_nn, report.extras["zoo_median_nn"]),
-        dwf.plots.iou_accuracy(_pops),
+        dwf.plots.iou_accuracy(_pops, metric=report.metric),
     ])
     return
 

@@ -9,9 +9,9 @@ from dwf import experiments, pipeline
 @pytest.fixture(scope="session")
 def artifacts(tmp_path_factory):
     """A temporary artifacts folder holding the smoke runs of iris_mlp, fmnist_mlp and
-    fmnist_resnet20 and fmnist_vit (with their ablation variants)."""
+    fmnist_resnet20, fmnist_vit and vader_tinybert (with their ablation variants)."""
     root = tmp_path_factory.mktemp("artifacts")
-    for name in ("iris_mlp", "fmnist_mlp", "fmnist_resnet20", "fmnist_vit"):
+    for name in ("iris_mlp", "fmnist_mlp", "fmnist_resnet20", "fmnist_vit", "vader_tinybert"):
         exp = experiments.get(name, "smoke")
         for e in [exp, *experiments.ablations(exp)]:
             pipeline.build(e, root, progress=False)

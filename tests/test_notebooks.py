@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("experiment", ["fmnist_mlp", "fmnist_resnet20", "fmnist_vit"])
+@pytest.mark.parametrize("experiment", ["fmnist_mlp", "fmnist_resnet20", "fmnist_vit", "vader_tinybert"])
 def test_walkthrough_runs_headless(artifacts, experiment):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "notebooks" / "walkthrough.py"), "--",
@@ -102,8 +102,8 @@ def test_results_markdown_on_a_handmade_report():
     md = paper.results_markdown([a, b])
     lines = md.splitlines()
     toy = [line for line in lines if line.startswith("| toy |")]
-    assert toy == ["| toy | smoke | 1234 | 90.00 ± 1.00 | 88.50 ± 2.00 | -1.50 | 0.050 | 0.930 | "
-                   "96.32 ± 0.20 | 96.17 ± 0.31 | -0.15 |"]
+    assert toy == ["| toy | smoke | 1234 | accuracy (%) | 90.00 ± 1.00 | 88.50 ± 2.00 | -1.50 pp | 0.050 | "
+                   "0.930 | 96.32 ± 0.20 | 96.17 ± 0.31 | -0.15 |"]
     other = [line for line in lines if line.startswith("| other |")]
     assert len(other) == 1 and other[0].endswith("| — | — | — |")
     assert a.markdown_rows() in md and b.markdown_rows() in md
@@ -130,10 +130,24 @@ def test_variants_and_transfer_in_results_markdown():
     md = paper.results_markdown([base, var])
     assert [line for line in md.splitlines() if line.startswith("| toy |")] != []
     assert not [line for line in md.splitlines() if line.startswith("| toy | smoke") and "80.00" in line]
-    assert "| unaligned | align.method: none | 80.00 ± 2.00 | -10.00 | 0.050 | — |" in md
-    assert "| as configured | — | 88.50 ± 2.00 | -1.50 |" in md
+    assert "| unaligned | align.method: none | 80.00 ± 2.00 | -10.00 pp | 0.050 | — |" in md
+    assert "| as configured | — | 88.50 ± 2.00 | -1.50 pp |" in md
     assert "| generated | 4 | 60.00 ± 1.00 | 70.00 ± 2.00 | 69.00 ± 3.00 |" in md
     assert "Transfer to stl10: skipped, the data is not on disk (stl10 is not on disk)" in md
+
+
+def test_regression_reports_show_spearman_rho():
+    rep = _report("vader")
+    rep.metric = "Spearman ρ"
+    rep.rows = [dict(r, acc_mean=r["acc_mean"] - 0.2, acc_std=0.0123) for r in rep.rows]
+    md = paper.results_markdown([rep])
+    row = [line for line in md.splitlines() if line.startswith("| vader |")][0]
+    assert "| Spearman ρ | 0.7000 ± 0.0123 | 0.6850 ± 0.0123 | -0.0150 ρ |" in row
+    assert "| population | n | Spearman ρ | min–max | novelty | max residual correlation |" in md
+    assert "Generated − zoo: **-0.0150 ρ**" in md and "max residual correlation is" in md
+    figs = paper.figures(rep)
+    assert figs["accuracy_distributions"].layout.yaxis.title.text == "test Spearman ρ"
+    assert max(figs["accuracy_distributions"].data[0].y) < 1.0
 
 
 def test_write_is_atomic_and_html_byte_stable(tmp_path, monkeypatch):

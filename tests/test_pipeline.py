@@ -118,3 +118,25 @@ def test_pipeline_on_a_vit_aligns_with_transfusion(artifacts):
     assert not unaligned.aligned.info["aligned"] and unaligned.report.variant == "unaligned"
     with pytest.raises(ConfigError, match="does not fit this architecture"):
         align_zoo(run.zoo, pipeline.symmetry(exp, run.data), AlignSpec(method="weight_matching"))
+
+
+def test_pipeline_on_a_bert_regressor_scores_spearman(artifacts):
+    """vader_tinybert smoke: a regression zoo (MSE, validation Spearman), TransFusion on HF BERT,
+    reports in Spearman ρ with residual-correlation novelty."""
+    from scipy.stats import spearmanr
+
+    from dwf import archs, stacked
+    from dwf.task import REGRESSION
+    exp = experiments.get("vader_tinybert", "smoke")
+    run = pipeline.build(exp, artifacts, progress=False)
+    rep = run.report
+    assert rep.metric == "Spearman ρ" and "transfer" not in rep.extras
+    # the zoo row's score is Spearman's ρ of each aligned member's predictions (scipy agrees)
+    preds = stacked.predict(archs.build(exp.arch), run.aligned.params, run.data.x_test, task=REGRESSION)
+    rho = [spearmanr(p.numpy(), run.data.y_test.numpy()).statistic for p in preds]
+    assert torch.allclose(torch.tensor(rep.populations["zoo"]["acc"]), torch.tensor(rho, dtype=torch.float32), atol=1e-5)
+    # aligned members compute the same functions (ρ moves only where float rounding reorders
+    # near-tied predictions of these barely trained nets)
+    assert abs(rep.row("zoo")["acc_mean"] - float(run.zoo.metric("test_acc").mean())) < 1e-3
+    assert all(-1.0 <= r["max_iou"] <= 1.0 for r in rep.rows)
+    assert "| Spearman ρ |" in rep.markdown_rows()
