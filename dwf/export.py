@@ -29,16 +29,7 @@ def save_bert(arch: ArchSpec, state: Mapping[str, torch.Tensor], directory: str 
     if arch.kind != "bert":
         raise ConfigError(f"save_bert exports bert regressors, got a {arch.kind}; save other nets "
                           "with safetensors (dwf.io.save_tensors)")
-    model = archs.build(arch)
-    try:
-        res = model.load_state_dict(dict(state), strict=False)
-    except RuntimeError as e:
-        raise ArtifactError(f"the weights do not fit {arch} ({e})") from e
-    own = model.state_dict()
-    missing = [k for k in res.missing_keys if own[k].is_floating_point()]
-    if missing or res.unexpected_keys:
-        raise ArtifactError(f"the weights do not fit {arch}: missing {missing[:5]}, unexpected "
-                            f"{res.unexpected_keys[:5]}")
+    model = archs.load_weights(archs.build(arch), state)
     out = Path(directory)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from . import stacked
+from .archs import load_weights
 from .bn import batchnorms, model_device, recalibrate_bn
 from .errors import ConfigError, DwfError
 from .rebasin.symmetry import Symmetry, align
@@ -62,19 +63,6 @@ def interpolate(sd_a: StateDict, sd_b: StateDict, lam: float) -> dict[str, torch
             for k, a in sd_a.items()}
 
 
-def _load(model: nn.Module, sd: StateDict) -> None:
-    """Load sd; integer buffers (num_batches_tracked) may be absent, as in flattened weights."""
-    try:
-        res = model.load_state_dict(dict(sd), strict=False)
-    except RuntimeError as e:
-        raise DwfError(f"the state dicts do not fit the model ({e})") from e
-    own = model.state_dict()
-    missing = [k for k in res.missing_keys if own[k].is_floating_point()]
-    if missing or res.unexpected_keys:
-        raise DwfError(f"the state dicts do not fit the model (missing {missing[:5]}, unexpected "
-                       f"{res.unexpected_keys[:5]}); pass weights of the model's architecture")
-
-
 @torch.no_grad()
 def _evaluate(logits_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, batch_size: int,
               dev: torch.device, task: Task) -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,7 +93,7 @@ def interpolation_path(model: nn.Module, sd_a: StateDict, sd_b: StateDict, x_eva
     _check(sd_a, sd_b, x_eval, y_eval, lam)
     work = copy.deepcopy(model).eval()
     dev = model_device(work)
-    _load(work, sd_a)
+    load_weights(work, sd_a)
 
     if not batchnorms(work):
         points = [interpolate(sd_a, sd_b, t) for t in lam.tolist()]
@@ -117,7 +105,7 @@ def interpolation_path(model: nn.Module, sd_a: StateDict, sd_b: StateDict, x_eva
 
     losses, accs = [], []
     for t in lam.tolist():
-        _load(work, interpolate(sd_a, sd_b, t))
+        load_weights(work, interpolate(sd_a, sd_b, t))
         if x_calib is not None:
             recalibrate_bn(work, x_calib, calib_samples, calib_batch_size, calib_seed)
         loss, acc = _evaluate(lambda xb: work(xb)[None], x_eval, y_eval, batch_size, dev, task)

@@ -88,3 +88,16 @@ def test_convnets_train_as_a_vmapped_stack(arch):
     assert all(state[k].grad is not None for k in names)
     mean = next(v for k, v in state.items() if k.endswith("running_mean"))
     assert not torch.equal(mean[0], mean[1]) and mean.abs().sum() > 0
+
+
+def test_load_weights_allows_missing_counters_only():
+    from dwf import ArtifactError
+    arch = ArchSpec("cnn", 1, (3, 4), 10)
+    sd = archs.build(arch, seed=1).state_dict()
+    no_counters = {k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}
+    model = archs.load_weights(archs.build(arch, seed=2), no_counters)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in no_counters.items())
+    with pytest.raises(ArtifactError, match="missing.*convs.0.weight"):
+        archs.load_weights(archs.build(arch), {k: v for k, v in sd.items() if k != "convs.0.weight"})
+    with pytest.raises(ArtifactError, match="unexpected.*extra"):
+        archs.load_weights(archs.build(arch), {**sd, "extra": torch.zeros(1)})

@@ -1,13 +1,13 @@
 """Model builders, one per architecture family, all seeded explicitly."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Mapping
 
 import torch
 from torch import nn
 
 from ..config import ArchSpec
-from ..errors import ConfigError
+from ..errors import ArtifactError, ConfigError
 from .cnn import CNN
 from .mlp import MLP
 from .resnet import ResNet, resnet18, resnet20
@@ -15,7 +15,7 @@ from .bert import MINILM, BertRegressor, bert_regressor
 from .vit import ViT
 
 __all__ = ["CNN", "KINDS", "MINILM", "MLP", "BertRegressor", "ResNet", "ViT", "bert_regressor", "build",
-           "resnet18", "resnet20"]
+           "load_weights", "resnet18", "resnet20"]
 
 
 def _mlp(arch: ArchSpec) -> nn.Module:
@@ -62,6 +62,22 @@ _BUILDERS: dict[str, Callable[[ArchSpec], nn.Module]] = {
     "mlp": _mlp, "cnn": _cnn, "resnet20": _resnet(resnet20), "resnet18": _resnet(resnet18),
     "vit": _vit, "bert": _bert}
 KINDS = tuple(_BUILDERS)
+
+
+def load_weights(model: nn.Module, state: Mapping[str, torch.Tensor]) -> nn.Module:
+    """Load `state` into `model`. Integer buffers (BatchNorm counters) may be absent, as in
+    weights rebuilt from flat vectors; a missing float tensor or an unexpected key is an
+    ArtifactError naming them."""
+    try:
+        res = model.load_state_dict(dict(state), strict=False)
+    except RuntimeError as e:
+        raise ArtifactError(f"the weights do not fit the {type(model).__name__} ({e})") from e
+    own = model.state_dict()
+    missing = [k for k in res.missing_keys if own[k].is_floating_point()]
+    if missing or res.unexpected_keys:
+        raise ArtifactError(f"the weights do not fit the {type(model).__name__}: missing {missing[:5]}, "
+                            f"unexpected {res.unexpected_keys[:5]}; pass weights of its architecture")
+    return model
 
 
 def build(arch: ArchSpec, seed: int | None = None) -> nn.Module:
