@@ -2,6 +2,8 @@
 # pyproject.toml's hash), and installs the Debian packages the project reads (apt, as root).
 SHELL := /bin/bash
 PROFILE ?= quick
+OUT ?= paper_figures
+EXPERIMENTS ?=
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -32,7 +34,8 @@ system:
 reproduce: setup
 	@mkdir -p artifacts
 	$(PY) -m papermill notebooks/reproduce.ipynb artifacts/reproduce-$(PROFILE).ipynb -k python3 \
-	  -p profile $(PROFILE) -p out_dir paper_figures
+	  -p profile $(PROFILE) -p out_dir $(OUT) \
+	  $(if $(strip $(EXPERIMENTS)),-y "experiments: [$(shell echo $(EXPERIMENTS) | tr ' ' ',')]")
 
 test: setup
 	$(PY) -m pytest -q

@@ -1,9 +1,11 @@
-"""Streamed DualPCA on a MiniLM-sized zoo file: read throughput, peak memory, and agreement with
-the in-memory fit.
+"""Streamed DualPCA on a MiniLM zoo file: read throughput, peak memory, and agreement with the
+in-memory fit.
 
-The zoo is 20 copies of the pretrained MiniLM-L6 (22.7M parameters) each with independent
-Gaussian noise of 1 % of every tensor's std, written as one stacked safetensors file (1.8 GB),
-the format dwf saves zoos in. Each fit runs in a fresh subprocess so its peak RSS is its own:
+The zoo is the aligned `vader_minilm` zoo (20 fine-tuned MiniLM-L6, 22.7M parameters each, one
+stacked safetensors file of 1.8 GB) when `python -m dwf run vader_minilm` has built it; otherwise
+a synthetic stand-in of the same size: 20 copies of the pretrained MiniLM-L6, each with
+independent Gaussian noise of 1 % of every tensor's std. Each fit runs in a fresh subprocess so
+its peak RSS is its own:
 - streamed: `DualPCA(keep_components=False).fit(StackedColumns(file))`, column slabs of 1M;
 - in memory: the whole (n, d) matrix loaded, then `DualPCA().fit(X)`.
 The subspace error compares the streamed components with the in-memory ones through their
@@ -29,6 +31,7 @@ N_MODELS = 20
 NOISE = 0.01
 CHUNK = 1 << 20
 ARCH = ArchSpec("bert", 0, (), 1, pretrained="minilm-l6")
+REAL_ZOO = Path("artifacts/vader_minilm/quick/align/weights.safetensors")
 
 _FIT = r"""
 import json, sys, time
@@ -62,6 +65,7 @@ print(json.dumps({"seconds": seconds, "bytes_read": read, "peak_rss_mb": peak,
 
 @dataclass
 class StreamResult:
+    zoo: str                      # "vader_minilm (aligned)" or "synthetic"
     n_models: int
     n_params: int
     file_gb: float
@@ -95,23 +99,35 @@ def _fit(path: Path, mode: str, out: Path) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run() -> StreamResult:
+def run(zoo_file: Path | None = None) -> StreamResult:
+    """Benchmark on `zoo_file` (a stacked MiniLM zoo), else on the real aligned vader_minilm zoo
+    when it is on disk, else on a synthetic one."""
+    if zoo_file is None and REAL_ZOO.exists():
+        zoo_file = REAL_ZOO
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "zoo.safetensors"
-        layout = write_zoo(path)
+        if zoo_file is None:
+            path, name = Path(tmp) / "zoo.safetensors", "synthetic"
+            layout = write_zoo(path)
+        else:
+            path, name = Path(zoo_file), "vader_minilm (aligned)"
+            layout = ParamLayout.from_module(archs.build(ARCH))
         stream = _fit(path, "stream", Path(tmp) / "stream.safetensors")
         memory = _fit(path, "memory", Path(tmp) / "memory.safetensors")
         s, m = load_tensors(Path(tmp) / "stream.safetensors"), load_tensors(Path(tmp) / "memory.safetensors")
         X = StackedColumns(path, layout)
-        G = torch.zeros(N_MODELS, N_MODELS, dtype=torch.float64)
+        n = X.shape[0]
+        G = torch.zeros(n, n, dtype=torch.float64)
         for j0 in range(0, layout.dim, CHUNK):
             S = X[:, j0:j0 + CHUNK].double()
+            S -= S[0].clone()
             G += S @ S.T
         file_gb = path.stat().st_size / 1e9
+    H = torch.eye(n, dtype=torch.float64) - 1.0 / n
+    G = H @ G @ H                      # the centered Gram: what both coefficient sets act on
     Ws, Wm = s["coef"].double(), m["coef"].double()
     D = Ws - (Ws @ G @ Wm.T) @ Wm
     err = float(torch.linalg.eigvalsh(D @ G @ D.T).max().clamp_min(0).sqrt())
-    return StreamResult(N_MODELS, layout.dim, file_gb, CHUNK, stream["seconds"],
+    return StreamResult(name, n, layout.dim, file_gb, CHUNK, stream["seconds"],
                         stream["bytes_read"] / 1e9 / stream["seconds"], stream["peak_rss_mb"],
                         memory["seconds"], memory["peak_rss_mb"], stream["rss_before_fit_mb"], err,
                         float((s["evr"] - m["evr"]).abs().max()))

@@ -37,6 +37,8 @@ def _header(path: Path) -> tuple[dict, int]:
 
 
 class StackedColumns:
+    returns_copies = True          # every X[:, j0:j1] is a new tensor (DualPCA works on it in place)
+
     def __init__(self, path: str | Path, layout: ParamLayout):
         self.path, self.layout = Path(path), layout
         self._meta, self._data = _header(self.path)
@@ -58,39 +60,37 @@ class StackedColumns:
         self.bytes_read = 0
 
     def __getitem__(self, key) -> torch.Tensor:
-        """X[:, j0:j1] as a float32 tensor (n, j1 - j0); only all-row column slices are supported."""
+        """X[:, j0:j1] as a float32 tensor (n, j1 - j0); only all-row column slices are supported.
+        The slab is allocated once and each model's byte range is read straight into its row
+        (float16/bfloat16 files go through one row-sized buffer), so a read costs one slab."""
         if not (isinstance(key, tuple) and len(key) == 2 and key[0] == slice(None)
                 and isinstance(key[1], slice) and key[1].step in (None, 1)):
             raise ConfigError("StackedColumns reads column slabs only: X[:, j0:j1]")
         n, d = self.shape
         j0, j1, _ = key[1].indices(d)
-        parts = []
-        for e in self.layout.entries:
-            a, b = max(j0, e.offset), min(j1, e.offset + e.numel)
-            if a >= b:
-                continue
-            parts.append(self._read(e, a - e.offset, b - e.offset))
-        out = torch.cat(parts, dim=1) if parts else torch.empty(n, 0)
-        return out.float()
+        out = torch.empty(n, max(0, j1 - j0), dtype=torch.float32)
+        with open(self.path, "rb", buffering=0) as f:
+            for e in self.layout.entries:
+                a, b = max(j0, e.offset), min(j1, e.offset + e.numel)
+                if a < b:
+                    self._read_into(f.fileno(), e, a - e.offset, b - e.offset, out[:, a - j0:b - j0])
+        return out
 
-    def _read(self, e, a: int, b: int) -> torch.Tensor:
-        """Flat entries [a, b) of one tensor for every model: one positioned read per model.
-        (n, b - a)"""
+    def _read_into(self, fd: int, e, a: int, b: int, out: torch.Tensor) -> None:
+        """Flat entries [a, b) of one tensor for every model into out (n, b - a), whose rows are
+        contiguous: one positioned read per model, straight into the row for float32 files."""
         meta = self._meta[e.name]
         np_dtype, view = _DTYPES[meta["dtype"]]
         item = np.dtype(np_dtype).itemsize
-        n = self.shape[0]
+        size = (b - a) * item
         start = self._data + meta["data_offsets"][0]
-        out = np.empty((n, b - a), dtype=np_dtype)
-        with open(self.path, "rb", buffering=0) as f:
-            fd = f.fileno()
-            for i in range(n):
-                pos = start + (i * e.numel + a) * item
-                buf = os.pread(fd, (b - a) * item, pos)
-                if len(buf) != (b - a) * item:
-                    raise ArtifactError(f"{self.path} is truncated inside {e.name!r}; delete it and "
-                                        "re-run the stage that wrote it")
-                out[i] = np.frombuffer(buf, dtype=np_dtype)
-        self.bytes_read += out.nbytes
-        t = torch.from_numpy(out)
-        return t.view(view) if view is not None else t
+        staging = None if np_dtype == np.float32 else np.empty(b - a, dtype=np_dtype)
+        for i in range(self.shape[0]):
+            target = out[i].numpy() if staging is None else staging
+            if os.preadv(fd, [target], start + (i * e.numel + a) * item) != size:
+                raise ArtifactError(f"{self.path} is truncated inside {e.name!r}; delete it and "
+                                    "re-run the stage that wrote it")
+            if staging is not None:
+                row = torch.from_numpy(staging)
+                out[i] = row.view(view) if view is not None else row
+            self.bytes_read += size

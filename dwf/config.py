@@ -21,6 +21,8 @@ class DataSpec:
     test_limit: int | None = None  # subsample the test split (smoke profiles only: tests)
     seed: int = 0                  # split / subsample seed
     resize: int | None = None      # images resized (bilinear) to resize x resize, e.g. digits to 28
+    vocab: str = "minilm"          # vader token ids: "minilm" (MiniLM-L6's 30,522 word pieces) or
+                                   # "lexicon" (only the ~4k pieces the lexicon uses; dwf.data.vader_tokenizer)
 
 
 @dataclass(frozen=True)

@@ -140,17 +140,38 @@ def vader_lexicon() -> tuple[list[str], np.ndarray]:
     return tokens, np.asarray(valence, dtype=np.float32)
 
 
-def _vader(spec: DataSpec) -> Dataset:
-    """VADER word valence as regression: each lexicon token, tokenized with the MiniLM-L6
-    tokenizer ([CLS] token [SEP], padded), predicts its mean human rating. Tokens (not ratings)
-    are split: a fixed 15 % test set (seed 0), validation carved from the rest with spec.seed."""
-    from transformers import AutoTokenizer
+VOCABS = ("minilm", "lexicon")
+
+
+def vader_tokenizer(vocab: str = "minilm"):
+    """The WordPiece tokenizer VADER tokens are encoded with: MiniLM-L6's own ("minilm"), or
+    ("lexicon") one restricted to the word pieces the lexicon's tokens use, kept in MiniLM's id
+    order (so [PAD] stays 0). Greedy longest-match picks the same pieces from the subset, so
+    lexicon tokens split identically; a random-init BERT then needs a ~4k-row embedding instead
+    of 30,522 rows, which otherwise dominate its weights."""
+    from transformers import AutoTokenizer, BertTokenizer
 
     from .archs.bert import minilm_dir
 
+    if vocab not in VOCABS:
+        raise ConfigError(f"unknown vocabulary {vocab!r}; use one of {', '.join(VOCABS)}")
+    full = AutoTokenizer.from_pretrained(str(minilm_dir()), local_files_only=True)
+    if vocab == "minilm":
+        return full
+    tokens, _ = vader_lexicon()
+    used = {i for ids in full(tokens)["input_ids"] for i in ids} | set(full.all_special_ids)
+    pieces = full.convert_ids_to_tokens(sorted(used))
+    return BertTokenizer(vocab={p: i for i, p in enumerate(pieces)}, do_lower_case=True,
+                         model_max_length=full.model_max_length)
+
+
+def _vader(spec: DataSpec) -> Dataset:
+    """VADER word valence as regression: each lexicon token, tokenized ([CLS] token [SEP], padded
+    to the longest) with `vader_tokenizer(spec.vocab)`, predicts its mean human rating. Tokens
+    (not ratings) are split: a fixed 15 % test set (seed 0), validation carved from the rest with
+    spec.seed."""
     tokens, y = vader_lexicon()
-    tok = AutoTokenizer.from_pretrained(str(minilm_dir()), local_files_only=True)
-    ids = tok(tokens, padding=True, return_tensors="pt")["input_ids"]          # (N, L)
+    ids = vader_tokenizer(spec.vocab)(tokens, padding=True, return_tensors="pt")["input_ids"]  # (N, L)
     order = np.random.default_rng(0).permutation(len(tokens))
     n_test = int(round(0.15 * len(tokens)))
     test, rest = order[:n_test], order[n_test:]

@@ -128,14 +128,15 @@ _REGISTRY["fmnist_vit"] = _vit(
     ArchSpec("vit", 1, (192,), 10, depth=6, heads=3, patch=4, image_size=28))
 
 
-def _bert(name: str, arch: ArchSpec, quick_zoo: ZooSpec, paper_zoo: ZooSpec, paper: dict) -> dict[str, Experiment]:
+def _bert(name: str, data: DataSpec, arch: ArchSpec, quick_zoo: ZooSpec, paper_zoo: ZooSpec,
+          paper: dict) -> dict[str, Experiment]:
     """A VADER word-valence regressor zoo: BERT-family nets aligned by TransFusion; the flow
     starts from N(0, 0.001^2) as in the paper's BERT; scored by Spearman ρ."""
-    quick = Experiment(name, "quick", DataSpec("vader"), arch, quick_zoo,
+    quick = Experiment(name, "quick", data, arch, quick_zoo,
                        align=AlignSpec(method="transfusion"),
                        flow=FlowSpec(steps=4000, hidden=512, source_std=0.001),
                        sample=SampleSpec(n=16), eval=EvalSpec(n_baseline=8), paper=paper)
-    smoke = replace(quick, profile="smoke", data=DataSpec("vader", train_limit=512, test_limit=500),
+    smoke = replace(quick, profile="smoke", data=replace(data, train_limit=512, test_limit=500),
                     zoo=replace(quick_zoo, n_models=3, epochs=1),
                     flow=FlowSpec(steps=100, eval_every=50, source_std=0.001),
                     sample=SampleSpec(n=4, steps=10), eval=EvalSpec(noise_sigmas=(0.01,), n_baseline=4))
@@ -147,12 +148,14 @@ def _bert(name: str, arch: ArchSpec, quick_zoo: ZooSpec, paper_zoo: ZooSpec, pap
 _BERT_PAPER = {"task": "BERT regression (paper: BERT-base size on Yelp, Spearman ρ 0.7902 ± 0.0061 "
                "generated with alignment, 0.7909 ± 0.005 without)"}
 _REGISTRY |= {
+    # a random-init BERT embeds only the lexicon's 4,131 word pieces (dwf.data.vader_tokenizer)
     "vader_tinybert": _bert(
-        "vader_tinybert", ArchSpec("bert", 0, (32,), 1, depth=2, heads=2, vocab=30522, max_len=16),
+        "vader_tinybert", DataSpec("vader", vocab="lexicon"),
+        ArchSpec("bert", 0, (32,), 1, depth=2, heads=2, vocab=4131, max_len=16),
         ZooSpec(n_models=16, epochs=6, batch_size=64, lr=2e-3, schedule="cosine"),
         ZooSpec(n_models=100, epochs=6, batch_size=64, lr=2e-3, schedule="cosine"), _BERT_PAPER),
     "vader_minilm": _bert(
-        "vader_minilm", ArchSpec("bert", 0, (), 1, pretrained="minilm-l6"),
+        "vader_minilm", DataSpec("vader"), ArchSpec("bert", 0, (), 1, pretrained="minilm-l6"),
         ZooSpec(n_models=20, epochs=3, batch_size=32, lr=5e-5, schedule="cosine"),
         ZooSpec(n_models=100, epochs=3, batch_size=32, lr=5e-5, schedule="cosine"), _BERT_PAPER),
 }

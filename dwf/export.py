@@ -24,11 +24,16 @@ HEAD = "regression_head.safetensors"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
 
 
-def save_bert(arch: ArchSpec, state: Mapping[str, torch.Tensor], directory: str | Path) -> Path:
-    """Write one BERT regressor (state dict of `dwf.archs.BertRegressor`) as a HF folder."""
+def save_bert(arch: ArchSpec, state: Mapping[str, torch.Tensor], directory: str | Path,
+              tokenizer=None) -> Path:
+    """Write one BERT regressor (state dict of `dwf.archs.BertRegressor`) as a HF folder, with
+    `tokenizer` (a HF tokenizer whose ids the model reads; default MiniLM-L6's own)."""
     if arch.kind != "bert":
         raise ConfigError(f"save_bert exports bert regressors, got a {arch.kind}; save other nets "
                           "with safetensors (dwf.io.save_tensors)")
+    if tokenizer is not None and len(tokenizer) > arch.vocab > 0:
+        raise ConfigError(f"the tokenizer has {len(tokenizer)} ids but the model embeds {arch.vocab}; "
+                          "pass the tokenizer its data was encoded with (dwf.data.vader_tokenizer)")
     model = archs.load_weights(archs.build(arch), state)
     out = Path(directory)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -36,10 +41,12 @@ def save_bert(arch: ArchSpec, state: Mapping[str, torch.Tensor], directory: str 
     try:
         model.bert.save_pretrained(tmp, safe_serialization=True)
         save_tensors(tmp / HEAD, {"weight": model.head.weight, "bias": model.head.bias})
-        tok = minilm_dir()
-        for name in TOKENIZER_FILES:
-            if (tok / name).exists():
-                shutil.copy2(tok / name, tmp / name)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        else:
+            for name in TOKENIZER_FILES:
+                if (minilm_dir() / name).exists():
+                    shutil.copy2(minilm_dir() / name, tmp / name)
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)

@@ -26,10 +26,16 @@ from .io import load_tensors, save_tensors
 
 
 def _slab(X, j0: int, j1: int, device, dtype) -> torch.Tensor:
+    """X[:, j0:j1] as a tensor of `dtype` on `device` that the caller owns (modifies in place):
+    copied unless the reader already made a fresh one (StackedColumns, converted slabs)."""
     part = X[:, j0:j1]
+    owned = getattr(X, "returns_copies", False)
     if isinstance(part, np.ndarray):
-        part = torch.from_numpy(np.require(part, requirements=("C", "W")))  # copy of read-only memmaps
-    return part.to(device=device, dtype=dtype)
+        writable = np.require(part, requirements=("C", "W"))   # copies read-only / strided memmaps
+        owned = owned or not np.shares_memory(writable, part)
+        part = torch.from_numpy(writable)
+    t = part.to(device=device, dtype=dtype)
+    return t if owned or t.data_ptr() != part.data_ptr() else t.clone()
 
 
 class DualPCA:
@@ -55,15 +61,16 @@ class DualPCA:
         if n < 2:
             raise ConfigError(f"PCA needs at least 2 vectors, got {n}")
         G = torch.zeros(n, n, dtype=torch.float64, device=self.device)
-        mean = torch.zeros(d, dtype=torch.float32)   # each column's mean is summed in float64
+        mean = torch.zeros(d, dtype=torch.float32)
         for j0 in range(0, d, self.chunk):
             S = _slab(X, j0, min(d, j0 + self.chunk), self.device, self.dtype)   # (n, c)
             if not torch.isfinite(S).all():
                 raise DwfError(f"the weight vectors hold NaN or inf (columns {j0}..); "
                                "check the zoo for diverged models")
-            mean[j0:j0 + S.shape[1]] = S.double().mean(0).float().cpu()
-            S0 = S - S[:1]
-            G += (S0 @ S0.T).double()
+            x0 = S[0].clone()
+            S -= x0                                   # S0 = S - x_0, in place: one slab in memory
+            mean[j0:j0 + S.shape[1]] = (x0.float() + S.float().mean(0)).cpu()
+            G += (S @ S.T).double()
         H = torch.eye(n, dtype=torch.float64, device=self.device) - 1.0 / n
         Gc = H @ G @ H
         evals, evecs = torch.linalg.eigh(Gc)                       # ascending

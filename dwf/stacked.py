@@ -35,9 +35,14 @@ def forward(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tenso
 
 def forward_loop(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tensor,
                  shared_input: bool = True) -> torch.Tensor:
-    """`forward` as one functional call per model, stacked. (n, B, C)"""
-    n = next(iter(params.values())).shape[0]
-    return torch.stack([functional_call(model, {k: v[i] for k, v in params.items()},
+    """`forward` as one functional call per model, stacked. (n, B, C)
+
+    The stack is split with `unbind`, whose backward writes all n gradients in one stack;
+    indexing `v[i]` instead would scatter each model's gradient into a zero tensor of the whole
+    stack (n^2 work: 20 MiniLMs took 20 s per step instead of 3)."""
+    per_model = {k: v.unbind(0) for k, v in params.items()}
+    n = len(next(iter(per_model.values())))
+    return torch.stack([functional_call(model, {k: v[i] for k, v in per_model.items()},
                                         (x if shared_input else x[i],)) for i in range(n)])
 
 

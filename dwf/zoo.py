@@ -177,6 +177,7 @@ def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path 
 
     xtr, ytr = data.x_train.to(dev), data.y_train.to(dev)
     xval, yval = data.x_val.to(dev), data.y_val.to(dev)
+    _check_fits(model, xtr, arch, data.name)
     N, B = len(xtr), min(spec.batch_size, len(xtr))
     steps = N // B
     if n > N:
@@ -226,6 +227,18 @@ def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path 
         ck.unlink(missing_ok=True)
         (Path(out_dir) / CKPT_META).unlink(missing_ok=True)
     return zoo
+
+
+def _check_fits(model: torch.nn.Module, x: torch.Tensor, arch: ArchSpec, dataset: str) -> None:
+    """One forward pass on two training inputs, so a data/architecture mismatch (input shape,
+    token ids beyond the vocabulary) is reported before any training."""
+    with torch.no_grad():
+        try:
+            model.eval()(x[:2])
+        except (RuntimeError, IndexError, ValueError) as e:
+            raise ConfigError(f"{dataset} inputs of shape {tuple(x.shape[1:])} (values {x.min().item()}.."
+                              f"{x.max().item()}) do not fit the {arch.kind} architecture {arch}: {e}. "
+                              "Match in_dim/image_size/vocab to the data") from e
 
 
 def _checkpoint(path: Path, epoch, state, best, best_val, best_epoch, opt, losses) -> None:

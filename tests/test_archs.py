@@ -101,3 +101,19 @@ def test_load_weights_allows_missing_counters_only():
         archs.load_weights(archs.build(arch), {k: v for k, v in sd.items() if k != "convs.0.weight"})
     with pytest.raises(ArtifactError, match="unexpected.*extra"):
         archs.load_weights(archs.build(arch), {**sd, "extra": torch.zeros(1)})
+
+
+def test_bert_drops_all_padding_columns_without_changing_its_output():
+    arch = ArchSpec("bert", 0, (24,), 1, depth=2, heads=3, vocab=60, max_len=12)
+    model = archs.build(arch, seed=1).eval()
+    ids = torch.tensor([[2, 7, 9, 3, 0, 0], [2, 5, 3, 0, 0, 0]])          # right-padded with 0
+    wider = torch.cat([ids, torch.zeros(2, 6, dtype=torch.long)], 1)       # 6 more pad columns
+    with torch.no_grad():
+        out = model(ids)
+        assert torch.allclose(model(wider), out, atol=1e-6)
+        # the same nets under vmap (no trimming there) agree with the trimmed per-model loop
+        params = {k: torch.stack([v, v + 0.01 * torch.randn_like(v)]) for k, v in model.state_dict().items()
+                  if v.is_floating_point()}
+        loop = stacked.forward_loop(model, params, wider)
+        assert torch.allclose(stacked.forward_vmap(model, params, wider), loop, atol=1e-5)
+        assert torch.allclose(loop[0], out, atol=1e-6)

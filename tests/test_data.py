@@ -45,3 +45,15 @@ def test_vader_lexicon_is_split_by_token_into_a_regression_task():
     assert len(rows[2] & rows[0]) < 0.01 * len(rows[2])   # only distinct tokens sharing word pieces
     again = data.load(DataSpec("vader", seed=1))
     assert torch.equal(again.y_test, ds.y_test) and not torch.equal(again.y_val, ds.y_val)
+
+
+def test_lexicon_vocabulary_splits_every_token_as_minilm_does_with_4k_ids():
+    full, lex = data.vader_tokenizer("minilm"), data.vader_tokenizer("lexicon")
+    assert len(lex) < 5000 < len(full) and lex.pad_token_id == 0
+    a, b = data.load(DataSpec("vader")), data.load(DataSpec("vader", vocab="lexicon"))
+    assert torch.equal(a.y_train, b.y_train) and b.x_train.max() < len(lex)
+    # the same word pieces, renumbered
+    for x, y in zip(a.x_test[:200], b.x_test[:200]):
+        assert full.convert_ids_to_tokens(x.tolist()) == lex.convert_ids_to_tokens(y.tolist())
+    with pytest.raises(ConfigError, match="unknown vocabulary"):
+        data.vader_tokenizer("bytes")

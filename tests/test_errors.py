@@ -96,3 +96,18 @@ def test_missing_fashion_mnist_names_the_debian_package(tmp_path, monkeypatch):
     monkeypatch.setattr(dwf.data, "FMNIST_DIR", tmp_path)
     with pytest.raises(DatasetUnavailable, match="apt-get install dataset-fashion-mnist"):
         dwf.data.load(DataSpec("fmnist"))
+
+
+@pytest.mark.parametrize("arch, match", [
+    (ArchSpec("bert", 0, (8,), 1, depth=1, heads=2, vocab=50, max_len=16), "vocab"),   # ids up to 4130
+    (ArchSpec("mlp", 64, (5,), 10), "in_dim"),                                          # digits are 8x8
+])
+def test_data_that_does_not_fit_the_architecture_is_refused_before_training(tmp_path, arch, match):
+    from dwf import ZooSpec, data
+    from dwf.config import DataSpec
+    from dwf.zoo import train_zoo
+    ds = data.load(DataSpec("vader", vocab="lexicon", train_limit=64) if arch.kind == "bert"
+                   else DataSpec("digits", resize=28))
+    with pytest.raises(ConfigError, match=f"do not fit the {arch.kind}.*{match}"):
+        train_zoo(ds, arch, ZooSpec(n_models=2, epochs=1), out_dir=tmp_path / "zoo", progress=False)
+    assert not (tmp_path / "zoo").exists() or not any((tmp_path / "zoo").iterdir())

@@ -1,4 +1,6 @@
 """Generated BERTs leave dwf as Hugging Face folders that transformers loads on its own."""
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -23,6 +25,24 @@ def test_saved_bert_reloads_with_transformers_and_dwf(tmp_path):
     tok = AutoTokenizer.from_pretrained(str(out), local_files_only=True)
     assert tok("good")["input_ids"] == [101, 2204, 102]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]   # no scratch left
+
+
+def test_bert_on_the_lexicon_vocabulary_exports_its_own_tokenizer(tmp_path):
+    from transformers import AutoTokenizer
+    from dwf.data import vader_tokenizer
+    tok = vader_tokenizer("lexicon")
+    arch = ArchSpec("bert", 0, (24,), 1, depth=1, heads=3, vocab=len(tok), max_len=12)
+    model = archs.build(arch, seed=0).eval()
+    out = save_bert(arch, model.state_dict(), tmp_path / "bert", tokenizer=tok)
+    again = AutoTokenizer.from_pretrained(str(out), local_files_only=True)
+    assert len(again) == len(tok) < 5000
+    ids = again(["good", "dreadful"], padding=True, return_tensors="pt")["input_ids"]
+    assert ids.max() < arch.vocab
+    with torch.no_grad():
+        assert torch.allclose(load_bert(out)(ids), model(ids), atol=1e-6)
+    with pytest.raises(ConfigError, match="tokenizer has"):
+        save_bert(replace(arch, vocab=100), archs.build(replace(arch, vocab=100)).state_dict(),
+                  tmp_path / "z", tokenizer=tok)
 
 
 def test_export_errors(tmp_path):

@@ -147,3 +147,22 @@ def test_stacked_columns_name_a_truncated_file(tmp_path):
     path.write_bytes(b"\x05")
     with pytest.raises(ArtifactError, match="not a readable safetensors"):
         StackedColumns(path, zoo.layout)
+
+
+@pytest.mark.parametrize("kind", ["torch", "numpy"])
+def test_fit_leaves_the_callers_matrix_untouched(kind):
+    X = low_rank().astype(np.float32)
+    given = torch.from_numpy(X.copy()) if kind == "torch" else X.copy()
+    DualPCA(n_components=4, chunk=300).fit(given)
+    assert np.array_equal(np.asarray(given), X)
+
+
+def test_stacked_columns_read_half_precision_zoo_files(tmp_path):
+    from dwf.columns import StackedColumns
+    from dwf.io import save_tensors
+    zoo, _ = _zoo_file(tmp_path)
+    for dtype in (torch.float16, torch.bfloat16):
+        path = tmp_path / f"{dtype}.safetensors"
+        save_tensors(path, {k: v.to(dtype) for k, v in zoo.params.items()})
+        cols = StackedColumns(path, zoo.layout)
+        assert torch.equal(cols[:, 3:90], zoo.vectors().to(dtype).float()[:, 3:90])
