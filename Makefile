@@ -4,6 +4,10 @@ SHELL := /bin/bash
 PROFILE ?= quick
 OUT ?= paper_figures
 EXPERIMENTS ?=
+comma := ,
+space := $() $()
+# EXPERIMENTS="a b" runs only those experiments (no conditional ones) instead of the notebook's list
+EXPERIMENTS_YAML = {experiments: [$(subst $(space),$(comma),$(strip $(EXPERIMENTS)))]$(comma) conditional: []}
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -35,7 +39,7 @@ reproduce: setup
 	@mkdir -p artifacts
 	$(PY) -m papermill notebooks/reproduce.ipynb artifacts/reproduce-$(PROFILE).ipynb -k python3 \
 	  -p profile $(PROFILE) -p out_dir $(OUT) \
-	  $(if $(strip $(EXPERIMENTS)),-y "experiments: [$(shell echo $(EXPERIMENTS) | tr ' ' ',')]")
+	  $(if $(strip $(EXPERIMENTS)),-y "$(EXPERIMENTS_YAML)")
 
 test: setup
 	$(PY) -m pytest -q

@@ -81,7 +81,7 @@ def report(zoos: list[bench_zoo.ZooResult], pca: bench_pca.PCAResult,
         f"{pca.memmap_subspace_error:.2e}; max |explained_variance_ratio_ diff|: "
         f"{pca.max_abs_evr_diff:.2e}",
         "",
-        f"Streamed DualPCA on a MiniLM-sized zoo file ({stream.n_models} × {stream.n_params:,} "
+        f"Streamed DualPCA on a MiniLM zoo file ({stream.zoo}: {stream.n_models} × {stream.n_params:,} "
         f"float32, {stream.file_gb:.2f} GB; slabs of {stream.chunk:,} columns; each fit in its own process)",
         _table([("fit", "seconds", "read GB/s", "peak RSS MB"),
                 ("streamed (StackedColumns, keep_components=False)", f"{stream.stream_s:.1f}",
@@ -89,10 +89,9 @@ def report(zoos: list[bench_zoo.ZooResult], pca: bench_pca.PCAResult,
                 ("in memory (whole matrix loaded)", f"{stream.memory_s:.1f}", "—",
                  f"{stream.memory_peak_rss_mb:.0f}")]),
         f"RSS before the fit (imports, layout): {stream.rss_before_fit_mb:.0f} MB; the streamed fit adds "
-        f"{stream.stream_peak_rss_mb - stream.rss_before_fit_mb:.0f} MB = "
-        f"{(stream.stream_peak_rss_mb - stream.rss_before_fit_mb) / (stream.n_models * stream.chunk * 4 / 2**20):.1f} "
-        f"slabs of {stream.n_models * stream.chunk * 4 / 2**20:.0f} MB (copies in float32/float64) plus the "
-        f"mean; the file is never mapped; subspace error streamed vs in memory: "
+        f"{stream.stream_peak_rss_mb - stream.rss_before_fit_mb:.0f} MB: one slab of "
+        f"{stream.n_models * stream.chunk * 4 / 2**20:.0f} MB, the mean ({stream.n_params * 4 / 2**20:.0f} MB, "
+        f"an output) and the n × n Gram; the file is never mapped; subspace error streamed vs in memory: "
         f"{stream.subspace_error:.2e}; max |explained_variance_ratio_ diff|: {stream.max_abs_evr_diff:.2e}",
     ])
 

@@ -1,7 +1,7 @@
 """dwf: generate complete neural-network weights with re-basined flow matching (DeepWeightFlow)."""
-from . import (align, archs, bn, columns, data, evaluate, experiments, export, flow, interpolate, ode,
+from . import (align, archs, bn, columns, conditional, data, evaluate, experiments, export, flow, interpolate, ode,
                pipeline, plots, rebasin, transfer)
-from .config import (AlignSpec, ArchSpec, DataSpec, EvalSpec, Experiment, FlowSpec, PCASpec,
+from .config import (AlignSpec, ArchSpec, ConditionalExperiment, DataSpec, EvalSpec, Experiment, FlowSpec, PCASpec,
                      SampleSpec, TransferSpec, ZooSpec)
 from .errors import ArtifactError, ConfigError, DatasetUnavailable, DwfError
 from .layout import ParamLayout
@@ -9,8 +9,9 @@ from .pca import DualPCA
 from .report import Report
 from .zoo import Zoo, train_zoo
 
-__all__ = ["AlignSpec", "ArchSpec", "ArtifactError", "ConfigError", "DataSpec", "DatasetUnavailable",
-           "DualPCA", "DwfError", "EvalSpec", "Experiment", "FlowSpec", "PCASpec", "ParamLayout",
-           "Report", "SampleSpec", "TransferSpec", "Zoo", "ZooSpec", "align", "archs", "bn", "columns",
-           "data", "evaluate", "experiments", "export", "flow", "interpolate", "ode", "pipeline",
-           "plots", "rebasin", "train_zoo", "transfer"]
+__all__ = ["AlignSpec", "ArchSpec", "ArtifactError", "ConditionalExperiment", "ConfigError",
+           "DataSpec", "DatasetUnavailable", "DualPCA", "DwfError", "EvalSpec", "Experiment",
+           "FlowSpec", "PCASpec", "ParamLayout", "Report", "SampleSpec", "TransferSpec", "Zoo",
+           "ZooSpec", "align", "archs", "bn", "columns", "conditional", "data", "evaluate",
+           "experiments", "export", "flow", "interpolate", "ode", "pipeline", "plots", "rebasin",
+           "train_zoo", "transfer"]

@@ -5,8 +5,20 @@ import argparse
 import logging
 import sys
 
-from . import experiments, pipeline
-from .errors import DwfError
+from . import conditional, experiments, pipeline
+from .errors import ConfigError, DwfError
+
+
+def _describe(a) -> str:
+    """An architecture's shape in a few words."""
+    if a.kind == "mlp":
+        return f"{a.in_dim}-{'-'.join(map(str, a.hidden))}-{a.out_dim}"
+    if a.kind == "vit":
+        return f"width {a.hidden[0]}, {a.depth} blocks × {a.heads} heads, patch {a.patch}"
+    if a.kind == "bert":
+        return (f"pretrained {a.pretrained}" if a.pretrained else
+                f"width {a.hidden[0]}, {a.depth} layers × {a.heads} heads, vocabulary {a.vocab}")
+    return f"width {a.width:g}, {a.in_dim} input channels"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,11 +37,23 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "list":
             for name in experiments.names():
                 e = experiments.get(name, "quick")
-                a = e.arch
-                shape = (f"{a.in_dim}-{'-'.join(map(str, a.hidden))}-{a.out_dim}" if a.kind == "mlp"
-                         else f"width {a.width:g}, {a.in_dim} input channels")
-                print(f"{name:<18} {a.kind} ({shape}) on {e.data.name}; "
+                shape = _describe(e.arch)
+                print(f"{name:<18} {e.arch.kind} ({shape}) on {e.data.name}; "
                       f"profiles: {', '.join(experiments.PROFILES)}")
+            for name in experiments.CONDITIONAL:
+                c = experiments.conditional(name)
+                print(f"{name:<18} conditional flow over {' + '.join(m.name for m in c.members)}; "
+                      f"profiles: {', '.join(experiments.CONDITIONAL[name])}")
+            return 0
+        if args.experiment in experiments.CONDITIONAL:
+            if args.seed is not None:
+                raise ConfigError("--seed applies to single-zoo experiments; a conditional one takes "
+                                  "its members' seeds")
+            cexp = experiments.conditional(args.experiment, args.profile)
+            run = conditional.build(cexp, args.artifacts, progress=not args.no_progress)
+            for report in run.reports:
+                print(report.table())
+            print(f"reports: {run.root / 'report'}")
             return 0
         exp = experiments.get(args.experiment, args.profile)
         if args.seed is not None:

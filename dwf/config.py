@@ -84,6 +84,8 @@ class FlowSpec:
     val_fraction: float = 0.1      # codes held out for the flow's validation loss
     eval_every: int = 500
     seed: int = 0
+    standardize: bool = False      # train on codes divided by their per-component std
+    label_dropout: float = 0.1     # conditional flows: share of training labels replaced by the null label
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ class SampleSpec:
     steps: int = 100
     method: str = "rk4"            # "euler" | "midpoint" | "rk4"
     source_std: float | None = None  # None: the flow's training source std
+    guidance: float = 1.0          # conditional flows: classifier-free guidance weight (1 = plain conditional)
     bn_samples: int = 1024         # training images for BatchNorm recalibration
     seed: int = 0
 
@@ -102,6 +105,7 @@ class EvalSpec:
     n_baseline: int = 32           # nets per baseline (0: no baselines)
     interpolation: bool = True     # loss barrier between zoo members 0 and 1, naive vs aligned
     seed: int = 0
+    frontier_stds: tuple[float, ...] = ()  # source stds of the accuracy-novelty frontier (dwf.frontier); () = none
 
 
 @dataclass(frozen=True)
@@ -175,3 +179,55 @@ class Experiment:
         return r(self, data=r(self.data, seed=seed), zoo=r(self.zoo, seed=seed),
                  align=r(self.align, seed=seed), flow=r(self.flow, seed=seed),
                  sample=r(self.sample, seed=seed), eval=r(self.eval, seed=seed))
+
+
+@dataclass(frozen=True)
+class ConditionalExperiment:
+    """One conditional flow over the zoos of several experiments that share an architecture:
+    label k is `members[k]`, whose dataset its generated nets are evaluated on. Each member's
+    zoo is its own experiment's (shared cache); everything after is joint: all nets aligned to
+    member 0's reference, one PCA, one flow with a label embedding and a null label."""
+    name: str
+    profile: str
+    members: tuple[Experiment, ...]
+    align: AlignSpec = field(default_factory=AlignSpec)
+    pca: PCASpec = field(default_factory=PCASpec)
+    flow: FlowSpec = field(default_factory=FlowSpec)
+    sample: SampleSpec = field(default_factory=SampleSpec)
+    eval: EvalSpec = field(default_factory=EvalSpec)
+    guidance: tuple[float, ...] = (0.0, 2.0)   # weights evaluated besides sample.guidance (0: unconditional)
+    paper: dict = field(default_factory=dict, compare=False, hash=False)
+
+    STAGES = ("align", "pca", "flow", "report")
+
+    def __post_init__(self):
+        if len(self.members) < 2:
+            raise ConfigError(f"a conditional experiment needs at least 2 member zoos, got {len(self.members)}")
+        arches = {m.arch for m in self.members}
+        if len(arches) != 1:
+            raise ConfigError(f"the member zoos of {self.name!r} must share one architecture, got "
+                              f"{sorted(str(a) for a in arches)}")
+
+    @property
+    def arch(self) -> ArchSpec:
+        return self.members[0].arch
+
+    @property
+    def labels(self) -> list[str]:
+        """Label k's name: its member's dataset (with the resize, when there is one)."""
+        return [m.data.name + (f"{m.data.resize}" if m.data.resize else "") for m in self.members]
+
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "paper"}
+        d["members"] = [m.to_dict() for m in self.members]
+        return json.loads(json.dumps({k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v
+                                      for k, v in d.items()}, default=str))
+
+    def stage_hash(self, stage: str) -> str:
+        """Hash of the member zoos' configs and every joint spec up to `stage`."""
+        own = {"align": ("align",), "pca": ("align", "pca"), "flow": ("align", "pca", "flow"),
+               "report": ("align", "pca", "flow", "sample", "eval", "guidance")}[stage]
+        full = self.to_dict()
+        payload = json.dumps({"zoos": [m.stage_hash("zoo") for m in self.members],
+                              **{k: full[k] for k in own}}, sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]

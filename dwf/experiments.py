@@ -3,24 +3,30 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .config import (AlignSpec, ArchSpec, DataSpec, EvalSpec, Experiment, FlowSpec, SampleSpec,
-                     TransferSpec, ZooSpec)
+from .config import (AlignSpec, ArchSpec, ConditionalExperiment, DataSpec, EvalSpec, Experiment,
+                     FlowSpec, SampleSpec, TransferSpec, ZooSpec)
 from .errors import ConfigError
 
 PROFILES = ("smoke", "quick", "paper")
 
 
+# source stds of the accuracy-novelty frontier (dwf.frontier), besides the flow's own 0.01
+FRONTIER = (0.03, 0.1, 0.3, 1.0)
+
+
 def _mlp(name, data, arch, zoo_q, zoo_p, flow_q, flow_p, paper=None, data_smoke=None,
-         arch_paper=None, sample_q=100) -> dict[str, Experiment]:
+         arch_paper=None, sample_q=100, frontier=()) -> dict[str, Experiment]:
     smoke = Experiment(
         name, "smoke", data_smoke or data, arch,
         replace(zoo_q, n_models=8, epochs=max(1, zoo_q.epochs // 10)),
         flow=replace(flow_q, steps=200, eval_every=100), sample=SampleSpec(n=16, steps=20),
-        eval=EvalSpec(n_baseline=8), paper=paper or {})
+        eval=EvalSpec(n_baseline=8, frontier_stds=frontier), paper=paper or {})
     quick = Experiment(name, "quick", data, arch, zoo_q, flow=flow_q,
-                       sample=SampleSpec(n=sample_q), paper=paper or {})
+                       sample=SampleSpec(n=sample_q), eval=EvalSpec(frontier_stds=frontier),
+                       paper=paper or {})
     full = Experiment(name, "paper", replace(data, train_limit=None), arch_paper or arch, zoo_p,
-                      flow=flow_p, sample=SampleSpec(n=100), paper=paper or {})
+                      flow=flow_p, sample=SampleSpec(n=100), eval=EvalSpec(frontier_stds=frontier),
+                      paper=paper or {})
     return {"smoke": smoke, "quick": quick, "paper": full}
 
 
@@ -45,9 +51,17 @@ _REGISTRY: dict[str, dict[str, Experiment]] = {
         ZooSpec(n_models=100, epochs=25, batch_size=128, lr=1e-3),
         FlowSpec(steps=6000, hidden=512), FlowSpec(steps=30_000, hidden=512),
         data_smoke=DataSpec("fmnist", train_limit=2000),
-        arch_paper=ArchSpec("mlp", 784, (128, 128), 10),
+        arch_paper=ArchSpec("mlp", 784, (128, 128), 10), frontier=FRONTIER,
         paper={"task": "MLP / Fashion-MNIST", "note": "paper reports FMNIST only in the h=64 "
                "ablation: 77.76 ± 3.72 aligned, 53.35 ± 30.49 unaligned"}),
+    # the digits at Fashion-MNIST's size, for the conditional flow over both (same MLP)
+    "digits28_mlp": _mlp(
+        "digits28_mlp", DataSpec("digits", resize=28), ArchSpec("mlp", 784, (32, 32), 10),
+        ZooSpec(n_models=64, epochs=30, batch_size=32, lr=1e-3),
+        ZooSpec(n_models=100, epochs=30, batch_size=32, lr=1e-3),
+        FlowSpec(steps=6000, hidden=512), FlowSpec(steps=30_000, hidden=512),
+        arch_paper=ArchSpec("mlp", 784, (32, 32), 10),
+        paper={"task": "MLP 784-32-32-10 / sklearn digits resized to 28×28"}),
 }
 
 
@@ -62,7 +76,7 @@ def _resnet(data: DataSpec, arch: ArchSpec, quick: Experiment,
     paper = replace(quick, profile="paper", data=replace(data, train_limit=None), arch=arch,
                     zoo=ZooSpec(n_models=100, epochs=30, batch_size=128, lr=1e-3, schedule="cosine"),
                     flow=FlowSpec(steps=30_000, hidden=512), sample=SampleSpec(n=100),
-                    eval=EvalSpec(), transfer=paper_transfer)
+                    eval=EvalSpec(frontier_stds=quick.eval.frontier_stds), transfer=paper_transfer)
     return {"smoke": smoke, "quick": quick, "paper": paper}
 
 
@@ -79,7 +93,8 @@ _REGISTRY |= {
     "fmnist_resnet20": _resnet(
         DataSpec("fmnist"), ArchSpec("resnet20", 1, (), 10),
         Experiment("fmnist_resnet20", "quick", DataSpec("fmnist", train_limit=6000),
-                   ArchSpec("resnet20", 1, (), 10, width=0.25), **_QUICK_RESNET,
+                   ArchSpec("resnet20", 1, (), 10, width=0.25),
+                   **(_QUICK_RESNET | {"eval": replace(_QUICK_RESNET["eval"], frontier_stds=FRONTIER)}),
                    transfer=(TransferSpec(DataSpec("digits", resize=28)),),
                    paper={"task": "ResNet-20 / Fashion-MNIST (paper: CIFAR-10)"}),
         paper_transfer=(TransferSpec(DataSpec("digits", resize=28)),)),
@@ -167,8 +182,23 @@ def ablations(exp: Experiment) -> list[Experiment]:
     the generated nets only (no baselines, barrier or transfer)."""
     if exp.arch.kind not in ("cnn", "resnet20", "resnet18", "vit", "bert"):
         return []
-    light = replace(exp.eval, noise_sigmas=(), n_baseline=0, interpolation=False)
+    light = replace(exp.eval, noise_sigmas=(), n_baseline=0, interpolation=False, frontier_stds=())
     return [exp.ablation("unaligned", align=replace(exp.align, method="none"), eval=light, transfer=())]
+
+
+def _conditional(name: str, members: tuple[str, ...]) -> dict[str, ConditionalExperiment]:
+    """One conditional flow (label embedding, null label, classifier-free guidance) over the
+    zoos of `members` (same architecture), per profile; the flow as for one MLP zoo."""
+    out = {}
+    for profile in PROFILES:
+        ms = tuple(get(m, profile) for m in members)
+        if profile == "paper" and len({m.arch for m in ms}) > 1:   # paper MLPs differ in width
+            continue
+        out[profile] = ConditionalExperiment(
+            name, profile, ms, flow=replace(ms[0].flow, label_dropout=0.1),
+            sample=replace(ms[0].sample, n=min(ms[0].sample.n, 50)),
+            eval=replace(ms[0].eval, frontier_stds=()))
+    return out
 
 
 def names() -> list[str]:
@@ -182,3 +212,16 @@ def get(name: str, profile: str = "quick") -> Experiment:
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; use one of {', '.join(PROFILES)}")
     return _REGISTRY[name][profile]
+
+
+CONDITIONAL: dict[str, dict[str, ConditionalExperiment]] = {
+    "fmnist_digits_mlp": _conditional("fmnist_digits_mlp", ("fmnist_mlp", "digits28_mlp")),
+}
+
+
+def conditional(name: str, profile: str = "quick") -> ConditionalExperiment:
+    if name not in CONDITIONAL:
+        raise ConfigError(f"unknown conditional experiment {name!r}; known: {', '.join(CONDITIONAL)}")
+    if profile not in CONDITIONAL[name]:
+        raise ConfigError(f"{name!r} has no {profile!r} profile; use one of {', '.join(CONDITIONAL[name])}")
+    return CONDITIONAL[name][profile]

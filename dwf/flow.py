@@ -2,6 +2,11 @@
 
 Path x_t = (1 - t) x0 + t x1 + sigma * eps with fresh x0 ~ N(0, s^2 I) every step; the velocity
 network regresses x1 - x0. Sampling integrates the EMA network's field from t = 0 to 1.
+
+A conditional flow also reads a label y in {0..L-1} (e.g. which dataset a net was trained on),
+with an extra null label L that replaces y on a share of training steps (`label_dropout`), so
+one net learns both v(x, t | y) and v(x, t). Sampling with classifier-free guidance w follows
+v_null + w (v_y - v_null): w = 1 is the plain conditional field, w > 1 pushes toward the label.
 """
 from __future__ import annotations
 
@@ -22,14 +27,18 @@ from .io import load_json, load_tensors, save_json, save_tensors
 
 
 class VelocityNet(nn.Module):
-    """v(x, t): time MLP embedding concatenated with x, then the paper's LN-GELU-Dropout MLP."""
+    """v(x, t [, y]): time MLP embedding (and, with labels, a label embedding whose last row is
+    the null label) concatenated with x, then the paper's LN-GELU-Dropout MLP."""
 
-    def __init__(self, dim: int, hidden: int = 64, time_dim: int = 64, dropout: float = 0.1):
+    def __init__(self, dim: int, hidden: int = 64, time_dim: int = 64, dropout: float = 0.1,
+                 n_labels: int = 0):
         super().__init__()
+        self.n_labels = n_labels
         self.time = nn.Sequential(nn.Linear(1, time_dim), nn.GELU(), nn.Linear(time_dim, time_dim))
+        self.label = nn.Embedding(n_labels + 1, time_dim) if n_labels else None
         h2 = max(1, hidden // 2)
         self.net = nn.Sequential(
-            nn.Linear(dim + time_dim, hidden), nn.LayerNorm(hidden), nn.GELU(), nn.Dropout(dropout),
+            nn.Linear(dim + time_dim * (2 if n_labels else 1), hidden), nn.LayerNorm(hidden), nn.GELU(), nn.Dropout(dropout),
             nn.Linear(hidden, h2), nn.LayerNorm(h2), nn.GELU(), nn.Dropout(dropout),
             nn.Linear(h2, hidden), nn.LayerNorm(hidden), nn.GELU(),
             nn.Linear(hidden, dim),
@@ -37,9 +46,12 @@ class VelocityNet(nn.Module):
         nn.init.zeros_(self.net[-1].weight)
         nn.init.zeros_(self.net[-1].bias)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        # x (B, d), t (B,) -> (B, d)
-        return self.net(torch.cat([x, self.time(t[:, None])], dim=1))
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        # x (B, d), t (B,), y (B,) labels in [0, n_labels] (n_labels: null; None: all null) -> (B, d)
+        h = [x, self.time(t[:, None])]
+        if self.label is not None:
+            h.append(self.label(torch.full_like(t, self.n_labels, dtype=torch.long) if y is None else y))
+        return self.net(torch.cat(h, dim=1))
 
 
 @dataclass
@@ -54,26 +66,51 @@ class Flow:
     def dim(self) -> int:
         return self.scale.shape[0]
 
+    @property
+    def n_labels(self) -> int:
+        return self.net.n_labels
+
     @torch.no_grad()
     def sample(self, n: int, steps: int = 100, method: str = "rk4",
                generator: torch.Generator | None = None, source_std: float | None = None,
-               trajectory: bool = False) -> torch.Tensor:
-        """(n, d) codes, or with `trajectory` (steps + 1, n, d) along the ODE path."""
+               trajectory: bool = False, label: int | None = None, guidance: float = 1.0) -> torch.Tensor:
+        """(n, d) codes, or with `trajectory` (steps + 1, n, d) along the ODE path. A conditional
+        flow samples `label` with guidance weight `guidance` (label None: the null label)."""
         if n < 1:
             raise ConfigError(f"number of samples must be >= 1, got {n}")
         s = self.spec.source_std if source_std is None else source_std
         if s <= 0:
             raise ConfigError(f"source std must be > 0, got {s}")
+        if label is not None and not 0 <= label < self.n_labels:
+            raise ConfigError(f"label {label} is out of range: this flow knows "
+                              f"{self.n_labels} labels" + ("" if self.n_labels else " (it is unconditional)"))
         self.net.eval()
         x0 = torch.randn(n, self.dim, generator=generator) * s
-        x = ode.integrate(self.net, x0, steps=steps, method=method, trajectory=trajectory)
+        x = ode.integrate(self._field(label, guidance), x0, steps=steps, method=method,
+                          trajectory=trajectory)
         return x * self.scale
+
+    def _field(self, label: int | None, guidance: float):
+        """v(x, t) for the ODE: unconditional, or guided toward `label`."""
+        if label is None:
+            return self.net
+
+        def guided(x, t):
+            y = torch.full((x.shape[0],), label, dtype=torch.long)
+            v_label = self.net(x, t, y)
+            if guidance == 1.0:
+                return v_label
+            v_null = self.net(x, t)
+            return v_null + guidance * (v_label - v_null)
+
+        return guided
 
     def save(self, directory: str | Path) -> None:
         d = Path(directory)
         save_tensors(d / "flow.safetensors", {**{f"net.{k}": v for k, v in self.net.state_dict().items()},
                                               "scale": self.scale})
-        save_json(d / "flow.json", {"spec": dataclasses.asdict(self.spec), "history": self.history})
+        save_json(d / "flow.json", {"spec": dataclasses.asdict(self.spec), "history": self.history,
+                                    "n_labels": self.n_labels})
 
     @classmethod
     def load(cls, directory: str | Path) -> "Flow":
@@ -81,7 +118,8 @@ class Flow:
         meta = load_json(d / "flow.json")
         t = load_tensors(d / "flow.safetensors")
         spec = FlowSpec(**{**meta["spec"], "betas": tuple(meta["spec"]["betas"])})
-        net = VelocityNet(t["scale"].shape[0], spec.hidden, spec.time_dim, spec.dropout)
+        net = VelocityNet(t["scale"].shape[0], spec.hidden, spec.time_dim, spec.dropout,
+                          meta.get("n_labels", 0))
         try:
             net.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("net.")})
         except RuntimeError as e:
@@ -90,25 +128,35 @@ class Flow:
         return cls(net.eval(), spec, t["scale"], meta["history"])
 
 
-def _path_loss(net, x1, spec: FlowSpec, gen=None) -> torch.Tensor:
+def _path_loss(net, x1, spec: FlowSpec, gen=None, y=None) -> torch.Tensor:
     x0 = torch.randn(x1.shape, generator=gen) * spec.source_std
     t = torch.rand(x1.shape[0], generator=gen)
     eps = torch.randn(x1.shape, generator=gen) * spec.path_noise
     xt = (1 - t[:, None]) * x0 + t[:, None] * x1 + eps
-    return ((net(xt, t) - (x1 - x0)) ** 2).mean()
+    return ((net(xt, t, y) - (x1 - x0)) ** 2).mean()
 
 
 def fit(Z: torch.Tensor, spec: FlowSpec, generator: torch.Generator | None = None,
-        progress: bool = True, standardize: bool = False) -> Flow:
-    """Fit a flow to codes Z (n, d). Held-out codes give a validation loss (EMA net, fixed
-    noise); the EMA snapshot with the lowest validation loss is returned."""
+        progress: bool = True, labels: torch.Tensor | None = None) -> Flow:
+    """Fit a flow to codes Z (n, d), conditional on `labels` (n,) in {0..L-1} when given.
+    Held-out codes give a validation loss (EMA net, fixed noise, true labels); the EMA snapshot
+    with the lowest validation loss is returned."""
     Z = torch.as_tensor(Z).float()
     if Z.ndim != 2 or Z.shape[0] < 2:
         raise ConfigError(f"flow needs codes of shape (n >= 2, d), got {tuple(Z.shape)}")
     if not torch.isfinite(Z).all():
         raise DwfError("the latent codes hold NaN or inf; the zoo or PCA stage is broken")
+    n_labels = 0
+    if labels is not None:
+        labels = torch.as_tensor(labels, dtype=torch.long)
+        if labels.shape != (Z.shape[0],) or labels.min() < 0:
+            raise ConfigError(f"labels must be (n,) = ({Z.shape[0]},) non-negative integers, got "
+                              f"shape {tuple(labels.shape)}")
+        n_labels = int(labels.max()) + 1
+    if not 0.0 <= spec.label_dropout < 1.0:
+        raise ConfigError(f"label_dropout must be in [0, 1), got {spec.label_dropout}")
     seed = spec.seed if generator is None else int(torch.randint(2**62, (1,), generator=generator))
-    scale = Z.std(0).clamp_min(1e-8) if standardize else torch.ones(Z.shape[1])
+    scale = Z.std(0).clamp_min(1e-8) if spec.standardize else torch.ones(Z.shape[1])
     Zs = Z / scale
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -116,7 +164,8 @@ def fit(Z: torch.Tensor, spec: FlowSpec, generator: torch.Generator | None = Non
         order = torch.randperm(n)
         n_val = int(round(spec.val_fraction * n)) if n >= 10 else 0
         val, train = Zs[order[:n_val]], Zs[order[n_val:]]
-        net = VelocityNet(Zs.shape[1], spec.hidden, spec.time_dim, spec.dropout)
+        y_val, y_train = (labels[order[:n_val]], labels[order[n_val:]]) if n_labels else (None, None)
+        net = VelocityNet(Zs.shape[1], spec.hidden, spec.time_dim, spec.dropout, n_labels)
         ema = copy.deepcopy(net).eval()
         opt = torch.optim.AdamW(net.parameters(), lr=spec.lr, weight_decay=spec.weight_decay,
                                 betas=spec.betas, fused=True)
@@ -126,8 +175,11 @@ def fit(Z: torch.Tensor, spec: FlowSpec, generator: torch.Generator | None = Non
         bs = min(spec.batch_size, len(train))
         for step in tqdm(range(1, spec.steps + 1), disable=not progress, desc="flow", unit="step"):
             net.train()
-            x1 = train[torch.randint(len(train), (bs,))]
-            loss = _path_loss(net, x1, spec)
+            idx = torch.randint(len(train), (bs,))
+            y = None
+            if n_labels:   # each label is replaced by the null label with prob. label_dropout
+                y = torch.where(torch.rand(bs) < spec.label_dropout, n_labels, y_train[idx])
+            loss = _path_loss(net, train[idx], spec, y=y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -138,7 +190,7 @@ def fit(Z: torch.Tensor, spec: FlowSpec, generator: torch.Generator | None = Non
             run += loss.item()
             if step % spec.eval_every == 0 or step == spec.steps:
                 k = step - (hist["step"][-1] if hist["step"] else 0)
-                vl = _val_loss(ema, val, spec) if n_val else float("nan")
+                vl = _val_loss(ema, val, spec, y_val) if n_val else float("nan")
                 hist["step"].append(step)
                 hist["train_loss"].append(run / k)
                 hist["val_loss"].append(vl)
@@ -152,6 +204,8 @@ def fit(Z: torch.Tensor, spec: FlowSpec, generator: torch.Generator | None = Non
 
 
 @torch.no_grad()
-def _val_loss(net, val: torch.Tensor, spec: FlowSpec, repeats: int = 32) -> float:
+def _val_loss(net, val: torch.Tensor, spec: FlowSpec, y: torch.Tensor | None = None,
+              repeats: int = 32) -> float:
     gen = torch.Generator().manual_seed(1234)
-    return float(_path_loss(net, val.repeat(repeats, 1), spec, gen))
+    return float(_path_loss(net, val.repeat(repeats, 1), spec, gen,
+                            None if y is None else y.repeat(repeats)))

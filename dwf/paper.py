@@ -69,6 +69,8 @@ def figures(report: Report) -> dict[str, go.Figure]:
             title="Distance to the reference member, before and after re-basin" + tag),
         **{f"transfer_{t['target']}": plots.transfer_curves(t, title="Few-shot transfer" + tag)
            for t in ex.get("transfer", []) if "unavailable" not in t},
+        **({"frontier": plots.frontier(ex["frontier"], report.row("zoo")["acc_mean"], m,
+                                       title="Accuracy–novelty frontier" + tag)} if "frontier" in ex else {}),
     }
 
 
@@ -105,6 +107,44 @@ def novelty_summary(report: Report) -> str:
     sim = "max error-IoU" if report.metric == "accuracy" else "max residual correlation"
     return (f"Generated nets have novelty {g['novelty']:.3f}, {where}; their mean {sim} "
             f"is {g['max_iou']:.3f} (zoo members against each other: {z['max_iou']:.3f}).")
+
+
+def conditional_summary(report: Report) -> str:
+    """One sentence on a conditional flow's label k: its nets against the controls (nets generated
+    for the other labels, without a label, with stronger guidance) on dataset k."""
+    c = report.extras["conditional"]
+    name = c["labels"][c["label"]]
+    controls = [r for r in report.rows if r["name"].startswith("generated") and r["name"] != "generated"]
+    cells = "; ".join(f"{r['name']}: {report.fmt(r['acc_mean'])}" for r in controls)
+    return (f"Conditional flow over the {' + '.join(c['labels'])} zoos ({c['n_zoo_nets']} nets, one "
+            f"basis, one PCA): nets generated for label {c['label']} ({name}, guidance "
+            f"w={c['guidance']:g}) score {report.fmt(report.row('generated')['acc_mean'])} on {name}, "
+            f"zoo {report.fmt(report.row('zoo')['acc_mean'])}. Controls on the same test split: {cells}.")
+
+
+def frontier_markdown(report: Report) -> str:
+    """The frontier points as a table, best novelty among nets within 1 pp (0.01 ρ) of the zoo
+    per family, then every point."""
+    pts, zoo = report.extras["frontier"], report.row("zoo")["acc_mean"]
+    close = 0.01
+    lines = ["Accuracy–novelty frontier (`dwf.frontier`; every family at several settings, "
+             f"{score_format(report.metric)[2]}):", "",
+             "| family | setting | score | novelty | max error-IoU / residual corr. |", "|---|---|---|---|---|"]
+    for p in pts:
+        mark = " (paper recipe)" if p.get("recipe") else ""
+        lines.append(f"| {p['family']} | {p['param']:g}{mark} | {report.fmt(p['acc_mean'])} ± "
+                     f"{report.fmt(p['acc_std'])} | {p['novelty']:.3f} | {p['max_iou']:.3f} |")
+    best = []
+    for fam in dict.fromkeys(p["family"] for p in pts):
+        ok = [p for p in pts if p["family"] == fam and p["acc_mean"] >= zoo - close]
+        if ok:
+            b = max(ok, key=lambda p: p["novelty"])
+            best.append(f"{fam} {b['novelty']:.3f} (at {b['param']:g})")
+        else:
+            best.append(f"{fam}: none")
+    lines += ["", f"Largest novelty with a mean score within {report.fmt(close)} of the zoo's: "
+              + "; ".join(best) + "."]
+    return "\n".join(lines)
 
 
 def ablation_markdown(base: Report, variants: Sequence[Report]) -> str:
@@ -179,12 +219,16 @@ def results_markdown(reports: Sequence[Report], title: str = "# Results") -> str
                        f"{r.fmt(r.row('generated')['acc_mean'])} ({r.gap_text}).")
         if "note" in r.paper:
             out.append(f"Paper note: {r.paper['note']}.")
+        if "conditional" in ex:
+            out.append(conditional_summary(r))
         if "interpolation" in ex:
             ip = ex["interpolation"]
             out.append(f"Loss barrier between zoo members 0 and 1: naive {ip['naive_barrier']:.3f}, "
                        f"aligned {ip['aligned_barrier']:.3f}.")
         if r.experiment in variants:
             out += ["", "Ablations (same zoo):", "", ablation_markdown(r, variants[r.experiment])]
+        if "frontier" in ex:
+            out += ["", frontier_markdown(r)]
         for t in ex.get("transfer", []):
             out += ["", transfer_markdown(t)]
         if "transfer_note" in r.paper:

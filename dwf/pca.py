@@ -64,13 +64,17 @@ class DualPCA:
         mean = torch.zeros(d, dtype=torch.float32)
         for j0 in range(0, d, self.chunk):
             S = _slab(X, j0, min(d, j0 + self.chunk), self.device, self.dtype)   # (n, c)
-            if not torch.isfinite(S).all():
-                raise DwfError(f"the weight vectors hold NaN or inf (columns {j0}..); "
-                               "check the zoo for diverged models")
             x0 = S[0].clone()
             S -= x0                                   # S0 = S - x_0, in place: one slab in memory
+            g = (S @ S.T).double()                    # (n, n)
+            # NaN/inf anywhere in the slab reaches its row's diagonal entry (checked on this small
+            # matrix: torch.isfinite on the slab would briefly need ~2 more slabs of memory)
+            if not bool(torch.isfinite(g).all()):
+                raise DwfError(f"the weight vectors hold NaN or inf (columns {j0}..); "
+                               "check the zoo for diverged models")
             mean[j0:j0 + S.shape[1]] = (x0.float() + S.float().mean(0)).cpu()
-            G += (S @ S.T).double()
+            G += g
+            del S                                     # before the next slab is read: one at a time
         H = torch.eye(n, dtype=torch.float64, device=self.device) - 1.0 / n
         Gc = H @ G @ H
         evals, evecs = torch.linalg.eigh(Gc)                       # ascending

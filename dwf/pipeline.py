@@ -17,8 +17,8 @@ from typing import Callable
 
 import torch
 
-from . import align, archs, bn, data as data_mod, evaluate as ev, flow as flow_mod, interpolate as interp, stacked
-from . import transfer as transfer_mod
+from . import align, archs, bn, data as data_mod, evaluate as ev, flow as flow_mod, frontier, stacked
+from . import interpolate as interp, transfer as transfer_mod
 from .config import Experiment, TransferSpec
 from .data import Dataset
 from .errors import DatasetUnavailable
@@ -102,8 +102,7 @@ def build(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool =
     def stage(name, load, compute):
         return _cached(stage_dir(exp, name, artifacts), exp, name, load, compute, tell)
 
-    zoo, timings["zoo"] = stage("zoo", Zoo.load, lambda d: train_zoo(
-        data, exp.arch, exp.zoo, out_dir=d, progress=progress, device=device))
+    zoo, timings["zoo"] = zoo_stage(exp, data, artifacts, progress, device, tell)
     aligned, timings["align"] = stage("align", Zoo.load, lambda d: _saved(
         align_zoo(zoo, exp, data, progress), d))
     pca, timings["pca"] = stage("pca", lambda d: DualPCA.load(d / "pca.safetensors"), lambda d: _saved(
@@ -124,6 +123,13 @@ def build(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool =
 
         run.report, _ = stage("report", lambda d: Report.load(d / "report.json"), report)
     return run
+
+
+def zoo_stage(exp: Experiment, data: Dataset, artifacts: str | Path = "artifacts", progress: bool = True,
+              device: str = "auto", tell: Callable[[str], None] = lambda name: None) -> tuple[Zoo, float]:
+    """(the experiment's trained zoo, seconds its training took), from the cache when built."""
+    return _cached(stage_dir(exp, "zoo", artifacts), exp, "zoo", Zoo.load, lambda d: train_zoo(
+        data, exp.arch, exp.zoo, out_dir=d, progress=progress, device=device), tell)
 
 
 def _saved(artifact, path: Path):
@@ -260,6 +266,15 @@ def evaluate_run(run: Run, gen: Generated, barrier: bool = True, transfer: bool 
             "naive_loss": naive.loss.tolist(), "aligned_loss": aligned.loss.tolist(),
             "naive_acc": naive.acc.tolist(), "aligned_acc": aligned.acc.tolist(),
             "naive_barrier": interp.barrier(naive), "aligned_barrier": interp.barrier(aligned)}
+    if exp.eval.frontier_stds:
+        t0 = time.perf_counter()
+
+        def score(name: str, vectors: torch.Tensor) -> dict:
+            p = stacked.predict(model, state_with_bn(run, vectors), x, task=task)
+            return ev.population(name, vectors, p, y, ref).summary(ref.median_nn)
+
+        extras["frontier"] = frontier.sweep(exp, run.flow, run.pca, run.codes, zoo_vecs, score, progress)
+        timings["frontier"] = time.perf_counter() - t0
     extras |= {
         "explained_variance_ratio": run.pca.explained_variance_ratio_.tolist(),
         "flow_history": run.flow.history,

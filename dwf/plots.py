@@ -97,6 +97,35 @@ def novelty_scatter(report: Report, title: str = "Accuracy vs novelty") -> go.Fi
                    _score_label(report.metric))
 
 
+def frontier(points: Sequence[Mapping], zoo_score: float, metric: str = "accuracy",
+             title: str = "Accuracy–novelty frontier") -> go.Figure:
+    """Mean score against novelty, one line per family of nets (dwf.frontier points), each
+    point labelled with its setting; the paper's recipe circled, the zoo mean dashed."""
+    f = score_format(metric)[0]
+    fig = go.Figure()
+    families = list(dict.fromkeys(p["family"] for p in points))
+    colors = {"generated": COLORS["generated"], "interpolation": COLORS["interpolation"],
+              **dict(zip([x for x in families if x not in ("generated", "interpolation")], _OTHERS))}
+    symbol = {"generated": "s=", "generated, standardized codes": "s=", "noisy copies": "σ=",
+              "interpolation": "λ="}
+    for fam in families:
+        ps = sorted((p for p in points if p["family"] == fam), key=lambda p: p["novelty"])
+        fig.add_trace(go.Scatter(
+            x=[p["novelty"] for p in ps], y=[f * p["acc_mean"] for p in ps], mode="lines+markers+text",
+            name=fam, text=[f"{symbol.get(fam, '')}{p['param']:g}" for p in ps], textposition="top center",
+            textfont=dict(size=9), line=dict(color=colors[fam]), marker=dict(size=8, color=colors[fam])))
+    recipe = [p for p in points if p.get("recipe")]
+    if recipe:
+        fig.add_trace(go.Scatter(x=[p["novelty"] for p in recipe], y=[f * p["acc_mean"] for p in recipe],
+                                 mode="markers", name="paper recipe",
+                                 marker=dict(size=18, color="rgba(0,0,0,0)", line=dict(width=2, color="black"))))
+    fig.add_hline(y=f * zoo_score, line_dash="dash", line_color=COLORS["zoo"],
+                  annotation_text="zoo mean", annotation_position="bottom right")
+    fig.update_xaxes(type="log")
+    return _layout(fig, title, "novelty: NN distance to zoo / zoo's own NN distance (log)",
+                   _score_label(metric))
+
+
 def nn_distance_histogram(populations: Mapping[str, Sequence[float]], zoo_median_nn: float,
                           title: str = "Distance to the nearest zoo member") -> go.Figure:
     fig = go.Figure()

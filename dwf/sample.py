@@ -22,10 +22,14 @@ class Generated:
 
 
 def generate(flow: Flow, pca: DualPCA, n: int, steps: int = 100, method: str = "rk4",
-             source_std: float | None = None, seed: int = 0) -> Generated:
+             source_std: float | None = None, seed: int = 0, label: int | None = None,
+             guidance: float = 1.0) -> Generated:
+    """n nets' codes and flat weights; a conditional flow generates for `label` with
+    classifier-free guidance weight `guidance`."""
     t0 = time.perf_counter()
     g = torch.Generator().manual_seed(seed)
-    Z = flow.sample(n, steps=steps, method=method, generator=g, source_std=source_std)
+    Z = flow.sample(n, steps=steps, method=method, generator=g, source_std=source_std,
+                    label=label, guidance=guidance)
     X = pca.inverse_transform(Z)
     if not torch.isfinite(X).all():
         raise DwfError("generated weights hold NaN or inf: the flow diverged while sampling; "

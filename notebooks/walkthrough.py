@@ -352,6 +352,29 @@ def _(dwf, mo, report):
 @app.cell(hide_code=True)
 def _(mo):
     mo.md(r"""
+    ### The accuracy–novelty frontier
+
+    One point per setting: the flow sampled at growing source stds (the paper samples at its
+    tiny training std, circled), a second flow fitted on standardized codes, noisy copies at
+    growing σ, and interpolations of aligned pairs at growing λ. Moving right means further from
+    the zoo; the question is how much score each family pays for it.
+    """)
+    return
+
+
+@app.cell
+def _(dwf, mo, report):
+    mo.vstack([dwf.plots.frontier(report.extras["frontier"], report.row("zoo")["acc_mean"], report.metric),
+               mo.md(dwf.paper.frontier_markdown(report))]
+              if "frontier" in report.extras else
+              [mo.md("_This experiment has no frontier sweep (`EvalSpec.frontier_stds`); "
+                     "fmnist_mlp and fmnist_resnet20 have one._")])
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
     ## 9. Transfer: are generated nets useful starting points?
 
     For experiments with a transfer target, the backbones of generated nets, of zoo members and

@@ -111,3 +111,25 @@ def test_data_that_does_not_fit_the_architecture_is_refused_before_training(tmp_
     with pytest.raises(ConfigError, match=f"do not fit the {arch.kind}.*{match}"):
         train_zoo(ds, arch, ZooSpec(n_models=2, epochs=1), out_dir=tmp_path / "zoo", progress=False)
     assert not (tmp_path / "zoo").exists() or not any((tmp_path / "zoo").iterdir())
+
+
+def test_tensors_are_written_as_standard_safetensors_without_a_second_copy(tmp_path):
+    """dwf writes safetensors itself (tensor by tensor, for 7 GB checkpoints); the safetensors
+    library must read back every dtype, shape, view and the metadata exactly."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+    from dwf.io import save_tensors
+    g = torch.Generator().manual_seed(0)
+    t = {"f32": torch.randn(3, 4, generator=g), "i64": torch.arange(5), "bf16": torch.randn(7, generator=g).bfloat16(),
+         "f16": torch.randn(2, 3, generator=g).half(), "f64": torch.randn(2, generator=g).double(),
+         "bool": torch.tensor([True, False, True]), "empty": torch.zeros(0, 3), "scalar": torch.tensor(2.5),
+         "strided": torch.randn(4, 6, generator=g)[:, ::2]}
+    save_tensors(tmp_path / "t.safetensors", t, metadata={"note": "x"})
+    back = load_file(str(tmp_path / "t.safetensors"))
+    for k, v in t.items():
+        assert back[k].dtype == v.dtype and back[k].shape == v.shape and torch.equal(back[k], v), k
+    with safe_open(str(tmp_path / "t.safetensors"), "pt") as f:
+        assert f.metadata() == {"note": "x"}
+    with pytest.raises(ArtifactError, match="dtype"):
+        save_tensors(tmp_path / "c.safetensors", {"z": torch.zeros(2, dtype=torch.complex64)})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.safetensors"]

@@ -71,3 +71,43 @@ def test_flow_save_load_round_trip(tmp_path):
     a = f.sample(5, steps=4, generator=torch.Generator().manual_seed(3))
     b = g.sample(5, steps=4, generator=torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
+
+
+def test_conditional_flow_transports_each_label_to_its_own_mode(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    centers = torch.tensor([[3.0, 0.0], [-3.0, 0.0], [0.0, 3.0]])
+    labels = torch.randint(3, (600,), generator=g)
+    Z = centers[labels] + 0.3 * torch.randn(600, 2, generator=g)
+    spec = FlowSpec(hidden=128, time_dim=32, dropout=0.0, steps=2500, batch_size=128, lr=2e-3,
+                    source_std=1.0, eval_every=500, ema_decay=0.99, label_dropout=0.2)
+    f = flow.fit(Z, spec, progress=False, labels=labels)
+    assert f.n_labels == 3
+    for k in range(3):
+        S = f.sample(500, steps=30, generator=torch.Generator().manual_seed(k), label=k)
+        assert (torch.cdist(S, centers).argmin(1) == k).float().mean() > 0.95
+        assert torch.allclose(S.mean(0), centers[k], atol=0.3)
+    # the null label (dropped labels) learns the whole mixture
+    S = f.sample(1500, steps=30, generator=torch.Generator().manual_seed(9))
+    frac = torch.bincount(torch.cdist(S, centers).argmin(1), minlength=3).float() / len(S)
+    assert (frac - torch.bincount(labels, minlength=3).float() / len(labels)).abs().max() < 0.1
+    # guidance 0 is exactly the unconditional field; guidance 1 is the conditional one
+    a = f.sample(7, steps=5, generator=torch.Generator().manual_seed(1), label=2, guidance=0.0)
+    b = f.sample(7, steps=5, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(a, b, atol=1e-6)
+    f.save(tmp_path)
+    again = flow.Flow.load(tmp_path)
+    assert torch.equal(again.sample(4, steps=3, generator=torch.Generator().manual_seed(2), label=1),
+                       f.sample(4, steps=3, generator=torch.Generator().manual_seed(2), label=1))
+    with pytest.raises(ConfigError, match="label 3 is out of range"):
+        f.sample(2, label=3)
+
+
+def test_conditional_flow_errors():
+    Z = torch.randn(20, 4)
+    with pytest.raises(ConfigError, match="labels must be"):
+        flow.fit(Z, FlowSpec(steps=5), progress=False, labels=torch.zeros(19, dtype=torch.long))
+    with pytest.raises(ConfigError, match="label_dropout"):
+        flow.fit(Z, FlowSpec(steps=5, label_dropout=1.0), progress=False, labels=torch.zeros(20))
+    f = flow.fit(Z, FlowSpec(steps=5, eval_every=5, hidden=8, time_dim=4), progress=False)
+    with pytest.raises(ConfigError, match="unconditional"):
+        f.sample(2, label=0)

@@ -77,6 +77,15 @@ def test_bad_options():
         DualPCA(n_components=20).fit(np.zeros((10, 5), dtype=np.float32) + np.arange(10)[:, None])
 
 
+@pytest.mark.parametrize("row, bad", [(0, np.nan), (3, np.inf), (5, -np.inf), (2, np.nan)])
+def test_non_finite_weights_anywhere_are_named(row, bad):
+    from dwf import DwfError
+    X = low_rank().astype(np.float32)
+    X[row, 777] = bad
+    with pytest.raises(DwfError, match=r"NaN or inf \(columns 768"):
+        DualPCA(n_components=3, chunk=256).fit(X)
+
+
 def _zoo_file(tmp_path, n=7):
     from dwf import ArchSpec, Zoo, archs
     arch = ArchSpec("cnn", 1, (3, 5), 4)
