@@ -34,7 +34,8 @@ def test_walkthrough_runs_headless(artifacts, experiment):
 
 @pytest.mark.slow
 def test_reproduce_notebook_writes_figures_and_results(artifacts, tmp_path):
-    """Two MLPs and a BatchNorm ResNet (with its unaligned variant and transfer table)."""
+    """Two MLPs and a BatchNorm ResNet (with its unaligned variant and transfer table), then the
+    conditional flow over two MLP zoos (one report per label)."""
     names = ["iris_mlp", "fmnist_mlp", "fmnist_resnet20"]
     out = tmp_path / "paper_figures"
     papermill.execute_notebook(
@@ -45,7 +46,10 @@ def test_reproduce_notebook_writes_figures_and_results(artifacts, tmp_path):
     md = (out / "results.md").read_text()
     summary = json.loads((out / "results.json").read_text())
     assert [(e["experiment"], e["variant"]) for e in summary["experiments"]] == [
-        ("iris_mlp", ""), ("fmnist_mlp", ""), ("fmnist_resnet20", ""), ("fmnist_resnet20", "unaligned")]
+        ("iris_mlp", ""), ("fmnist_mlp", ""), ("fmnist_resnet20", ""), ("fmnist_resnet20", "unaligned"),
+        ("fmnist_digits_mlp_fmnist", ""), ("fmnist_digits_mlp_digits28", "")]   # the conditional flow
+    assert "Conditional flow over the fmnist + digits28 zoos" in md and "generated for digits28" in md
+    assert "Accuracy–novelty frontier" in md and "fmnist_mlp/frontier.png" in " ".join(summary["experiments"][1]["figures"])
     resnet = summary["experiments"][2]
     assert [r["init"] for r in resnet["transfer"][0]["rows"]] == ["generated", "zoo", "random"]
     assert "transfer_digits" in " ".join(resnet["figures"])
