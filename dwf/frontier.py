@@ -25,9 +25,9 @@ from .flow import Flow
 from .pca import DualPCA
 from .sample import generate
 
-NOISE_SIGMAS = (0.001, 0.003, 0.01, 0.03, 0.1)
-LAMBDAS = (0.05, 0.1, 0.2, 0.35, 0.5)
-STANDARDIZED_STDS = (0.1, 0.3, 0.6, 1.0)
+NOISE_SIGMAS = (0.001, 0.01, 0.03, 0.1)
+LAMBDAS = (0.05, 0.15, 0.3, 0.5)
+STANDARDIZED_STDS = (0.1, 0.3, 1.0)
 
 # (family, setting, vectors (m, d)) -> Population summary dict
 Score = Callable[[str, torch.Tensor], dict]
@@ -55,8 +55,9 @@ def sweep(exp: Experiment, flow: Flow, pca: DualPCA, codes: torch.Tensor, zoo_ve
           score: Score, progress: bool = False) -> list[dict]:
     """Every frontier point of one experiment (as dicts, for the report). The generated points
     use `exp.eval.frontier_stds`; `score(name, vectors)` evaluates a population (BatchNorm
-    recalibration, predictions, novelty) exactly as the report does."""
-    n = max(8, min(exp.sample.n, 32))
+    recalibration, predictions, novelty) exactly as the report does. Every point has as many
+    nets as each report baseline (`exp.eval.n_baseline`, at least 8)."""
+    n = max(8, exp.eval.n_baseline)
     s = exp.sample
     recipe_std = s.source_std if s.source_std is not None else flow.spec.source_std
     points: list[Point] = []

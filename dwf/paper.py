@@ -142,7 +142,8 @@ def frontier_markdown(report: Report) -> str:
             best.append(f"{fam} {b['novelty']:.3f} (at {b['param']:g})")
         else:
             best.append(f"{fam}: none")
-    lines += ["", f"Largest novelty with a mean score within {report.fmt(close)} of the zoo's: "
+    within = "1 pp" if report.metric == "accuracy" else f"{close:g} ρ"
+    lines += ["", f"Largest novelty with a mean score within {within} of the zoo's: "
               + "; ".join(best) + "."]
     return "\n".join(lines)
 
