@@ -140,8 +140,9 @@ def _(dwf, generated, mo, report):
               f"(zoo {report.fmt(_z['acc_mean'])}{_unit}), novelty {_g['novelty']:.3f}, "
               f"{_sim} {_g['max_iou']:.3f}\n\n"
               f"{_g['n']} networks sampled and decoded in {generated.seconds:.2f} s."),
-        mo.ui.plotly(dwf.plots.accuracy_distributions({k: p["acc"] for k, p in report.populations.items()},
-                                                      metric=report.metric)),
+        mo.ui.plotly(dwf.plots.accuracy_distributions(
+            {k: p["acc"] for k, p in report.populations.items()}, metric=report.metric,
+            title=f"Test {_name} of originals, generated nets and baselines")),
         mo.md(f"Each dot is one network's test {_name}. *Novelty* is the median distance from a "
               "network to its nearest zoo member, divided by the same distance among zoo members "
               "(near 0: near-copies; about 1: as far from the zoo as its members are from each "
@@ -166,6 +167,62 @@ def _(generated, mo, report, run):
                  for i, (a, d, u) in enumerate(zip(_p["acc"], _p["nn_dist"], _p["max_iou"]))],
                 selection=None, page_size=10,
                 label=f"Each generated net ({generated.vectors.shape[1]:,} weights, {run.experiment.arch.kind})")
+    return
+
+
+@app.cell
+def _(generated, mo):
+    _n = generated.vectors.shape[0]
+    net_a = mo.ui.number(start=0, stop=_n - 1, step=1, value=0, label="net a")
+    net_b = mo.ui.number(start=0, stop=_n - 1, step=1, value=min(1, _n - 1), label="net b")
+    interpolate_button = mo.ui.run_button(label="Interpolate")
+    mo.vstack([
+        mo.md("### Between two generated nets\n\nGenerated nets share the aligned basis, so the "
+              "straight line between two of them is meaningful: a flat curve means they sit in one "
+              "basin."),
+        mo.hstack([net_a, net_b, interpolate_button], justify="start"),
+    ])
+    return interpolate_button, net_a, net_b
+
+
+@app.cell
+def _(dwf, generated, interpolate_button, mo, net_a, net_b, report, run):
+    mo.stop(not interpolate_button.value)
+    _i, _j = int(net_a.value), int(net_b.value)
+    _sd = lambda k: {name: v[k] for name, v in generated.params.items()}  # noqa: E731
+    _bn = bool(dwf.bn.batchnorms(dwf.archs.build(run.experiment.arch)))
+    with mo.status.spinner(title=f"Testing 11 nets between generated nets {_i} and {_j}..."):
+        _path = dwf.interpolate.interpolation_path(
+            dwf.archs.build(run.experiment.arch), _sd(_i), _sd(_j), run.data.x_test, run.data.y_test,
+            x_calib=run.data.x_train if _bn else None, task=dwf.task.task_for(run.data))
+    dwf.plots.interpolation_scores(_path.lambdas.tolist(), _path.acc.tolist(), _path.loss.tolist(),
+                                   report.metric, title=f"Between generated nets {_i} and {_j}")
+    return
+
+
+@app.cell
+def _(dwf, generated, mo, run):
+    def _hf_folder() -> bytes:
+        """Generated net 0 as a Hugging Face folder (save_pretrained + head + tokenizer), zipped."""
+        import io
+        import tempfile
+        import zipfile
+        from pathlib import Path
+
+        _exp = run.experiment
+        with tempfile.TemporaryDirectory() as tmp:
+            out = dwf.export.save_bert(_exp.arch, {k: v[0] for k, v in generated.params.items()},
+                                       Path(tmp) / "bert", tokenizer=dwf.data.vader_tokenizer(_exp.data.vocab))
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+                for f in sorted(out.iterdir()):
+                    z.write(f, f"{_exp.name}_generated_0/{f.name}")
+            return buf.getvalue()
+
+    (mo.download(data=_hf_folder, filename=f"{run.experiment.name}_generated_0.zip",
+                 mimetype="application/zip",
+                 label="Download generated net 0 as a Hugging Face folder (zip; transformers loads it)")
+     if run.experiment.arch.kind == "bert" else None)
     return
 
 

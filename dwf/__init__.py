@@ -1,6 +1,6 @@
 """dwf: generate complete neural-network weights with re-basined flow matching (DeepWeightFlow)."""
-from . import (align, archs, bn, columns, conditional, data, evaluate, experiments, export, flow, interpolate, ode,
-               pipeline, plots, rebasin, transfer)
+from . import (align, archs, bn, columns, conditional, data, evaluate, experiments, export, flow,
+               frontier, interpolate, ode, pipeline, plots, rebasin, task, transfer)
 from .config import (AlignSpec, ArchSpec, ConditionalExperiment, DataSpec, EvalSpec, Experiment, FlowSpec, PCASpec,
                      SampleSpec, TransferSpec, ZooSpec)
 from .errors import ArtifactError, ConfigError, DatasetUnavailable, DwfError
@@ -13,5 +13,5 @@ __all__ = ["AlignSpec", "ArchSpec", "ArtifactError", "ConditionalExperiment", "C
            "DataSpec", "DatasetUnavailable", "DualPCA", "DwfError", "EvalSpec", "Experiment",
            "FlowSpec", "PCASpec", "ParamLayout", "Report", "SampleSpec", "TransferSpec", "Zoo",
            "ZooSpec", "align", "archs", "bn", "columns", "conditional", "data", "evaluate",
-           "experiments", "export", "flow", "interpolate", "ode", "pipeline", "plots", "rebasin",
-           "train_zoo", "transfer"]
+           "experiments", "export", "flow", "frontier", "interpolate", "ode", "pipeline", "plots", "rebasin",
+           "task", "train_zoo", "transfer"]

@@ -227,6 +227,18 @@ def interpolation_barrier(path: Mapping[str, Sequence[float]],
     return _layout(fig, title, "λ  (θ = (1 − λ) θ_a + λ θ_b)", "test loss")
 
 
+def interpolation_scores(lambdas: Sequence[float], scores: Sequence[float], losses: Sequence[float],
+                         metric: str = "accuracy", title: str = "Between two generated nets") -> go.Figure:
+    """Score (left axis) and loss (right axis) of θ(λ) = (1 − λ) θ_a + λ θ_b along one path."""
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_scatter(x=list(lambdas), y=_scaled(scores, metric), mode="lines+markers", name=_score_label(metric),
+                    line=dict(color=COLORS["generated"]))
+    fig.add_scatter(x=list(lambdas), y=list(losses), mode="lines+markers", name="test loss",
+                    line=dict(color="#7f7f7f", dash="dot"), secondary_y=True)
+    fig.update_yaxes(title_text="test loss", secondary_y=True)
+    return _layout(fig, title, "λ  (θ = (1 − λ) θ_a + λ θ_b)", _score_label(metric))
+
+
 def transfer_curves(result: Mapping, title: str = "Few-shot transfer") -> go.Figure:
     """Mean ± std test accuracy after each fine-tuning epoch (0: linear probe) for each
     initialization. result: a TransferResult as a dict (a report's extras["transfer"][i])."""

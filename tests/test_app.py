@@ -12,20 +12,24 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import pytest
+import torch
 from playwright.sync_api import expect, sync_playwright
 from safetensors import safe_open
 from safetensors.torch import load_file
 
 from dwf import Zoo, experiments
+from dwf.export import load_bert
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-quic", "--no-first-run"]
 SUMMARY = re.compile(r"Generated: mean accuracy \d+\.\d+%")
+SHOTS = ROOT / "artifacts" / "screenshots"   # kept for a look after the run (gitignored)
 
 
 def _free_port() -> int:
@@ -67,6 +71,7 @@ def server(artifacts, tmp_path):
 
 def test_sampling_and_training_in_the_browser(server, tmp_path):
     chromium = shutil.which("chromium")
+    SHOTS.mkdir(parents=True, exist_ok=True)
     assert chromium, "Debian chromium is required (make test installs it)"
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
@@ -85,7 +90,12 @@ def test_sampling_and_training_in_the_browser(server, tmp_path):
             first = summary.inner_text()
             expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=30_000)
             expect(page.get_by_text("Each generated net")).to_be_visible(timeout=30_000)
-            page.screenshot(path=str(tmp_path / "sampled.png"), full_page=True)
+            page.screenshot(path=str(SHOTS / "sampled.png"), full_page=True)
+
+            # the line between two generated nets: a third plot
+            page.get_by_role("button", name="Interpolate").click()
+            expect(page.locator(".js-plotly-plot")).to_have_count(3, timeout=60_000)
+            expect(page.get_by_text("Between generated nets 0 and 1")).to_be_visible(timeout=30_000)
 
             # the download loads back as a dwf zoo of the right architecture, named in its metadata
             with page.expect_download(timeout=30_000) as dl:
@@ -116,6 +126,24 @@ def test_sampling_and_training_in_the_browser(server, tmp_path):
             page.get_by_role("button", name="Sample").click()
             expect(page.get_by_role("heading", name=SUMMARY)).to_be_visible(timeout=60_000)
             expect(page.get_by_text("Each generated net")).to_be_visible(timeout=30_000)
-            page.screenshot(path=str(tmp_path / "trained.png"), full_page=True)
+            page.screenshot(path=str(SHOTS / "trained.png"), full_page=True)
+
+            # a BERT regressor: its net 0 downloads as a Hugging Face folder that dwf loads back
+            page.get_by_role("combobox", name="Experiment").select_option("vader_tinybert")
+            expect(page.get_by_text("vader_tinybert [smoke]: a zoo of 3")).to_be_visible(timeout=60_000)
+            page.get_by_role("button", name="Sample").click()
+            expect(page.get_by_role("heading", name=re.compile(r"Generated: mean Spearman ρ"))).to_be_visible(
+                timeout=60_000)
+            with page.expect_download(timeout=60_000) as dl:
+                page.get_by_text("as a Hugging Face folder").click()
+            zipped = tmp_path / dl.value.suggested_filename
+            dl.value.save_as(zipped)
+            with zipfile.ZipFile(zipped) as z:
+                z.extractall(tmp_path / "hf")
+            folder = tmp_path / "hf" / "vader_tinybert_generated_0"
+            bert = load_bert(folder)
+            ids = torch.tensor([[2, 5, 3]])
+            assert bert(ids).shape == (1, 1) and (folder / "tokenizer_config.json").exists()
+            page.screenshot(path=str(SHOTS / "bert.png"), full_page=True)
         finally:
             browser.close()
