@@ -30,6 +30,11 @@ def test_walkthrough_runs_headless(artifacts, experiment):
     m = re.search(r"max \|f\(x\) - f_permuted\(x\)\| over \d+ test inputs: (\S+)", proc.stdout)
     assert m, proc.stdout[-2000:]
     assert float(m.group(1)) < 1e-4
+    # the conditional section: each label's nets beat the nets generated for the other label
+    rows = re.findall(r"conditional label \d \((\w+)\): zoo (\S+), generated (\S+), generated for \w+ (\S+)",
+                      proc.stdout)
+    assert [r[0] for r in rows] == ["fmnist", "digits28"], proc.stdout[-2000:]
+    assert all(float(own) > float(cross) for _, _, own, cross in rows)
 
 
 @pytest.mark.slow
