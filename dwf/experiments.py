@@ -177,13 +177,18 @@ _REGISTRY |= {
 
 
 def ablations(exp: Experiment) -> list[Experiment]:
-    """The variants `make reproduce` runs beside an experiment: for convnets and transformers,
-    the same pipeline without re-basin / TransFusion (the paper's alignment ablation), scored on
-    the generated nets only (no baselines, barrier or transfer)."""
-    if exp.arch.kind not in ("cnn", "resnet20", "resnet18", "vit", "bert"):
-        return []
+    """The variants `make reproduce` runs beside an experiment, scored on the generated nets only
+    (no baselines, barrier, transfer or frontier): the same pipeline without re-basin /
+    TransFusion (the paper's alignment ablation), and for MLPs also the paper's small-flow
+    ablation (flow width h = 64), aligned and not."""
     light = replace(exp.eval, noise_sigmas=(), n_baseline=0, interpolation=False, frontier_stds=())
-    return [exp.ablation("unaligned", align=replace(exp.align, method="none"), eval=light, transfer=())]
+    none = replace(exp.align, method="none")
+    out = [exp.ablation("unaligned", align=none, eval=light, transfer=())]
+    if exp.arch.kind == "mlp":
+        small = replace(exp.flow, hidden=64)
+        out += [exp.ablation("flow-h64", flow=small, eval=light),
+                exp.ablation("flow-h64-unaligned", flow=small, align=none, eval=light)]
+    return out
 
 
 def _conditional(name: str, members: tuple[str, ...]) -> dict[str, ConditionalExperiment]:

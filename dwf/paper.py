@@ -165,7 +165,8 @@ def _changes(base: Report, variant: Report) -> str:
     """Which upstream specs a variant changed, e.g. 'align.method: none' ('—' for the base)."""
     out = []
     for stage in ("align", "pca", "flow", "sample"):
-        a, b = base.config.get(stage, {}), variant.config.get(stage, {})
+        # as JSON: a report read from disk holds lists where a fresh one holds tuples
+        a, b = (json.loads(json.dumps(r.config.get(stage, {}))) for r in (base, variant))
         out += [f"{stage}.{k}: {b[k]}" for k in sorted(b) if a.get(k) != b.get(k)]
     return ", ".join(out) or "—"
 

@@ -50,15 +50,18 @@ def test_reproduce_notebook_writes_figures_and_results(artifacts, tmp_path):
         kernel_name="python3", progress_bar=False, cwd=str(ROOT))
     md = (out / "results.md").read_text()
     summary = json.loads((out / "results.json").read_text())
+    mlp_variants = ["", "unaligned", "flow-h64", "flow-h64-unaligned"]   # the paper's flow-width ablation
     assert [(e["experiment"], e["variant"]) for e in summary["experiments"]] == [
-        ("iris_mlp", ""), ("fmnist_mlp", ""), ("fmnist_resnet20", ""), ("fmnist_resnet20", "unaligned"),
+        *(("iris_mlp", v) for v in mlp_variants), *(("fmnist_mlp", v) for v in mlp_variants),
+        ("fmnist_resnet20", ""), ("fmnist_resnet20", "unaligned"),
         ("fmnist_digits_mlp_fmnist", ""), ("fmnist_digits_mlp_digits28", "")]   # the conditional flow
     assert "Conditional flow over the fmnist + digits28 zoos" in md and "generated for digits28" in md
-    assert "Accuracy–novelty frontier" in md and "fmnist_mlp/frontier.png" in " ".join(summary["experiments"][1]["figures"])
-    resnet = summary["experiments"][2]
+    assert "Accuracy–novelty frontier" in md and "fmnist_mlp/frontier.png" in " ".join(summary["experiments"][4]["figures"])
+    resnet = summary["experiments"][8]
     assert [r["init"] for r in resnet["transfer"][0]["rows"]] == ["generated", "zoo", "random"]
     assert "transfer_digits" in " ".join(resnet["figures"])
     assert "Few-shot transfer to **digits**" in md and "| unaligned | align.method: none |" in md
+    assert "| flow-h64-unaligned | align.method: none, flow.hidden: 64 |" in md
     assert "generated, no BN recalibration" in md
     for name in names:
         rep = json.loads((pipeline.experiment_dir(experiments.get(name, "smoke"), artifacts)
@@ -181,3 +184,12 @@ def test_write_is_atomic_and_html_byte_stable(tmp_path, monkeypatch):
     with pytest.raises(DwfError, match="browser crashed.*chromium"):
         paper.write([rep], tmp_path / "c")
     assert not [p for p in (tmp_path / "c").rglob("*") if p.is_file()]
+
+
+def test_ablation_changes_ignore_tuples_read_back_as_lists():
+    exp = experiments.get("iris_mlp", "smoke")
+    var = experiments.ablations(exp)[1]
+    fresh = Report(var.name, var.profile, var.to_dict(), [], {}, {}, variant=var.variant)
+    base = Report(exp.name, exp.profile, json.loads(json.dumps(exp.to_dict())), [], {}, {})
+    assert isinstance(fresh.config["flow"]["betas"], tuple)
+    assert paper._changes(base, fresh) == "flow.hidden: 64"
