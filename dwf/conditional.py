@@ -22,7 +22,7 @@ from .config import ConditionalExperiment
 from .data import Dataset
 from .flow import Flow
 from .pca import DualPCA
-from .pipeline import _cached, _saved, buffer_names, symmetry, zoo_stage
+from .pipeline import buffer_names, cached_stage, saved, symmetry, zoo_stage
 from .report import Report
 from .sample import Generated, generate
 from .task import task_for
@@ -63,17 +63,17 @@ def build(cexp: ConditionalExperiment, artifacts: str | Path = "artifacts", prog
     labels = torch.cat([torch.full((z.n,), k, dtype=torch.long) for k, z in enumerate(zoos)])
 
     def stage(name, load, compute):
-        return _cached(base / name, cexp, name, load, compute, tell)
+        return cached_stage(base / name, cexp, name, load, compute, tell)
 
     m0 = cexp.members[0]
     joint = Zoo(cexp.arch, {k: torch.cat([z.params[k] for z in zoos]) for k in zoos[0].params},
                 [{**row, "label": k} for k, z in enumerate(zoos) for row in z.models])
-    aligned, timings["align"] = stage("align", Zoo.load, lambda d: _saved(align.align_zoo(
+    aligned, timings["align"] = stage("align", Zoo.load, lambda d: saved(align.align_zoo(
         joint, symmetry(m0, datasets[0]), cexp.align, exclude=buffer_names(m0), progress=progress), d))
-    pca, timings["pca"] = stage("pca", lambda d: DualPCA.load(d / "pca.safetensors"), lambda d: _saved(
+    pca, timings["pca"] = stage("pca", lambda d: DualPCA.load(d / "pca.safetensors"), lambda d: saved(
         DualPCA(cexp.pca.n_components, cexp.pca.variance).fit(aligned.vectors()), d / "pca.safetensors"))
     codes = pca.transform(aligned.vectors())
-    flow, timings["flow"] = stage("flow", Flow.load, lambda d: _saved(
+    flow, timings["flow"] = stage("flow", Flow.load, lambda d: saved(
         flow_mod.fit(codes, cexp.flow, progress=progress, labels=labels), d))
     run = ConditionalRun(cexp, base, datasets, zoos, aligned, labels, pca, codes, flow, timings=timings)
     if evaluate:

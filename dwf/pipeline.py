@@ -100,16 +100,16 @@ def build(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool =
     data = data_mod.load(exp.data)
 
     def stage(name, load, compute):
-        return _cached(stage_dir(exp, name, artifacts), exp, name, load, compute, tell)
+        return cached_stage(stage_dir(exp, name, artifacts), exp, name, load, compute, tell)
 
     zoo, timings["zoo"] = zoo_stage(exp, data, artifacts, progress, device, tell)
-    aligned, timings["align"] = stage("align", Zoo.load, lambda d: _saved(
+    aligned, timings["align"] = stage("align", Zoo.load, lambda d: saved(
         align_zoo(zoo, exp, data, progress), d))
-    pca, timings["pca"] = stage("pca", lambda d: DualPCA.load(d / "pca.safetensors"), lambda d: _saved(
+    pca, timings["pca"] = stage("pca", lambda d: DualPCA.load(d / "pca.safetensors"), lambda d: saved(
         DualPCA(exp.pca.n_components, exp.pca.variance, device=device).fit(aligned.vectors()),
         d / "pca.safetensors"))
     codes = pca.transform(aligned.vectors())
-    flow, timings["flow"] = stage("flow", Flow.load, lambda d: _saved(
+    flow, timings["flow"] = stage("flow", Flow.load, lambda d: saved(
         flow_mod.fit(codes, exp.flow, progress=progress), d))
 
     run = Run(exp, root, data, zoo, aligned, pca, codes, flow)
@@ -118,8 +118,8 @@ def build(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool =
         def report(d: Path) -> Report:
             gen = sample(run)
             Zoo(exp.arch, gen.params, info={"generated": True}).save(d / "generated")
-            rep = _saved(evaluate_run(run, gen, progress=progress), d / "report.json")
-            return _saved(rep, root / "report.json")
+            rep = saved(evaluate_run(run, gen, progress=progress), d / "report.json")
+            return saved(rep, root / "report.json")
 
         run.report, _ = stage("report", lambda d: Report.load(d / "report.json"), report)
     return run
@@ -128,17 +128,18 @@ def build(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool =
 def zoo_stage(exp: Experiment, data: Dataset, artifacts: str | Path = "artifacts", progress: bool = True,
               device: str = "auto", tell: Callable[[str], None] = lambda name: None) -> tuple[Zoo, float]:
     """(the experiment's trained zoo, seconds its training took), from the cache when built."""
-    return _cached(stage_dir(exp, "zoo", artifacts), exp, "zoo", Zoo.load, lambda d: train_zoo(
+    return cached_stage(stage_dir(exp, "zoo", artifacts), exp, "zoo", Zoo.load, lambda d: train_zoo(
         data, exp.arch, exp.zoo, out_dir=d, progress=progress, device=device), tell)
 
 
-def _saved(artifact, path: Path):
+def saved(artifact, path: Path):
+    """`artifact.save(path)`, then the artifact (for stage functions that compute and save)."""
     artifact.save(path)
     return artifact
 
 
-def _cached(folder: Path, exp: Experiment, name: str, load: Callable[[Path], object],
-            compute: Callable[[Path], object], tell: Callable[[str], None]) -> tuple:
+def cached_stage(folder: Path, exp: Experiment, name: str, load: Callable[[Path], object],
+                 compute: Callable[[Path], object], tell: Callable[[str], None]) -> tuple:
     """(artifact, seconds its computation took): loaded from the stage folder when cached for
     this config, else computed (the function saves into the folder) and marked done."""
     tell(name)
