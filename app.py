@@ -27,6 +27,10 @@ def _(mo):
     then tests them on the held-out test split beside the zoo and two trivial baselines: *noisy
     copies* of zoo members and *interpolations* between aligned pairs. Good generated networks
     are as accurate as the zoo without being copies of it.
+
+    A *conditional* experiment holds one flow over the zoos of several datasets; pick the label
+    (the dataset to generate for) and the guidance weight *w* (0 ignores the label, 1 follows
+    it, more than 1 is classifier-free guidance).
     """)
     return
 
@@ -42,19 +46,27 @@ def _(mo):
 @app.cell
 def _(dwf, mo):
     @mo.cache
-    def load_run(name: str, profile: str, artifacts: str):
+    def load_run(name: str, profile: str, artifacts: str, conditional: bool):
         """Every artifact up to the flow (trained where missing), kept in memory per experiment."""
-        exp = dwf.experiments.get(name, profile)
-        with mo.status.progress_bar(total=5, title=f"{name} [{profile}]", remove_on_exit=True) as bar:
-            return dwf.pipeline.build(exp, artifacts, progress=False, evaluate=False,
-                                      on_stage=lambda stage: bar.update(subtitle=f"stage: {stage}"))
+        if conditional:
+            exp = dwf.experiments.conditional(name, profile)
+            build, n_stages = dwf.conditional.build, 4 + len(exp.members)
+        else:
+            exp = dwf.experiments.get(name, profile)
+            build, n_stages = dwf.pipeline.build, 5
+        with mo.status.progress_bar(total=n_stages, title=f"{name} [{profile}]", remove_on_exit=True) as bar:
+            return build(exp, artifacts, progress=False, evaluate=False,
+                         on_stage=lambda stage: bar.update(subtitle=f"stage: {stage}"))
 
     return (load_run,)
 
 
 @app.cell
 def _(dwf, mo):
-    experiment = mo.ui.dropdown(dwf.experiments.names(), value="fmnist_mlp", label="Experiment")
+    experiment = mo.ui.dropdown(
+        {**{n: n for n in dwf.experiments.names()},
+         **{f"{n} (conditional)": n for n in dwf.experiments.CONDITIONAL}},
+        value="fmnist_mlp", label="Experiment")
     experiment
     return (experiment,)
 
@@ -68,36 +80,45 @@ def _(mo):
 @app.cell
 def _(artifacts, dwf, experiment, get_trainings, mo, profile):
     get_trainings()
-    exp = dwf.experiments.get(experiment.value, profile)
-    built = dwf.pipeline.is_built(exp, artifacts, stage="flow")
+    conditional = experiment.value in dwf.experiments.CONDITIONAL
+    try:
+        exp = (dwf.experiments.conditional if conditional else dwf.experiments.get)(experiment.value, profile)
+    except dwf.DwfError as _e:
+        mo.stop(True, mo.callout(str(_e), kind="danger"))
+    built = (dwf.conditional.is_built(exp, artifacts) if conditional
+             else dwf.pipeline.is_built(exp, artifacts, stage="flow"))
+    _where = dwf.conditional.root(exp, artifacts) if conditional else dwf.pipeline.experiment_dir(exp, artifacts)
     train = mo.ui.run_button(label=f"Train the {profile} profile")
     None if built else mo.vstack([
-        mo.callout(mo.md(f"No trained **{exp.name}** [{profile}] in "
-                         f"`{dwf.pipeline.experiment_dir(exp, artifacts)}` yet. Training fits the "
-                         "zoo, aligns it, compresses it and fits the flow (smoke: seconds, "
-                         "quick: minutes, paper: hours)."), kind="warn"),
+        mo.callout(mo.md(f"No trained **{exp.name}** [{profile}] in `{_where}` yet. Training fits the "
+                         + ("member zoos, aligns them to one basis" if conditional else "zoo, aligns it")
+                         + ", compresses it and fits the flow (smoke: seconds, quick: minutes, "
+                         "paper: hours)."), kind="warn"),
         train,
     ])
-    return built, exp, train
+    return built, conditional, exp, train
 
 
 @app.cell
-def _(artifacts, built, dwf, exp, load_run, mo, profile, set_trainings, train):
+def _(artifacts, built, conditional, dwf, exp, load_run, mo, profile, set_trainings, train):
     mo.stop(not (built or train.value))
     try:
-        run = load_run(exp.name, profile, artifacts)
+        run = load_run(exp.name, profile, artifacts, conditional)
     except dwf.DwfError as _e:
         mo.stop(True, mo.callout(str(_e), kind="danger"))
     if not built:
         set_trainings(lambda n: n + 1)
-    mo.md(f"**{exp.name}** [{profile}]: a zoo of {run.zoo.n} `{exp.arch.kind}` networks with "
-          f"{run.aligned.layout.dim:,} weights each, compressed to {run.pca.n_components_} "
-          f"PCA components; the flow trained for {exp.flow.steps:,} steps.")
+    _zoo = (f"one conditional flow over {run.aligned.n} `{exp.arch.kind}` networks ("
+            + ", ".join(f"{z.n} on {name}" for z, name in zip(run.zoos, exp.labels)) + ")"
+            if conditional else f"a zoo of {run.zoo.n} `{exp.arch.kind}` networks")
+    mo.md(f"**{exp.name}** [{profile}]: {_zoo} with {run.aligned.layout.dim:,} weights each, "
+          f"compressed to {run.pca.n_components_} PCA components; the flow trained for "
+          f"{exp.flow.steps:,} steps.")
     return (run,)
 
 
 @app.cell
-def _(mo, run):
+def _(conditional, mo, run):
     _s = run.experiment.sample
     n_samples = mo.ui.slider(8, 256, value=64, step=8, label="samples", show_value=True)
     ode_steps = mo.ui.slider(1, 200, value=_s.steps, label="ODE steps", show_value=True)
@@ -106,27 +127,41 @@ def _(mo, run):
                               value=run.flow.spec.source_std if _s.source_std is None else _s.source_std)
     seed = mo.ui.number(start=0, stop=1_000_000, step=1, value=_s.seed, label="seed")
     sample_button = mo.ui.run_button(label="Sample")
+    class_label = (mo.ui.dropdown({name: k for k, name in enumerate(run.experiment.labels)},
+                                  value=run.experiment.labels[0], label="generate for")
+                   if conditional else None)
+    guidance = (mo.ui.number(start=0.0, stop=10.0, step=0.5, value=_s.guidance, label="guidance w")
+                if conditional else None)
     mo.vstack([
         mo.md("The *source std* scales the starting noise (the flow was trained with the "
               "default); more ODE steps or a higher-order solver follow the flow more exactly."),
         mo.hstack([n_samples, ode_steps, solver], justify="start"),
+        *([mo.hstack([class_label, guidance], justify="start")] if conditional else []),
         mo.hstack([source_std, seed, sample_button], justify="start"),
     ])
-    return n_samples, ode_steps, sample_button, seed, solver, source_std
+    return class_label, guidance, n_samples, ode_steps, sample_button, seed, solver, source_std
 
 
 @app.cell
-def _(dwf, mo, n_samples, ode_steps, run, sample_button, seed, solver, source_std):
+def _(class_label, conditional, dwf, guidance, mo, n_samples, ode_steps, run, sample_button, seed,
+      solver, source_std):
     mo.stop(not sample_button.value, mo.md("Set the controls and press **Sample**."))
+    _opts = dict(n=n_samples.value, steps=ode_steps.value, method=solver.value,
+                 source_std=source_std.value, seed=int(seed.value))
     with mo.status.spinner(title="Sampling and testing the networks..."):
         try:
-            generated = dwf.pipeline.sample(run, n=n_samples.value, steps=ode_steps.value,
-                                            method=solver.value, source_std=source_std.value,
-                                            seed=int(seed.value))
+            if conditional:   # scored on the label's own dataset, beside that dataset's zoo
+                label = class_label.value
+                generated = dwf.conditional.sample(run, label, guidance=guidance.value, **_opts)
+                report = dwf.conditional.label_report(run, label, generated)
+            else:
+                label = None
+                generated = dwf.pipeline.sample(run, **_opts)
+                report = dwf.pipeline.evaluate_run(run, generated, barrier=False)
         except dwf.DwfError as _e:
             mo.stop(True, mo.callout(str(_e), kind="danger"))
-        report = dwf.pipeline.evaluate_run(run, generated, barrier=False)
-    return generated, report
+    dataset = run.datasets[label] if conditional else run.data
+    return dataset, generated, label, report
 
 
 @app.cell
@@ -135,8 +170,10 @@ def _(dwf, generated, mo, report):
     _acc = report.metric == "accuracy"
     _name, _unit = ("accuracy", "%") if _acc else (report.metric, "")
     _sim = "max error-IoU" if _acc else "max residual correlation"
+    _on = f" on {report.extras['conditional']['labels'][report.extras['conditional']['label']]}" \
+        if "conditional" in report.extras else ""
     mo.vstack([
-        mo.md(f"### Generated: mean {_name} {report.fmt(_g['acc_mean'])}{_unit} "
+        mo.md(f"### Generated{_on}: mean {_name} {report.fmt(_g['acc_mean'])}{_unit} "
               f"(zoo {report.fmt(_z['acc_mean'])}{_unit}), novelty {_g['novelty']:.3f}, "
               f"{_sim} {_g['max_iou']:.3f}\n\n"
               f"{_g['n']} networks sampled and decoded in {generated.seconds:.2f} s."),
@@ -186,15 +223,15 @@ def _(generated, mo):
 
 
 @app.cell
-def _(dwf, generated, interpolate_button, mo, net_a, net_b, report, run):
+def _(dataset, dwf, generated, interpolate_button, mo, net_a, net_b, report, run):
     mo.stop(not interpolate_button.value)
     _i, _j = int(net_a.value), int(net_b.value)
     _sd = lambda k: {name: v[k] for name, v in generated.params.items()}  # noqa: E731
     _bn = bool(dwf.bn.batchnorms(dwf.archs.build(run.experiment.arch)))
     with mo.status.spinner(title=f"Testing 11 nets between generated nets {_i} and {_j}..."):
         _path = dwf.interpolate.interpolation_path(
-            dwf.archs.build(run.experiment.arch), _sd(_i), _sd(_j), run.data.x_test, run.data.y_test,
-            x_calib=run.data.x_train if _bn else None, task=dwf.task.task_for(run.data))
+            dwf.archs.build(run.experiment.arch), _sd(_i), _sd(_j), dataset.x_test, dataset.y_test,
+            x_calib=dataset.x_train if _bn else None, task=dwf.task.task_for(dataset))
     dwf.plots.interpolation_scores(_path.lambdas.tolist(), _path.acc.tolist(), _path.loss.tolist(),
                                    report.metric, title=f"Between generated nets {_i} and {_j}")
     return
@@ -227,13 +264,15 @@ def _(dwf, generated, mo, run):
 
 
 @app.cell
-def _(generated, mo, run, safetensors_bytes):
+def _(generated, label, mo, run, safetensors_bytes):
     def _weights() -> bytes:
         """The generated nets as a dwf zoo file: one key per tensor with a leading model axis,
         BatchNorm statistics recalibrated."""
         _exp = run.experiment
+        _for = {} if label is None else {"label": str(label), "dataset": _exp.labels[label]}
         return safetensors_bytes(generated.params, metadata={
-            "experiment": _exp.name, "profile": _exp.profile, "n_models": str(generated.vectors.shape[0])})
+            "experiment": _exp.name, "profile": _exp.profile, "n_models": str(generated.vectors.shape[0]),
+            **_for})
 
     mo.download(data=_weights, filename=f"generated_{run.experiment.name}.safetensors",
                 mimetype="application/octet-stream",

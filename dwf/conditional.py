@@ -11,18 +11,20 @@ their own experiments' (shared with them).
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import torch
 
 from . import align, archs, bn, data as data_mod, evaluate as ev, flow as flow_mod, stacked
 from .config import ConditionalExperiment
 from .data import Dataset
+from .errors import ConfigError
 from .flow import Flow
 from .pca import DualPCA
-from .pipeline import buffer_names, cached_stage, saved, symmetry, zoo_stage
+from .pipeline import buffer_names, cached_stage, is_cached, saved, symmetry, zoo_stage
 from .report import Report
 from .sample import Generated, generate
 from .task import task_for
@@ -97,72 +99,92 @@ def states(run: ConditionalRun, vectors: torch.Tensor, k: int) -> dict[str, torc
                                                run.datasets[k].x_train, n_samples=s.bn_samples, seed=s.seed)}
 
 
+def is_built(cexp: ConditionalExperiment, artifacts: str | Path = "artifacts", stage: str = "flow") -> bool:
+    """Whether `stage` (and so every stage before it) is cached for this exact config."""
+    return is_cached(root(cexp, artifacts) / stage, cexp, stage)
+
+
 def sample(run: ConditionalRun, label: int | None, n: int | None = None, guidance: float | None = None,
-           seed: int | None = None, source_std: float | None = None) -> Generated:
-    """Nets generated for `label` (None: unconditional, made ready for dataset 0)."""
+           seed: int | None = None, source_std: float | None = None, steps: int | None = None,
+           method: str | None = None) -> Generated:
+    """Nets generated for `label` (None: unconditional, made ready for dataset 0) with guidance
+    weight `guidance` (0: ignore the label, 1: plain conditional flow, > 1: classifier-free
+    guidance). Unset options come from the experiment's SampleSpec."""
     s = run.experiment.sample
-    gen = generate(run.flow, run.pca, n or s.n, s.steps, s.method,
+    if label is not None and not 0 <= label < len(run.datasets):
+        raise ConfigError(f"label {label} is not one of {run.experiment.name}'s labels "
+                          f"0..{len(run.datasets) - 1} ({', '.join(run.experiment.labels)})")
+    gen = generate(run.flow, run.pca, n or s.n, steps or s.steps, method or s.method,
                    s.source_std if source_std is None else source_std,
                    s.seed if seed is None else seed, label=label,
                    guidance=s.guidance if guidance is None else guidance)
+    t0 = time.perf_counter()
     gen.params = states(run, gen.vectors, 0 if label is None else label)
+    gen.bn_seconds = time.perf_counter() - t0 if bn.batchnorms(archs.build(run.experiment.arch)) else 0.0
     return gen
 
 
 def evaluate_run(run: ConditionalRun) -> list[Report]:
-    """One report per label k: on dataset k's test split, zoo k, the nets generated for k, its
-    noisy-copy and interpolation baselines, and the controls: nets generated for each other
-    label and at each extra guidance weight (0 = unconditional)."""
+    """One report per label k (see `label_report`): the nets generated for k, and as controls
+    the nets generated for each other label and at each extra guidance weight (0 = unconditional)."""
     cexp = run.experiment
-    model = archs.build(cexp.arch)
     names = cexp.labels
     gens = {j: sample(run, j, seed=cexp.sample.seed + j) for j in range(len(names))}
     extra = {w: {j: sample(run, j, guidance=w, seed=cexp.sample.seed + j) for j in range(len(names))}
              for w in cexp.guidance}
-    g = torch.Generator().manual_seed(cexp.eval.seed)
-    vectors = run.aligned.vectors()
     out = []
-    for k, (m, data) in enumerate(zip(cexp.members, run.datasets)):
-        zoo_vecs = vectors[run.labels == k]
-        pops = {"zoo": zoo_vecs, "generated": gens[k].vectors}
-        for w, by_label in extra.items():
-            pops["generated, no label (w=0)" if w == 0 else f"generated, guidance w={w:g}"] = by_label[k].vectors
-        for j in gens:
-            if j != k:
-                pops[f"generated for {names[j]}"] = gens[j].vectors
-        if cexp.eval.n_baseline > 0:
-            for sigma in cexp.eval.noise_sigmas:
-                pops[f"noisy σ={sigma:g}"] = ev.noisy_copies(zoo_vecs, cexp.eval.n_baseline, sigma, g)
-            pops["interpolation"] = ev.interpolations(zoo_vecs, cexp.eval.n_baseline, g)
-        task = task_for(data)
-        x, y = data.x_test, data.y_test
-        preds = {name: stacked.predict(model, states(run, v, k), x, task=task) for name, v in pops.items()}
-        ref = ev.ZooReference.build(zoo_vecs, preds["zoo"], y, task)
-        rows = {name: ev.population(name, v, preds[name], y, ref, is_zoo=name == "zoo")
-                for name, v in pops.items()}
-        zoo = run.zoos[k]
-        info = run.aligned.info
-        mask = (run.labels == k).tolist()
-        extras = {
-            "explained_variance_ratio": run.pca.explained_variance_ratio_.tolist(),
-            "flow_history": run.flow.history,
-            "zoo_val_acc": zoo.metric("val_acc").tolist(),
-            "dist_to_ref_before": [d for d, keep in zip(info.get("dist_to_ref_before", []), mask) if keep],
-            "dist_to_ref_after": [d for d, keep in zip(info.get("dist_to_ref_after", []), mask) if keep],
-            "reference": int(info.get("reference", 0)) if k == 0 else -1,
-            "n_params": run.aligned.layout.dim, "n_components": run.pca.n_components_,
-            "zoo_median_nn": ref.median_nn,
-            "conditional": {"label": k, "labels": names, "guidance": cexp.sample.guidance,
-                            "extra_guidance": list(cexp.guidance), "n_zoo_nets": len(run.labels)},
-        }
-        timings = {**run.timings, "sample": sum(gg.seconds for gg in gens.values())}
-        paper = {"task": f"conditional {_describe(cexp)}: label {k} = {names[k]}, one flow over "
-                         f"{' + '.join(names)} zoos"}
-        out.append(Report(f"{cexp.name}_{names[k]}", cexp.profile, cexp.to_dict(),
-                          [r.summary(ref.median_nn) for r in rows.values()],
-                          {name: r.to_dict() for name, r in rows.items()}, timings, extras, paper,
-                          metric=task.metric))
+    for k in range(len(names)):
+        controls = {("generated, no label (w=0)" if w == 0 else f"generated, guidance w={w:g}"): by_label[k].vectors
+                    for w, by_label in extra.items()}
+        controls |= {f"generated for {names[j]}": gens[j].vectors for j in gens if j != k}
+        out.append(label_report(run, k, gens[k], controls,
+                                sample_seconds=sum(g.seconds for g in gens.values())))
     return out
+
+
+def label_report(run: ConditionalRun, k: int, generated: Generated,
+                 controls: Mapping[str, torch.Tensor] | None = None,
+                 sample_seconds: float | None = None) -> Report:
+    """Label k's report, all on dataset k's test split: zoo k, `generated` (nets generated for
+    k), its noisy-copy and interpolation baselines, and any `controls` {name: flat weights (n, d)}."""
+    cexp = run.experiment
+    model = archs.build(cexp.arch)
+    names = cexp.labels
+    g = torch.Generator().manual_seed(cexp.eval.seed)
+    zoo_vecs = run.aligned.vectors()[run.labels == k]
+    pops = {"zoo": zoo_vecs, "generated": generated.vectors, **(controls or {})}
+    if cexp.eval.n_baseline > 0:
+        for sigma in cexp.eval.noise_sigmas:
+            pops[f"noisy σ={sigma:g}"] = ev.noisy_copies(zoo_vecs, cexp.eval.n_baseline, sigma, g)
+        pops["interpolation"] = ev.interpolations(zoo_vecs, cexp.eval.n_baseline, g)
+    data = run.datasets[k]
+    task = task_for(data)
+    x, y = data.x_test, data.y_test
+    preds = {name: stacked.predict(model, states(run, v, k), x, task=task) for name, v in pops.items()}
+    ref = ev.ZooReference.build(zoo_vecs, preds["zoo"], y, task)
+    rows = {name: ev.population(name, v, preds[name], y, ref, is_zoo=name == "zoo")
+            for name, v in pops.items()}
+    info = run.aligned.info
+    mask = (run.labels == k).tolist()
+    extras = {
+        "explained_variance_ratio": run.pca.explained_variance_ratio_.tolist(),
+        "flow_history": run.flow.history,
+        "zoo_val_acc": run.zoos[k].metric("val_acc").tolist(),
+        "dist_to_ref_before": [d for d, keep in zip(info.get("dist_to_ref_before", []), mask) if keep],
+        "dist_to_ref_after": [d for d, keep in zip(info.get("dist_to_ref_after", []), mask) if keep],
+        "reference": int(info.get("reference", 0)) if k == 0 else -1,
+        "n_params": run.aligned.layout.dim, "n_components": run.pca.n_components_,
+        "zoo_median_nn": ref.median_nn,
+        "conditional": {"label": k, "labels": names, "guidance": cexp.sample.guidance,
+                        "extra_guidance": list(cexp.guidance), "n_zoo_nets": len(run.labels)},
+    }
+    timings = {**run.timings, "sample": generated.seconds if sample_seconds is None else sample_seconds}
+    paper = {"task": f"conditional {_describe(cexp)}: label {k} = {names[k]}, one flow over "
+                     f"{' + '.join(names)} zoos"}
+    return Report(f"{cexp.name}_{names[k]}", cexp.profile, cexp.to_dict(),
+                  [r.summary(ref.median_nn) for r in rows.values()],
+                  {name: r.to_dict() for name, r in rows.items()}, timings, extras, paper,
+                  metric=task.metric)
 
 
 def _describe(cexp: ConditionalExperiment) -> str:

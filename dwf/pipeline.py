@@ -19,7 +19,7 @@ import torch
 
 from . import align, archs, bn, data as data_mod, evaluate as ev, flow as flow_mod, frontier, stacked
 from . import interpolate as interp, transfer as transfer_mod
-from .config import Experiment, TransferSpec
+from .config import ConditionalExperiment, Experiment, TransferSpec
 from .data import Dataset
 from .errors import DatasetUnavailable
 from .flow import Flow
@@ -311,7 +311,12 @@ def _transfer(run: Run, generated: dict[str, torch.Tensor], spec: TransferSpec, 
 
 def is_built(exp: Experiment, artifacts: str | Path = "artifacts", stage: str = "report") -> bool:
     """Whether `stage` (and so every stage before it) is cached for this exact config."""
-    marker = stage_dir(exp, stage, artifacts) / "stage.json"
+    return is_cached(stage_dir(exp, stage, artifacts), exp, stage)
+
+
+def is_cached(folder: Path, exp: Experiment | ConditionalExperiment, stage: str) -> bool:
+    """Whether `folder` holds stage `stage`, finished for exactly `exp`'s config."""
+    marker = folder / "stage.json"
     try:
         return marker.exists() and load_json(marker).get("hash") == exp.stage_hash(stage)
     except Exception:

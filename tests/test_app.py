@@ -1,7 +1,7 @@
 """The app in a real browser: `marimo run app.py` served locally on a copy of the smoke artifacts,
 driven by Playwright in headless Chromium. Sampling must put the generated nets' accuracy, the
 plots and a download on the page; a new seed must change them; an experiment without artifacts
-must offer training and then sample."""
+must offer training and then sample; a conditional flow samples for the chosen label."""
 from __future__ import annotations
 
 import os
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-quic", "--no-first-run"]
-SUMMARY = re.compile(r"Generated: mean accuracy \d+\.\d+%")
+SUMMARY = re.compile(r"Generated( on \w+)?: mean accuracy \d+\.\d+%")
 SHOTS = ROOT / "artifacts" / "screenshots"   # kept for a look after the run (gitignored)
 
 
@@ -145,5 +145,28 @@ def test_sampling_and_training_in_the_browser(server, tmp_path):
             ids = torch.tensor([[2, 5, 3]])
             assert bert(ids).shape == (1, 1) and (folder / "tokenizer_config.json").exists()
             page.screenshot(path=str(SHOTS / "bert.png"), full_page=True)
+
+            # a conditional flow: trained from the page, then sampled for its second label with
+            # guidance; its nets are scored on that label's dataset and download with the label
+            page.get_by_role("combobox", name="Experiment").select_option("fmnist_digits_mlp (conditional)")
+            train = page.get_by_role("button", name="Train the smoke profile")
+            expect(train).to_be_visible(timeout=30_000)
+            train.click()
+            expect(page.get_by_text(re.compile(r"one conditional flow over 16 mlp networks \(8 on fmnist, "
+                                               r"8 on digits28\)"))).to_be_visible(timeout=120_000)
+            page.get_by_role("combobox", name="generate for").select_option("digits28")
+            page.get_by_role("textbox", name=re.compile("guidance w")).fill("2")
+            page.get_by_role("button", name="Sample").click()
+            heading = page.get_by_role("heading", name=re.compile(r"Generated on digits28: mean accuracy"))
+            expect(heading).to_be_visible(timeout=60_000)
+            expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=30_000)
+            page.screenshot(path=str(SHOTS / "conditional.png"), full_page=True)
+            with page.expect_download(timeout=30_000) as dl:
+                page.get_by_text("Download the generated weights").click()
+            path = tmp_path / "conditional.safetensors"
+            dl.value.save_as(path)
+            with safe_open(str(path), "pt") as f:
+                assert f.metadata()["dataset"] == "digits28" and f.metadata()["label"] == "1"
+            assert Zoo(experiments.conditional("fmnist_digits_mlp", "smoke").arch, load_file(str(path))).n == 64
         finally:
             browser.close()

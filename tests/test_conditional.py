@@ -30,6 +30,15 @@ def test_conditional_flow_generates_nets_for_each_dataset(artifacts):
     gen = conditional.sample(run, 1, n=3, guidance=2.0)
     assert gen.vectors.shape == (3, run.aligned.layout.dim)
     assert set(gen.params) == set(run.aligned.params)
+    # the app's path: any nets scored for one label, beside that label's zoo and baselines
+    rep = conditional.label_report(run, 1, conditional.sample(run, 1, n=12, seed=5, steps=20, method="euler"))
+    assert rep.row("zoo") == run.reports[1].row("zoo")          # same zoo, same test split
+    assert rep.row("generated")["n"] == 12 and rep.extras["conditional"]["label"] == 1
+    assert {r["name"] for r in rep.rows} >= {"zoo", "generated", "interpolation"}
+    assert conditional.is_built(cexp, artifacts)
+    assert not conditional.is_built(cexp, artifacts / "elsewhere")
+    with pytest.raises(ConfigError, match="label 2 is not one of"):
+        conditional.sample(run, 2)
 
 
 def test_conditional_experiments_need_one_architecture_and_two_zoos():
