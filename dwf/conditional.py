@@ -137,14 +137,12 @@ def evaluate_run(run: ConditionalRun) -> list[Report]:
         controls = {("generated, no label (w=0)" if w == 0 else f"generated, guidance w={w:g}"): by_label[k].vectors
                     for w, by_label in extra.items()}
         controls |= {f"generated for {names[j]}": gens[j].vectors for j in gens if j != k}
-        out.append(label_report(run, k, gens[k], controls,
-                                sample_seconds=sum(g.seconds for g in gens.values())))
+        out.append(label_report(run, k, gens[k], controls))
     return out
 
 
 def label_report(run: ConditionalRun, k: int, generated: Generated,
-                 controls: Mapping[str, torch.Tensor] | None = None,
-                 sample_seconds: float | None = None) -> Report:
+                 controls: Mapping[str, torch.Tensor] | None = None) -> Report:
     """Label k's report, all on dataset k's test split: zoo k, `generated` (nets generated for
     k), its noisy-copy and interpolation baselines, and any `controls` {name: flat weights (n, d)}."""
     cexp = run.experiment
@@ -178,7 +176,7 @@ def label_report(run: ConditionalRun, k: int, generated: Generated,
         "conditional": {"label": k, "labels": names, "guidance": cexp.sample.guidance,
                         "extra_guidance": list(cexp.guidance), "n_zoo_nets": len(run.labels)},
     }
-    timings = {**run.timings, "sample": generated.seconds if sample_seconds is None else sample_seconds}
+    timings = {**run.timings, "sample": generated.seconds}
     paper = {"task": f"conditional {_describe(cexp)}: label {k} = {names[k]}, one flow over "
                      f"{' + '.join(names)} zoos"}
     return Report(f"{cexp.name}_{names[k]}", cexp.profile, cexp.to_dict(),

@@ -176,19 +176,24 @@ _REGISTRY |= {
 }
 
 
+SMALL_FLOW = {"mlp": 64, "vit": 128}   # the paper's small-flow ablation widths (PAPER.md)
+
+
 def ablations(exp: Experiment) -> list[Experiment]:
     """The variants `make reproduce` runs beside an experiment, scored on the generated nets only
     (no baselines, barrier, transfer or frontier): the same pipeline without re-basin /
-    TransFusion (the paper's alignment ablation), and for MLPs also the paper's small-flow
-    ablation (flow width h = 64), aligned and not."""
+    TransFusion (the paper's alignment ablation), and for MLPs and ViTs also the paper's
+    small-flow ablation (flow width h = 64 for MLPs, 128 for ViTs), aligned and not."""
     light = replace(exp.eval, noise_sigmas=(), n_baseline=0, interpolation=False, frontier_stds=())
     none = replace(exp.align, method="none")
     out = [exp.ablation("unaligned", align=none, eval=light, transfer=())]
-    if exp.arch.kind == "mlp":
-        small = replace(exp.flow, hidden=64)
-        out += [exp.ablation("flow-h64", flow=small, eval=light),
-                exp.ablation("flow-h64-unaligned", flow=small, align=none, eval=light)]
+    h = SMALL_FLOW.get(exp.arch.kind)
+    if h:
+        small = replace(exp.flow, hidden=h)
+        out += [exp.ablation(f"flow-h{h}", flow=small, eval=light),
+                exp.ablation(f"flow-h{h}-unaligned", flow=small, align=none, eval=light)]
     return out
+
 
 
 def _conditional(name: str, members: tuple[str, ...]) -> dict[str, ConditionalExperiment]:

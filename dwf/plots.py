@@ -252,3 +252,50 @@ def transfer_curves(result: Mapping, title: str = "Few-shot transfer") -> go.Fig
                                  name=f"{init} (n={n})", line=dict(color=colors[init])))
     return _layout(fig, f"{title}: {result['target']}", "fine-tuning epochs (0: linear probe on frozen features)",
                    "test accuracy (%)")
+
+
+def latent_scatter(codes: Mapping[str, object], dims: tuple[int, int] = (0, 1),
+                   title: str = "Nets in the first two PCA coordinates") -> go.Figure:
+    """One marker per net: codes {population: (n, k) array} projected on latent dims `dims`."""
+    fig = go.Figure()
+    colors = population_colors(list(codes))
+    a, b = dims
+    for name, z in codes.items():
+        fig.add_scatter(x=z[:, a].tolist(), y=z[:, b].tolist(), mode="markers", name=name,
+                        marker=dict(size=9 if name == "zoo" else 6, opacity=0.75, color=colors[name],
+                                    symbol="diamond" if name == "zoo" else "circle"))
+    return _layout(fig, title, f"PCA coordinate {a + 1}", f"PCA coordinate {b + 1}")
+
+
+def flow_alignment(cells: Mapping[tuple[str, str], tuple[float, float]], zoo_score: float,
+                   metric: str = "accuracy",
+                   title: str = "Generated nets by flow width, with and without re-basin") -> go.Figure:
+    """Grouped bars of mean ± std score: cells {(flow width label, alignment label): (mean, std)}
+    (the paper's alignment ablation), the zoo mean dashed."""
+    f = score_format(metric)[0]
+    fig = go.Figure()
+    series = list(dict.fromkeys(s for _, s in cells))
+    colors = dict(zip(series, (COLORS["generated"], "#7f7f7f", *_OTHERS)))
+    for s in series:
+        xs = [x for x, s2 in cells if s2 == s]
+        fig.add_bar(x=xs, y=[f * cells[x, s][0] for x in xs], name=s, marker_color=colors[s],
+                    error_y=dict(type="data", array=[f * cells[x, s][1] for x in xs]),
+                    text=[f"{f * cells[x, s][0]:.{score_format(metric)[1]}f}" for x in xs],
+                    textposition="inside")
+    fig.add_hline(y=f * zoo_score, line_dash="dash", line_color=COLORS["zoo"],
+                  annotation_text="zoo mean", annotation_position="top right")
+    fig.update_layout(barmode="group")
+    return _layout(fig, title, "velocity network", _score_label(metric))
+
+
+def stage_timings(timings: Mapping[str, float], title: str = "Where the time goes") -> go.Figure:
+    """Seconds per pipeline stage as horizontal bars (log axis: stages span milliseconds to hours)."""
+    names = list(timings)
+    fig = go.Figure(go.Bar(x=[max(timings[k], 1e-3) for k in names], y=names, orientation="h",
+                           text=[f"{timings[k]:.2f} s" for k in names], textposition="outside",
+                           cliponaxis=False, marker_color=COLORS["zoo"]))
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(autorange="reversed")
+    fig = _layout(fig, title, "seconds (log)", "")
+    fig.update_layout(margin=dict(r=90))
+    return fig

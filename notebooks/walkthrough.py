@@ -326,6 +326,34 @@ def _(dwf, mo, report):
 @app.cell(hide_code=True)
 def _(mo):
     mo.md(r"""
+    Where do these nets sit? Below, every net in the first two PCA coordinates of the aligned
+    zoo: the zoo's codes, freshly generated codes (same seed as above), and the baselines
+    projected the same way. Interpolations lie on the segments between members; noisy copies sit
+    on top of their originals, because isotropic weight noise falls almost entirely outside the
+    few directions in which zoo members differ.
+    """)
+    return
+
+
+@app.cell
+def _(dwf, exp, run, torch):
+    _s = exp.sample
+    _gen = dwf.sample.generate(run.flow, run.pca, _s.n, _s.steps, _s.method, _s.source_std, _s.seed)
+    _zoo = run.aligned.vectors()
+    _pops = {"zoo": run.codes, "generated": _gen.codes}
+    _g = torch.Generator().manual_seed(exp.eval.seed)
+    if exp.eval.n_baseline:
+        for _sigma in exp.eval.noise_sigmas:
+            _pops[f"noisy σ={_sigma:g}"] = run.pca.transform(
+                dwf.evaluate.noisy_copies(_zoo, exp.eval.n_baseline, _sigma, _g))
+        _pops["interpolation"] = run.pca.transform(dwf.evaluate.interpolations(_zoo, exp.eval.n_baseline, _g))
+    dwf.plots.latent_scatter({_k: _v.numpy() for _k, _v in _pops.items()})
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
     ## 8. Novelty: new networks, or copies?
 
     A generator that reproduces its training nets scores the zoo's accuracy for free. Two views
@@ -382,7 +410,53 @@ def _(dwf, mo, report):
 @app.cell(hide_code=True)
 def _(mo):
     mo.md(r"""
-    ## 9. Transfer: are generated nets useful starting points?
+    ## 9. Ablations: what each ingredient buys
+
+    The same zoo, with one thing changed at a time (`dwf.experiments.ablations`):
+
+    - **flow width × alignment** (the paper's ablation): the velocity network at its default
+      width and at the paper's small width (h = 64 for MLPs, 128 for ViTs), each fitted on
+      aligned and on unaligned weights. Re-basin matters most when the flow is small;
+    - **source std**: how far from the zoo sampling may start (the frontier above sweeps it);
+    - **BatchNorm recalibration**: generated ResNets with re-estimated running statistics
+      against the same nets with the zoo's mean statistics.
+    """)
+    return
+
+
+@app.cell
+def _(artifacts, dwf, exp, mo, report):
+    with mo.status.spinner(title="Building the ablation variants (cached after the first run)"):
+        _variants = [dwf.pipeline.build(_e, artifacts, progress=False).report for _e in dwf.experiments.ablations(exp)]
+    _cells = dwf.paper.flow_alignment_cells(report, _variants)
+    print("ablation " + ", ".join(f"{w} {a}: {report.fmt(m)}" for (w, a), (m, _) in _cells.items()))
+    mo.vstack([dwf.plots.flow_alignment(_cells, report.row("zoo")["acc_mean"], report.metric),
+               mo.md(dwf.paper.ablation_markdown(report, _variants))])
+    return
+
+
+@app.cell
+def _(dwf, mo, report):
+    _gen = [p for p in report.extras.get("frontier", []) if p["family"] == "generated"]
+    _sweep = mo.md("**Source std.** " + (", ".join(
+        f"s = {p['param']:g}{' (paper recipe)' if p.get('recipe') else ''}: {report.fmt(p['acc_mean'])} at "
+        f"novelty {p['novelty']:.3f}" for p in _gen) + ". A wider start buys novelty with score."
+        if _gen else "This experiment has no frontier sweep; `fmnist_mlp` and `fmnist_resnet20` have one."))
+    _names = ("zoo", "zoo, BN recalibrated", "generated", "generated, no BN recalibration")
+    _bn = (dwf.plots.accuracy_distributions({n: report.populations[n]["acc"] for n in _names},
+                                            title="BatchNorm statistics: recalibrated or the zoo's mean",
+                                            metric=report.metric)
+           if all(n in report.populations for n in _names) else
+           mo.md("**BatchNorm recalibration.** This architecture has no BatchNorm; pick "
+                 "`fmnist_resnet20` to see it matter."))
+    mo.vstack([_sweep, _bn])
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## 10. Transfer: are generated nets useful starting points?
 
     For experiments with a transfer target, the backbones of generated nets, of zoo members and
     of randomly initialized nets start a *new* task with only a few labelled images per class
@@ -404,7 +478,7 @@ def _(dwf, mo, report):
 @app.cell(hide_code=True)
 def _(mo):
     mo.md(r"""
-    ## 10. Conditional generation: one flow, several zoos
+    ## 11. Conditional generation: one flow, several zoos
 
     Zoos of one architecture trained on different datasets (here the MLP 784-32-32-10 on
     Fashion-MNIST and on the digits resized to 28×28) are aligned to one reference, compressed by
@@ -440,7 +514,33 @@ def _(artifacts, dwf, mo, profile):
 @app.cell(hide_code=True)
 def _(mo):
     mo.md(r"""
-    ## 11. Results
+    ## 12. Timings
+
+    Every stage's wall time on this machine (a stage loaded from the cache reports the time it
+    took when it was computed). The zoo is trained once, all members at once; after that a new
+    net costs one ODE solve and one matrix product.
+    """)
+    return
+
+
+@app.cell
+def _(dwf, mo, report):
+    _t = report.timings
+    _nz, _ng = report.row("zoo")["n"], report.row("generated")["n"]
+    mo.vstack([
+        mo.md(f"Training the zoo took {_t.get('zoo', float('nan')):.1f} s, "
+              f"{_t.get('zoo', float('nan')) / _nz:.2f} s per net; generating {_ng} nets took "
+              f"{_t.get('sample', float('nan')):.2f} s, {1000 * _t.get('sample', float('nan')) / _ng:.1f} ms "
+              "per net (sampling and decoding; testing them is extra)."),
+        dwf.plots.stage_timings(_t),
+    ])
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## 13. Results
     """)
     return
 

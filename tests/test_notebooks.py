@@ -2,16 +2,18 @@
 dwf.paper's writers on a hand-made report."""
 from __future__ import annotations
 
+import copy
 import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import papermill
 import pytest
 
-from dwf import experiments, paper, pipeline
+from dwf import experiments, paper, pipeline, plots
 from dwf.errors import DwfError
 from dwf.report import Report
 
@@ -30,6 +32,13 @@ def test_walkthrough_runs_headless(artifacts, experiment):
     m = re.search(r"max \|f\(x\) - f_permuted\(x\)\| over \d+ test inputs: (\S+)", proc.stdout)
     assert m, proc.stdout[-2000:]
     assert float(m.group(1)) < 1e-4
+    # the ablation section found the experiment's variants: default and small flow, aligned and not
+    cells = re.search(r"^ablation (.*)$", proc.stdout, re.M)
+    assert cells, proc.stdout[-2000:]
+    small = {"fmnist_mlp": ", flow h=64", "fmnist_vit": ", flow h=128"}.get(experiment)
+    assert cells.group(1).count("flow h=") == (4 if small else 2) and "unaligned" in cells.group(1)
+    if small:
+        assert small + " aligned" in cells.group(1) and small + " unaligned" in cells.group(1)
     # the conditional section: each label's nets beat the nets generated for the other label
     rows = re.findall(r"conditional label \d \((\w+)\): zoo (\S+), generated (\S+), generated for \w+ (\S+)",
                       proc.stdout)
@@ -113,10 +122,10 @@ def test_results_markdown_on_a_handmade_report():
     a, b = _report("toy"), _report("other", paper_numbers=False)
     md = paper.results_markdown([a, b])
     lines = md.splitlines()
-    toy = [line for line in lines if line.startswith("| toy |")]
+    toy = [line for line in lines if line.startswith("| toy | smoke |")]
     assert toy == ["| toy | smoke | 1234 | accuracy (%) | 90.00 ± 1.00 | 88.50 ± 2.00 | -1.50 pp | 0.050 | "
                    "0.930 | 96.32 ± 0.20 | 96.17 ± 0.31 | -0.15 |"]
-    other = [line for line in lines if line.startswith("| other |")]
+    other = [line for line in lines if line.startswith("| other | smoke |")]
     assert len(other) == 1 and other[0].endswith("| — | — | — |")
     assert a.markdown_rows() in md and b.markdown_rows() in md
     assert "## toy [smoke] — MLP / MNIST" in md and "Paper note: shown only qualitatively." in md
@@ -125,7 +134,7 @@ def test_results_markdown_on_a_handmade_report():
     assert "Timings (s): zoo 1.0, align 0.3, flow 2.5, custom 0.1" in md
     assert "PCA components: 3 (90.0 % of the variance)" in md
     assert "*Novelty*" in md and "*Max error-IoU*" in md
-    assert md.index("| toy |") < md.index("| other |") < md.index("## toy")
+    assert md.index("| toy | smoke |") < md.index("| other | smoke |") < md.index("## toy")
 
 
 def test_variants_and_transfer_in_results_markdown():
@@ -184,6 +193,52 @@ def test_write_is_atomic_and_html_byte_stable(tmp_path, monkeypatch):
     with pytest.raises(DwfError, match="browser crashed.*chromium"):
         paper.write([rep], tmp_path / "c")
     assert not [p for p in (tmp_path / "c").rglob("*") if p.is_file()]
+
+
+def _variant(base: Report, name: str, acc: float, **changes) -> Report:
+    var = copy.deepcopy(base)
+    var.variant = name
+    for key, value in changes.items():
+        stage, field = key.split("__")
+        var.config.setdefault(stage, {})[field] = value
+    var.rows = [dict(r, acc_mean=acc) if r["name"] == "generated" else r for r in var.rows]
+    return var
+
+
+def test_cross_experiment_tables_set_paper_numbers_beside_ours():
+    base = _report("digits_mlp")
+    base.config = {"align": {"method": "weight_matching"}, "flow": {"hidden": 512}}
+    base.timings = {"zoo": 20.0, "sample": 0.5, "flow": 3.0}
+    variants = [_variant(base, "unaligned", 0.80, align__method="none"),
+                _variant(base, "flow-h64", 0.60, flow__hidden=64),
+                _variant(base, "flow-h64-unaligned", 0.20, flow__hidden=64, align__method="none"),
+                _variant(base, "other", 0.5, pca__n_components=3)]      # not part of the grid
+    md = paper.results_markdown([base, *variants])
+    rows = {line.split(" | ")[0]: line for line in md.splitlines() if line.startswith("| MNIST MLP, flow")}
+    assert rows["| MNIST MLP, flow h=512: aligned vs unaligned (ours: sklearn digits)"].endswith(
+        "| 96.17 vs 96.19 | 88.50 ± 2.00 vs 80.00 ± 2.00 |")
+    assert rows["| MNIST MLP, flow h=64: aligned vs unaligned (ours: sklearn digits)"].endswith(
+        "| 60.00 ± 2.00 vs 20.00 ± 2.00 |")
+    assert "| ViT, flow h=128: aligned vs unaligned" in md and "not in this run |" in md
+    assert "| 0.930 vs 0.850 |" in md                        # max error-IoU: generated vs σ=0.01 copies
+    assert "| digits_mlp | accuracy (%) | 88.50 / 0.050 | 90.00 / 0.010 | 89.00 / 0.150 | 70.00 / 0.450 |" in md
+    # timings: 20 s for 10 zoo nets, 0.5 s for 20 generated nets
+    assert "| digits_mlp | 10 | 20.0 | — | — | 3.0 | 0.5 | — | — | — | 2.00 | 25.0 |" in md
+    cells = paper.flow_alignment_cells(base, variants)
+    assert list(cells) == [("flow h=512", "aligned (weight_matching)"), ("flow h=512", "unaligned"),
+                           ("flow h=64", "aligned (weight_matching)"), ("flow h=64", "unaligned")]
+    assert cells["flow h=64", "unaligned"] == (0.20, 0.02)
+    fig = plots.flow_alignment(cells, 0.9)
+    assert [t.name for t in fig.data] == ["aligned (weight_matching)", "unaligned"]
+    assert list(fig.data[1].y) == [80.0, 20.0]
+
+
+def test_stage_timings_and_latent_scatter_figures():
+    fig = plots.stage_timings({"zoo": 10.0, "pca": 0.0, "flow": 2.0})
+    assert list(fig.data[0].y) == ["zoo", "pca", "flow"] and fig.data[0].x[1] == 1e-3   # log axis floor
+    z = np.arange(12.0).reshape(4, 3)
+    fig = plots.latent_scatter({"zoo": z, "generated": z + 1}, dims=(1, 2))
+    assert list(fig.data[1].x) == [2.0, 5.0, 8.0, 11.0] and fig.layout.yaxis.title.text == "PCA coordinate 3"
 
 
 def test_ablation_changes_ignore_tuples_read_back_as_lists():
