@@ -75,6 +75,13 @@ def population(name: str, vectors: torch.Tensor, preds: torch.Tensor, y: torch.T
                       sim.max(1).values.tolist())
 
 
+def error_similarity(preds: torch.Tensor, ref_preds: torch.Tensor, y: torch.Tensor,
+                     task: Task = CLASSIFICATION) -> torch.Tensor:
+    """(m, n) similarity of each net's errors (preds (m, N)) with each reference net's
+    (ref_preds (n, N)): IoU of the misclassified sets, or the correlation of residuals."""
+    return task.similarity(task.signature(preds, y), task.signature(ref_preds, y))
+
+
 def noisy_copies(vectors: torch.Tensor, n: int, sigma: float, generator: torch.Generator) -> torch.Tensor:
     """Baseline: zoo members (cycled) plus N(0, sigma^2) weight noise. (n, d)"""
     idx = torch.arange(n) % vectors.shape[0]

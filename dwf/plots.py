@@ -299,3 +299,16 @@ def stage_timings(timings: Mapping[str, float], title: str = "Where the time goe
     fig = _layout(fig, title, "seconds (log)", "")
     fig.update_layout(margin=dict(r=90))
     return fig
+
+
+def error_similarity_heatmap(sim, rows: Sequence[str], cols: Sequence[str], metric: str = "accuracy",
+                             title: str = "Error similarity with each zoo member") -> go.Figure:
+    """sim: (m, n) array, net i against zoo member j (error-set IoU, or residual correlation)."""
+    label = "error-set IoU" if metric == "accuracy" else "residual correlation"
+    fig = go.Figure(go.Heatmap(z=sim.tolist(), x=list(cols), y=list(rows), zmin=0, zmax=1,
+                               colorscale="Viridis", colorbar=dict(title=label)))
+    fig.update_yaxes(autorange="reversed", dtick=1)
+    fig.update_xaxes(dtick=1)
+    fig = _layout(fig, title, "zoo member", "")
+    fig.update_layout(height=max(440, 14 * len(rows) + 160))
+    return fig

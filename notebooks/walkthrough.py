@@ -387,6 +387,33 @@ def _(dwf, mo, report):
 @app.cell(hide_code=True)
 def _(mo):
     mo.md(r"""
+    The same question net by net: the similarity of the mistakes of 12 generated nets and 12 zoo
+    members with those of each of the 12 members (the zoo block's diagonal is each member
+    against itself). A generated row with one bright cell is a near-copy of that member (only 12
+    of the zoo's members are columns here, so most generated nets' closest member is off the
+    chart); the zoo rows show how differently independently trained nets err.
+    """)
+    return
+
+
+@app.cell
+def _(dwf, exp, report, run, torch):
+    _k = min(12, run.zoo.n)
+    _gen = dwf.pipeline.sample(run, n=12)
+    _model, _task = dwf.archs.build(exp.arch), dwf.task.task_for(run.data)
+    _x, _y = run.data.x_test, run.data.y_test
+    _pz = dwf.stacked.predict(_model, {k: v[:_k] for k, v in run.aligned.params.items()}, _x, task=_task)
+    _pg = dwf.stacked.predict(_model, _gen.params, _x, task=_task)
+    _sim = dwf.evaluate.error_similarity(torch.cat([_pg, _pz]), _pz, _y, _task)
+    dwf.plots.error_similarity_heatmap(
+        _sim.numpy(), [f"generated {i}" for i in range(len(_pg))] + [f"zoo {j}" for j in range(_k)],
+        [f"zoo {j}" for j in range(_k)], metric=report.metric)
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
     ### The accuracy–novelty frontier
 
     One point per setting: the flow sampled at growing source stds (the paper samples at its

@@ -3,7 +3,7 @@ import numpy as np
 import torch
 
 from benchmarks import bench_align, bench_pca, bench_transfusion, bench_zoo
-from dwf import ArchSpec, DataSpec, ZooSpec, archs, data, train_zoo
+from dwf import ArchSpec, DataSpec, ZooSpec, archs, data, experiments, train_zoo
 
 
 def test_sequential_loop_reproduces_train_zoo():
@@ -46,3 +46,16 @@ def test_transfusion_bench_recovers_the_planted_permutations_at_tiny_size():
     r = bench_transfusion.run("tiny", arch, 3)
     assert r.recovered == 3
     assert r.n_params == sum(p.numel() for p in archs.build(arch).parameters())
+
+
+def test_paper_profile_estimate_scales_the_probe_to_the_paper_profile():
+    from benchmarks import bench_paper_profile
+
+    e = bench_paper_profile.estimate("iris_mlp", probe_models=2, probe_examples=30, flow_steps=20, min_epoch_s=0)
+    exp = experiments.get("iris_mlp", "paper")
+    assert e.n_params == 131 and e.probe_examples == (30, 96) and e.train_examples == 96
+    per_epoch = e.validation_s + e.example_s * e.train_examples
+    assert np.isclose(e.zoo_s, (e.startup_s + exp.zoo.epochs * per_epoch) * exp.zoo.n_models / 2)
+    assert min(e.startup_s, e.validation_s, e.example_s) >= 0
+    assert np.isclose(e.flow_s, e.flow_probe_s * exp.flow.steps / 20)
+    assert e.total_s == e.zoo_s + e.flow_s

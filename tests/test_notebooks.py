@@ -72,6 +72,11 @@ def test_reproduce_notebook_writes_figures_and_results(artifacts, tmp_path):
     assert "Few-shot transfer to **digits**" in md and "| unaligned | align.method: none |" in md
     assert "| flow-h64-unaligned | align.method: none, flow.hidden: 64 |" in md
     assert "generated, no BN recalibration" in md
+    assert "fmnist_mlp/ablation_flow_alignment.png" in summary["experiments"][4]["figures"]
+    assert (out / "fmnist_mlp" / "ablation_flow_alignment.png").read_bytes().startswith(paper.PNG_MAGIC)
+    for section in ("## The paper's numbers beside ours", "## Novelty against the trivial baselines", "## Timings"):
+        assert section in md
+    assert "| Fashion-MNIST MLP, flow h=64: aligned vs unaligned" in md
     for name in names:
         rep = json.loads((pipeline.experiment_dir(experiments.get(name, "smoke"), artifacts)
                           / "report.json").read_text())

@@ -41,3 +41,14 @@ def test_error_iou():
     wrong = torch.tensor([[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 0, 0]], dtype=torch.bool)
     iou = CLS.similarity(wrong, wrong)
     assert np.allclose(iou.numpy(), [[1, 1 / 3, 0], [1 / 3, 1, 0], [0, 0, 1]])
+
+
+def test_error_similarity_compares_the_mistakes_of_two_sets_of_nets():
+    from dwf.evaluate import error_similarity
+
+    y = torch.tensor([0, 1, 2, 3])
+    nets = torch.tensor([[9, 9, 2, 3], [0, 9, 9, 3]])        # wrong on {0, 1} and {1, 2}
+    ref = torch.tensor([[9, 9, 2, 3], [0, 1, 2, 3]])         # {0, 1} and nothing wrong
+    assert np.allclose(error_similarity(nets, ref, y).numpy(), [[1, 0], [1 / 3, 0]])
+    resid = torch.tensor([[1.0, 2.0, 3.0, 5.0]])
+    assert np.isclose(float(error_similarity(resid, resid, torch.zeros(4), REG)), 1.0)
