@@ -297,8 +297,8 @@ def timing_markdown(reports: Sequence[Report]) -> str:
     summed), with the cost of one zoo net against one generated net."""
     seen, rows = set(), []
     for r in reports:
-        c = r.extras.get("conditional")
-        key = r.experiment.rsplit("_", 1)[0] if c else r.experiment
+        c = r.extras.get("conditional")   # a conditional flow's reports are named <name>_<label>
+        key = r.experiment.removesuffix("_" + c["labels"][c["label"]]) if c else r.experiment
         if r.variant or key in seen:
             continue
         seen.add(key)
@@ -315,8 +315,9 @@ def timing_markdown(reports: Sequence[Report]) -> str:
 
 
 def results_markdown(reports: Sequence[Report], title: str = "# Results") -> str:
-    """results.md: a summary row per experiment, then each experiment's table, ablations
-    (its variants), transfer tables, paper numbers, model size and timings."""
+    """results.md: a summary row per experiment; the paper's numbers beside ours, novelty
+    against the baselines and timings, across experiments; then each experiment's table,
+    ablations (its variants), frontier, transfer tables, paper numbers, model size and timings."""
     variants = {}
     for r in reports:
         if r.variant:

@@ -229,6 +229,15 @@ def test_cross_experiment_tables_set_paper_numbers_beside_ours():
     assert "| digits_mlp | accuracy (%) | 88.50 / 0.050 | 90.00 / 0.010 | 89.00 / 0.150 | 70.00 / 0.450 |" in md
     # timings: 20 s for 10 zoo nets, 0.5 s for 20 generated nets
     assert "| digits_mlp | 10 | 20.0 | — | — | 3.0 | 0.5 | — | — | — | 2.00 | 25.0 |" in md
+    # a conditional flow's two label reports make one timing row, its member zoos summed
+    labels = []
+    for k, name in enumerate(["fmnist", "digits_28"]):
+        r = _report(f"cond_{name}")
+        r.extras["conditional"] = {"label": k, "labels": ["fmnist", "digits_28"], "n_zoo_nets": 20}
+        r.timings = {"zoo fmnist_mlp": 8.0, "zoo digits28_mlp": 12.0, "flow": 1.0, "sample": 0.2}
+        labels.append(r)
+    assert paper.timing_markdown(labels).splitlines()[2:] == [
+        "| cond | 20 | 20.0 | — | — | 1.0 | 0.2 | — | — | — | 1.00 | 10.0 |"]
     cells = paper.flow_alignment_cells(base, variants)
     assert list(cells) == [("flow h=512", "aligned (weight_matching)"), ("flow h=512", "unaligned"),
                            ("flow h=64", "aligned (weight_matching)"), ("flow h=64", "unaligned")]
