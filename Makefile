@@ -40,6 +40,7 @@ reproduce: setup
 	$(PY) -m papermill notebooks/reproduce.ipynb artifacts/reproduce-$(PROFILE).ipynb -k python3 \
 	  -p profile $(PROFILE) -p out_dir $(OUT) \
 	  $(if $(strip $(EXPERIMENTS)),-y "$(EXPERIMENTS_YAML)")
+	$(if $(and $(filter paper_figures,$(OUT)),$(filter quick,$(PROFILE)),$(if $(strip $(EXPERIMENTS)),,x)),$(PY) -m dwf readme)
 
 test: setup
 	$(PY) -m pytest -q

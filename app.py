@@ -146,64 +146,89 @@ def _(conditional, mo, run):
 def _(class_label, conditional, dwf, guidance, mo, n_samples, ode_steps, run, sample_button, seed,
       solver, source_std):
     mo.stop(not sample_button.value, mo.md("Set the controls and press **Sample**."))
-    _opts = dict(n=n_samples.value, steps=ode_steps.value, method=solver.value,
-                 source_std=source_std.value, seed=int(seed.value))
+    import dataclasses as _dc
+    import time as _time
+
+    _t0 = _time.perf_counter()
+    _spec = _dc.replace(run.experiment.sample, n=n_samples.value, steps=ode_steps.value, method=solver.value,
+                        source_std=source_std.value, seed=int(seed.value),
+                        guidance=guidance.value if conditional else 1.0)
     with mo.status.spinner(title="Sampling and testing the networks..."):
         try:
             if conditional:   # scored on the label's own dataset, beside that dataset's zoo
                 label = class_label.value
-                generated = dwf.conditional.sample(run, label, guidance=guidance.value, **_opts)
-                report = dwf.conditional.label_report(run, label, generated)
+                generated = dwf.conditional.generate_for(run, label, _spec)
+                _ctx = dwf.conditional.context(run, label)
             else:
                 label = None
-                generated = dwf.pipeline.sample(run, **_opts)
-                report = dwf.pipeline.evaluate_run(run, generated, barrier=False)
+                _ctx = dwf.reporting.context(run)
+                generated = dwf.sample.generate(run.flow, run.pca, run.experiment.arch, _spec, _ctx.data.x_train)
+            populations = dwf.evaluate.compare(_ctx, generated)
         except dwf.DwfError as _e:
             mo.stop(True, mo.callout(str(_e), kind="danger"))
-    dataset = run.datasets[label] if conditional else run.data
-    return dataset, generated, label, report
+    dataset = _ctx.data
+    metric = _ctx.task.metric
+    action_seconds = _time.perf_counter() - _t0
+    return action_seconds, dataset, generated, label, metric, populations
 
 
 @app.cell
-def _(dwf, generated, mo, report):
-    _g, _z = report.row("generated"), report.row("zoo")
-    _acc = report.metric == "accuracy"
-    _name, _unit = ("accuracy", "%") if _acc else (report.metric, "")
-    _sim = "max error-IoU" if _acc else "max residual correlation"
-    _on = f" on {report.extras['conditional']['labels'][report.extras['conditional']['label']]}" \
-        if "conditional" in report.extras else ""
+def _(action_seconds, dataset, dwf, generated, label, metric, mo, populations, run):
+    _z, _g = populations[0], populations[-1]
+    _h = populations[1] if len(populations) == 3 else None
+    _f, _d, _label = dwf.report.score_format(metric)
+    _name, _unit = ("accuracy", "%") if metric == "accuracy" else (metric, "")
+    _on = dataset.name if label is None else run.experiment.labels[label]
+    _v = lambda v: f"{_f * v:.{_d}f}"  # noqa: E731
+    _s = lambda v: _v(v) + _unit  # noqa: E731
+    _warn = []
+    if _g.collapsed:
+        _warn.append(f"**Collapsed:** the spread among these nets is {_g.spread.mean:.3f} (below "
+                     f"{dwf.report.COLLAPSE_SPREAD}): they are nearly one net.")
+    if _g.memorizes:
+        _warn.append(f"**Memorizes:** {100 * _g.memorized.mean:.0f} % of these nets are near-copies of one "
+                     "fitting member.")
     mo.vstack([
-        mo.md(f"### Generated{_on}: mean {_name} {report.fmt(_g['acc_mean'])}{_unit} "
-              f"(zoo {report.fmt(_z['acc_mean'])}{_unit}), novelty {_g['novelty']:.3f}, "
-              f"{_sim} {_g['max_iou']:.3f}\n\n"
-              f"{_g['n']} networks sampled and decoded in {generated.seconds:.2f} s."),
+        mo.md(f"### Generated on {_on}: mean {_name} {_s(_g.score.mean)} (fitting members "
+              f"{_s(_z.score.mean)}" + (f", held-out members {_s(_h.score.mean)}" if _h else "") + ")\n\n"
+              f"Novelty {_g.novelty.mean:.3f} against the fitting members"
+              + (f", {_g.novelty_held_out.mean:.3f} against the held-out ones (a fitting member scores "
+                 f"{_z.novelty_held_out.mean:.3f} there)" if _g.novelty_held_out and _z.novelty_held_out else "")
+              + f"; spread {_g.spread.mean:.3f}; memorized {100 * _g.memorized.mean:.0f} %; "
+              f"error similarity {_g.error_similarity.mean:.3f}.\n\n"
+              f"{_g.n} networks sampled and decoded in {generated.seconds:.2f} s; the whole action "
+              f"(sampling, BatchNorm, testing) took {action_seconds:.2f} s."),
+        *([mo.callout(mo.md("\n\n".join(_warn)), kind="warn")] if _warn else []),
         mo.ui.plotly(dwf.plots.accuracy_distributions(
-            {k: p["acc"] for k, p in report.populations.items()}, metric=report.metric,
-            title=f"Test {_name} of originals, generated nets and baselines")),
-        mo.md(f"Each dot is one network's test {_name}. *Novelty* is the median distance from a "
-              "network to its nearest zoo member, divided by the same distance among zoo members "
-              "(near 0: near-copies; about 1: as far from the zoo as its members are from each "
-              "other). *Max error-IoU* is the overlap of a network's mistakes with those of the most "
-              "similar zoo member (1: the very same mistakes); for a regressor, the correlation of "
-              "its residuals with the most similar member's."),
-        mo.ui.plotly(dwf.plots.novelty_scatter(report)),
-        mo.ui.table([{"population": r["name"], "n": r["n"], f"{_name} {_unit}".strip(): report.fmt(r["acc_mean"]),
-                      "± std": report.fmt(r["acc_std"]), "novelty": round(r["novelty"], 3),
-                      _sim: round(r["max_iou"], 3)} for r in report.rows],
-                    selection=None, label="All populations"),
+            {p.name: p.per_net.score for p in populations}, metric=metric,
+            title=f"Test {_name} of the fitting members, held-out members and generated nets")),
+        mo.md("Each dot is one network. *Novelty* is the median distance from a network to its nearest "
+              "fitting zoo member, divided by the same distance among fitting members (near 0: "
+              "near-copies; about 1: as far from the zoo as its members are from each other). The "
+              "*held-out members* were kept out of PCA and flow fitting: they show what a genuinely new "
+              "network of this kind looks like. *Spread* is the same distance measured within the "
+              "sample (near 0: the flow collapsed onto one net); *memorized* is the share of nets far "
+              "closer to one member than to any other."),
+        mo.ui.plotly(dwf.plots.spread_novelty(populations)),
+        mo.ui.table([{"population": p.name, "n": p.n, _label: _v(p.score.mean), "± std": _v(p.score_std),
+                      "novelty": round(p.novelty.mean, 3),
+                      "held-out novelty": round(p.novelty_held_out.mean, 3) if p.novelty_held_out else None,
+                      "spread": round(p.spread.mean, 3), "memorized": round(p.memorized.mean, 2),
+                      "error similarity": round(p.error_similarity.mean, 3)} for p in populations],
+                    selection=None, label="Populations"),
     ])
     return
 
 
 @app.cell
-def _(generated, mo, report, run):
-    _p = report.populations["generated"]
-    _zoo_nn = report.extras["zoo_median_nn"]
-    mo.ui.table([{"net": i, "score": report.fmt(a), "novelty": round(d / _zoo_nn, 3),
-                  "max error similarity": round(u, 3)}
-                 for i, (a, d, u) in enumerate(zip(_p["acc"], _p["nn_dist"], _p["max_iou"]))],
+def _(dwf, generated, metric, mo, populations, run):
+    _p = populations[-1].per_net
+    _f, _d, _ = dwf.report.score_format(metric)
+    mo.ui.table([{"net": i, "score": f"{_f * a:.{_d}f}", "novelty": round(d, 3), "max error similarity": round(u, 3)}
+                 for i, (a, d, u) in enumerate(zip(_p.score, _p.novelty, _p.error_similarity))],
                 selection=None, page_size=10,
-                label=f"Each generated net ({generated.vectors.shape[1]:,} weights, {run.experiment.arch.kind})")
+                label=f"Each generated net ({generated.vectors.shape[1]:,} weights, "
+                      f"{dwf.families.describe(run.experiment.arch)})")
     return
 
 
@@ -223,17 +248,17 @@ def _(generated, mo):
 
 
 @app.cell
-def _(dataset, dwf, generated, interpolate_button, mo, net_a, net_b, report, run):
+def _(dataset, dwf, generated, interpolate_button, metric, mo, net_a, net_b, run):
     mo.stop(not interpolate_button.value)
     _i, _j = int(net_a.value), int(net_b.value)
-    _sd = lambda k: {name: v[k] for name, v in generated.params.items()}  # noqa: E731
-    _bn = bool(dwf.bn.batchnorms(dwf.archs.build(run.experiment.arch)))
+    _sd = generated.state_dict
+    _bn = dwf.families.has_batchnorm(run.experiment.arch)
     with mo.status.spinner(title=f"Testing 11 nets between generated nets {_i} and {_j}..."):
         _path = dwf.interpolate.interpolation_path(
             dwf.archs.build(run.experiment.arch), _sd(_i), _sd(_j), dataset.x_test, dataset.y_test,
             x_calib=dataset.x_train if _bn else None, task=dwf.task.task_for(dataset))
     dwf.plots.interpolation_scores(_path.lambdas.tolist(), _path.acc.tolist(), _path.loss.tolist(),
-                                   report.metric, title=f"Between generated nets {_i} and {_j}")
+                                   metric, title=f"Between generated nets {_i} and {_j}")
     return
 
 
@@ -248,7 +273,7 @@ def _(dwf, generated, mo, run):
 
         _exp = run.experiment
         with tempfile.TemporaryDirectory() as tmp:
-            out = dwf.export.save_bert(_exp.arch, {k: v[0] for k, v in generated.params.items()},
+            out = dwf.export.save_bert(_exp.arch, generated.state_dict(0),
                                        Path(tmp) / "bert", tokenizer=dwf.data.vader_tokenizer(_exp.data.vocab))
             buf = io.BytesIO()
             with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
@@ -265,14 +290,17 @@ def _(dwf, generated, mo, run):
 
 @app.cell
 def _(generated, label, mo, run, safetensors_bytes):
+    import dataclasses
+    import json
+
     def _weights() -> bytes:
         """The generated nets as a dwf zoo file: one key per tensor with a leading model axis,
         BatchNorm statistics recalibrated."""
         _exp = run.experiment
         _for = {} if label is None else {"label": str(label), "dataset": _exp.labels[label]}
         return safetensors_bytes(generated.params, metadata={
-            "experiment": _exp.name, "profile": _exp.profile, "n_models": str(generated.vectors.shape[0]),
-            **_for})
+            "experiment": _exp.name, "profile": _exp.profile, "n_models": str(generated.n),
+            "sample": json.dumps(dataclasses.asdict(generated.spec)), **_for})
 
     mo.download(data=_weights, filename=f"generated_{run.experiment.name}.safetensors",
                 mimetype="application/octet-stream",

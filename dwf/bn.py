@@ -114,3 +114,36 @@ def recalibrate_stacked(model: nn.Module, params: Mapping[str, torch.Tensor], x_
         for k in names:
             out[k].append(sd[k].clone())
     return {k: torch.stack(v) for k, v in out.items()}
+
+
+BN_MODES = ("recalibrate", "mean", "member")
+
+
+def stacked_statistics(model: nn.Module, params: Mapping[str, torch.Tensor], mode: str = "recalibrate", *,
+                       x_train: torch.Tensor | None = None, n_samples: int = 2048, seed: int = 0,
+                       zoo_buffers: Mapping[str, torch.Tensor] | None = None,
+                       member: int = 0) -> dict[str, torch.Tensor]:
+    """BatchNorm running statistics {buffer: (n, ...)} for n stacked nets `params`:
+
+    - "recalibrate": re-estimated for each net on a seeded subset of `x_train` (the training split);
+    - "mean": the zoo's mean statistics (`zoo_buffers` {buffer: (N, ...)}), the same for every net;
+    - "member": one zoo member's statistics (the paper's control), the same for every net.
+    {} for a model without BatchNorm.
+    """
+    if mode not in BN_MODES:
+        raise ConfigError(f"unknown BatchNorm statistics mode {mode!r}; use one of {', '.join(BN_MODES)}")
+    if not batchnorms(model):
+        return {}
+    n = next(iter(params.values())).shape[0]
+    if mode == "recalibrate":
+        if x_train is None:
+            raise DwfError("BatchNorm recalibration needs the training inputs (x_train)")
+        return recalibrate_stacked(model, params, x_train, n_samples=n_samples, seed=seed)
+    if zoo_buffers is None:
+        raise DwfError(f"BatchNorm mode {mode!r} needs the zoo's statistics (zoo_buffers)")
+    floats = {k: v for k, v in zoo_buffers.items() if v.is_floating_point()}
+    if mode == "mean":
+        return {k: v.mean(0).expand(n, *v.shape[1:]).clone() for k, v in floats.items()}
+    if not 0 <= member < next(iter(floats.values())).shape[0]:
+        raise ConfigError(f"member {member} is not in the zoo")
+    return {k: v[member].expand(n, *v.shape[1:]).clone() for k, v in floats.items()}

@@ -5,20 +5,9 @@ import argparse
 import logging
 import sys
 
-from . import conditional, experiments, pipeline
+from . import conditional, experiments, families, pipeline, readme, selection
 from .errors import ConfigError, DwfError
-
-
-def _describe(a) -> str:
-    """An architecture's shape in a few words."""
-    if a.kind == "mlp":
-        return f"{a.in_dim}-{'-'.join(map(str, a.hidden))}-{a.out_dim}"
-    if a.kind == "vit":
-        return f"width {a.hidden[0]}, {a.depth} blocks × {a.heads} heads, patch {a.patch}"
-    if a.kind == "bert":
-        return (f"pretrained {a.pretrained}" if a.pretrained else
-                f"width {a.hidden[0]}, {a.depth} layers × {a.heads} heads, vocabulary {a.vocab}")
-    return f"width {a.width:g}, {a.in_dim} input channels"
+from .io import atomic_write_bytes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,19 +20,42 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--artifacts", default="artifacts")
     r.add_argument("--seed", type=int, default=None, help="seed every stage from this number")
     r.add_argument("--no-progress", action="store_true")
+    sel = sub.add_parser("select", help="choose a flow hyperparameter on validation data (never test)")
+    sel.add_argument("experiment")
+    sel.add_argument("--field", required=True, help="a FlowSpec field, e.g. hidden or batch_size")
+    sel.add_argument("--values", required=True, help="comma-separated candidates, e.g. 64,128,256")
+    sel.add_argument("--profile", default="quick", choices=experiments.PROFILES)
+    sel.add_argument("--artifacts", default="artifacts")
+    sel.add_argument("--out", default=None, help="also write the table (markdown) to this file")
+    rd = sub.add_parser("readme", help="rewrite README's results block from a results.json")
+    rd.add_argument("--results", default="paper_figures/results.json")
+    rd.add_argument("--readme", default="README.md")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.cmd == "list":
             for name in experiments.names():
                 e = experiments.get(name, "quick")
-                shape = _describe(e.arch)
-                print(f"{name:<18} {e.arch.kind} ({shape}) on {e.data.name}; "
+                shape = families.describe(e.arch)
+                print(f"{name:<18} {shape} on {e.data.name}; "
                       f"profiles: {', '.join(experiments.PROFILES)}")
             for name in experiments.CONDITIONAL:
                 c = experiments.conditional(name)
                 print(f"{name:<18} conditional flow over {' + '.join(m.name for m in c.members)}; "
                       f"profiles: {', '.join(experiments.CONDITIONAL[name])}")
+            return 0
+        if args.cmd == "readme":
+            changed = readme.update(args.readme, args.results)
+            print(f"{args.readme}: results block {'rewritten' if changed else 'already current'} from {args.results}")
+            return 0
+        if args.cmd == "select":
+            exp = (experiments.conditional if args.experiment in experiments.CONDITIONAL else experiments.get)(
+                args.experiment, args.profile)
+            result = selection.select(exp, args.field, [v.strip() for v in args.values.split(",") if v.strip()],
+                                      args.artifacts)
+            print(result.markdown())
+            if args.out:
+                atomic_write_bytes(args.out, (result.markdown() + "\n").encode())
             return 0
         if args.experiment in experiments.CONDITIONAL:
             if args.seed is not None:

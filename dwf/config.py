@@ -65,6 +65,7 @@ class AlignSpec:
 class PCASpec:
     n_components: int | None = None  # None and variance None: n - 1 (all the zoo's directions)
     variance: float | None = None    # smallest k whose explained-variance ratio reaches this
+    held_out: float = 0.25           # share of the zoo kept out of PCA and flow fitting (dwf.zoo.split)
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,56 @@ class EvalSpec:
     interpolation: bool = True     # loss barrier between zoo members 0 and 1, naive vs aligned
     seed: int = 0
     frontier_stds: tuple[float, ...] = ()  # source stds of the accuracy-novelty frontier (dwf.frontier); () = none
+    replicates: int = 3            # flow fits + samples + baselines, each with its own seed
+
+
+POPULATION_SOURCES = ("zoo", "held_out", "generated", "noisy", "interpolation", "code_gaussian",
+                      "encode_decode")
+BN_STATISTICS = ("own", "recalibrate", "mean", "member")
+
+
+@dataclass(frozen=True)
+class PopulationSpec:
+    """One population of nets a report scores, declared by where its nets come from:
+
+    zoo: the fitting members; held_out: members kept out of PCA and flow fitting; generated: the
+    flow's nets (a conditional flow's for `label`, at `guidance`); noisy: fitting members plus
+    N(0, σ²) weight noise; interpolation: (1 − λ) a + λ b of aligned pairs (λ fixed, or None for
+    U[0.25, 0.75]); code_gaussian: a Gaussian fitted to the PCA codes (mean and per-component
+    std), decoded; encode_decode: fitting members through PCA encode → decode.
+    `bn`: BatchNorm statistics: the nets' "own" (trained members only), "recalibrate"d on the
+    training split, the zoo's "mean", or one "member"'s (the reference's)."""
+    source: str
+    bn: str = "recalibrate"
+    sigma: float = 0.0
+    lam: float | None = None
+    label: int | None = None
+    guidance: float | None = None
+
+    def __post_init__(self):
+        if self.source not in POPULATION_SOURCES:
+            raise ConfigError(f"unknown population source {self.source!r}; use one of {POPULATION_SOURCES}")
+        if self.bn not in BN_STATISTICS:
+            raise ConfigError(f"unknown BatchNorm statistics {self.bn!r}; use one of {BN_STATISTICS}")
+        if self.bn == "own" and self.source not in ("zoo", "held_out"):
+            raise ConfigError("only trained members (zoo, held_out) have their own BatchNorm statistics")
+        if self.source == "noisy" and not self.sigma > 0:
+            raise ConfigError(f"noisy copies need sigma > 0, got {self.sigma}")
+        if self.lam is not None and not 0 <= self.lam <= 1:
+            raise ConfigError(f"interpolation lambda must be in [0, 1], got {self.lam}")
+
+    @property
+    def replicated(self) -> bool:
+        """Whether the nets depend on the replicate's seed (the zoo and its encodings do not)."""
+        return self.source not in ("zoo", "held_out", "encode_decode")
+
+    @property
+    def key(self) -> str:
+        """A stable identifier (seeds and lookups), e.g. 'noisy|recalibrate|s=0.01'."""
+        parts = [self.source, self.bn] + ([f"s={self.sigma:g}"] if self.sigma else [])
+        parts += [f"{k}={v:g}" for k, v in (("l", self.lam), ("y", self.label), ("w", self.guidance))
+                  if v is not None]
+        return "|".join(parts)
 
 
 @dataclass(frozen=True)
@@ -136,14 +187,14 @@ class Experiment:
     eval: EvalSpec = field(default_factory=EvalSpec)
     transfer: tuple[TransferSpec, ...] = ()  # targets for few-shot transfer, in the report
     variant: str = ""              # an ablation of the experiment: shares its zoo, own later stages
-    paper: dict = field(default_factory=dict, compare=False, hash=False)  # comparable paper numbers
+    task: str = field(default="", compare=False)  # what the nets do, in words (not hashed)
 
     STAGES = ("zoo", "align", "pca", "flow", "report")
     ZOO_SPECS = ("data", "arch", "zoo")      # what a variant may not change
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        d.pop("paper")
+        d.pop("task")
         return d
 
     def stage_hash(self, stage: str) -> str:
@@ -196,7 +247,6 @@ class ConditionalExperiment:
     sample: SampleSpec = field(default_factory=SampleSpec)
     eval: EvalSpec = field(default_factory=EvalSpec)
     guidance: tuple[float, ...] = (0.0, 2.0)   # weights evaluated besides sample.guidance (0: unconditional)
-    paper: dict = field(default_factory=dict, compare=False, hash=False)
 
     STAGES = ("align", "pca", "flow", "report")
 
@@ -218,7 +268,7 @@ class ConditionalExperiment:
         return [m.data.name + (f"{m.data.resize}" if m.data.resize else "") for m in self.members]
 
     def to_dict(self) -> dict:
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "paper"}
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["members"] = [m.to_dict() for m in self.members]
         return json.loads(json.dumps({k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v
                                       for k, v in d.items()}, default=str))

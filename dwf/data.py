@@ -2,38 +2,62 @@
 
 The validation split is always carved from the training split (seeded), so selection never sees
 the test split. Features are standardized with training statistics only.
+
+The test split is locked: a `Dataset` from `load` refuses `x_test` / `y_test` with a
+`TestSplitLocked` error, so zoo training, alignment, PCA and flow fitting (everything that
+selects) cannot read it. Only the report stage unlocks it, with `dataset.for_reporting()`.
 """
 from __future__ import annotations
 
 import gzip
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .config import DataSpec
-from .errors import ConfigError, DatasetUnavailable
+from .errors import ConfigError, DatasetUnavailable, TestSplitLocked
 
 FMNIST_DIR = Path(os.environ.get("DWF_FMNIST_DIR", "/usr/share/datasets/fashion-mnist"))
 TORCHVISION_ROOT = Path(os.environ.get("DWF_DATA", "data"))
 
 
-@dataclass
+@dataclass(frozen=True)
 class Dataset:
     name: str
     x_train: torch.Tensor  # (N_train, *input_shape) float32
     y_train: torch.Tensor  # (N_train,) int64
     x_val: torch.Tensor
     y_val: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    n_classes: int         # 0 for a regression target (y float32)
+    test: tuple[torch.Tensor, torch.Tensor] = field(repr=False)   # (x, y); read through x_test / y_test
+    n_classes: int = 0     # 0 for a regression target (y float32)
+    test_unlocked: bool = False
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
+
+    @property
+    def x_test(self) -> torch.Tensor:
+        return self._test_split()[0]
+
+    @property
+    def y_test(self) -> torch.Tensor:
+        return self._test_split()[1]
+
+    def _test_split(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.test_unlocked:
+            raise TestSplitLocked(
+                f"the {self.name} test split is locked: only the report stage reads it, so no "
+                "checkpoint, early stop or hyperparameter can be chosen on it. Select on x_val / "
+                "y_val; to report, take `dataset.for_reporting()`")
+        return self.test
+
+    def for_reporting(self) -> "Dataset":
+        """The same data with the test split readable (for scoring finished nets only)."""
+        return replace(self, test_unlocked=True)
 
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         if name not in ("train", "val", "test"):
@@ -183,7 +207,7 @@ def _vader(spec: DataSpec) -> Dataset:
     if spec.test_limit is not None:
         test = np.sort(test[: spec.test_limit])
     yt = torch.from_numpy(y)
-    return Dataset("vader", ids[train], yt[train], ids[val], yt[val], ids[test], yt[test], n_classes=0)
+    return Dataset("vader", ids[train], yt[train], ids[val], yt[val], (ids[test], yt[test]), n_classes=0)
 
 
 def load(spec: DataSpec) -> Dataset:
@@ -230,6 +254,6 @@ def load(spec: DataSpec) -> Dataset:
         name=spec.name,
         x_train=t(x_train), y_train=torch.from_numpy(ytr[train]),
         x_val=t(x_val), y_val=torch.from_numpy(ytr[val]),
-        x_test=t(xte), y_test=torch.from_numpy(yte),
+        test=(t(xte), torch.from_numpy(yte)),
         n_classes=int(max(ytr.max(), yte.max()) + 1),
     )

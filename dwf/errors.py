@@ -15,3 +15,8 @@ class DatasetUnavailable(DwfError):
 
 class ArtifactError(DwfError):
     """A saved artifact (zoo, PCA, flow) is missing, truncated, corrupt or inconsistent."""
+
+
+class TestSplitLocked(DwfError):
+    """A stage that selects (training, alignment, fitting) asked for the test split."""
+    __test__ = False   # not a pytest test class, despite its name

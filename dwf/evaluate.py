@@ -1,78 +1,249 @@
-"""Accuracy and novelty of a population of nets, from predictions computed once and cached.
+"""Evaluation: the one place that builds populations of nets and measures them.
 
-Novelty has two faces:
-- distance: median nearest-neighbour distance (aligned weight space) from each net to the zoo,
-  divided by the zoo's own leave-one-out median NN distance (1.0 = as far from the zoo as zoo
-  members are from each other; near 0 = near-copies);
-- behaviour: max similarity of a net's errors with any zoo member's (self excluded for zoo
-  members): IoU of the sets of misclassified test examples, or for regression the correlation
-  of residuals; near 1 = makes the same mistakes as some original.
+Every population is declared by a `PopulationSpec` (where its nets come from, which BatchNorm
+statistics they run with), never by a display name. `evaluate` builds each population per
+replicate r (seeded from the eval seed, r and the spec's key), runs it on the test split once,
+and derives every metric from those cached predictions and from distances in the aligned space:
 
-`acc` holds the task's score: accuracy, or Spearman ρ for regression (`dwf.task`).
+    score              accuracy or Spearman ρ per net                        (dwf.task)
+    novelty            median NN distance to the fitting members / their LOO median NN
+    novelty_held_out   the same against the held-out members (≈ 1 for a net as new as a member)
+    spread             median NN distance within the population / the members' LOO median NN
+    memorized          share of nets with d₁ < d₂ / 3 against the fitting members   (dwf.novelty)
+    error_similarity   mean over nets of the max similarity of its errors with a fitting member's
+    diversity          mean pairwise disagreement of predictions within the population
+
+A population compared with itself (the zoo, the held-out members) leaves each net's own entry out.
+Nets of a flow fitted without alignment are aligned to the reference member before any distance
+is taken (`Context.measure`), so every novelty in one table lives in one space.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, asdict
+import zlib
+import functools
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
 
 import torch
 
-from .task import CLASSIFICATION, Task
+from . import archs, stacked
+from . import sample as sample_mod
+from .config import ArchSpec, EvalSpec, PopulationSpec
+from .data import Dataset
+from .errors import ConfigError
+from .interval import Interval
+from .layout import ParamLayout
+from .novelty import loo_median_nn, memorized_fraction, nn_distances, novelty, spread
+from .pca import DualPCA
+from .report import PerNet, PopulationResult
+from .sample import Generated
+from .task import CLASSIFICATION, Task, task_for
+
+__all__ = ["Context", "Measured", "build", "declared", "error_similarity", "evaluate", "measure",
+           "memorized_fraction", "novelty", "spread"]
+
+States = dict[str, torch.Tensor]
 
 
-@dataclass
-class Population:
-    """Per-net metrics of one named set of nets."""
-    name: str
-    acc: list[float]
-    nn_dist: list[float]
-    max_iou: list[float]
-
-    def summary(self, zoo_median_nn: float) -> dict:
-        a = torch.tensor(self.acc)
-        return {"name": self.name, "n": len(self.acc),
-                "acc_mean": float(a.mean()), "acc_std": float(a.std()) if len(a) > 1 else 0.0,
-                "acc_min": float(a.min()), "acc_max": float(a.max()),
-                "novelty": float(torch.tensor(self.nn_dist).median() / zoo_median_nn),
-                "max_iou": float(torch.tensor(self.max_iou).mean())}
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+def declared(spec: EvalSpec, has_bn: bool, held_out: bool = True, baselines: bool = True) -> list[PopulationSpec]:
+    """The populations of a report, in table order: the fitting members, the held-out ones,
+    the generated nets, BatchNorm controls (the paper's one-member statistics and the zoo's mean,
+    each applied to members and generated nets alike) and, with `baselines`, the trivial
+    generators: noisy copies (each σ), interpolations, a Gaussian over the PCA codes, and the
+    members through encode → decode."""
+    S = PopulationSpec
+    out = [S("zoo", "own")] + ([S("held_out", "own")] if held_out else []) + [S("generated")]
+    if has_bn:
+        out += [S("zoo", "recalibrate"), S("zoo", "member"), S("generated", "member"),
+                S("zoo", "mean"), S("generated", "mean")]
+    if baselines and spec.n_baseline > 0:
+        out += [S("noisy", sigma=s) for s in spec.noise_sigmas]
+        out += [S("interpolation"), S("code_gaussian"), S("encode_decode")]
+    return out
 
 
-def nn_distances(V: torch.Tensor, ref: torch.Tensor, exclude_self: bool = False) -> torch.Tensor:
-    """Euclidean distance from each row of V (m, d) to its nearest row of ref (n, d) -> (m,).
-    With `exclude_self`, V is ref and each row's distance to itself is ignored."""
-    D = torch.cdist(V.double(), ref.double())
-    if exclude_self:
-        D.fill_diagonal_(float("inf"))
-    return D.min(1).values.float()
+def name(spec: PopulationSpec, label_names: Sequence[str] = ()) -> str:
+    """The display name of a population (for tables and plots only; never for decisions)."""
+    bn = {"own": "", "recalibrate": "", "mean": ", zoo-mean BN statistics",
+          "member": ", one member's BN statistics"}[spec.bn]
+    if spec.source == "zoo" and spec.bn == "recalibrate":
+        bn = ", BN recalibrated"
+    base = {"zoo": "zoo (fitting members)", "held_out": "held-out members",
+            "noisy": f"noisy copies σ={spec.sigma:g}", "code_gaussian": "Gaussian over PCA codes",
+            "encode_decode": "zoo through encode → decode",
+            "interpolation": "interpolations" + (f" λ={spec.lam:g}" if spec.lam is not None else "")}
+    if spec.source != "generated":
+        return base[spec.source] + bn
+    text = "generated"
+    if spec.guidance == 0:
+        text += ", no label (w=0)"
+    else:
+        if spec.label is not None and label_names:
+            text += f" for {label_names[spec.label]}"
+        if spec.guidance is not None:
+            text += f", guidance w={spec.guidance:g}"
+    return text + bn
 
 
-@dataclass
-class ZooReference:
-    """What every population is compared with: the zoo's vectors and error signatures."""
-    vectors: torch.Tensor   # (n, d) aligned zoo weights
-    errors: torch.Tensor    # (n, N) errors on the evaluation split (Task.signature)
-    median_nn: float        # zoo's leave-one-out median NN distance
-    task: Task = CLASSIFICATION
+@dataclass(frozen=True)
+class Context:
+    """What every population is built from and measured against."""
+    arch: ArchSpec
+    data: Dataset                      # test split unlocked (reporting), training split for BatchNorm
+    fit: States                        # {name: (n, ...)} fitting members, in the flow's coordinates
+    held_out: States | None            # {name: (h, ...)} held-out members, same coordinates
+    pca: DualPCA
+    codes: torch.Tensor                # (n, k) the fitting members' codes
+    eval: EvalSpec
+    bn_samples: int = 1024
+    bn_seed: int = 0
+    reference: int = 0                 # the member whose statistics the "member" control copies
+    measure: Callable[[States], torch.Tensor] | None = None   # states -> aligned vectors (None: as is)
+    label_names: tuple[str, ...] = ()
+
+    @property
+    def task(self) -> Task:
+        return task_for(self.data)
+
+    @functools.cached_property
+    def layout(self) -> ParamLayout:
+        return ParamLayout.from_module(archs.build(self.arch))
+
+    def vectors(self, states: States) -> torch.Tensor:
+        """(m, d) vectors in the aligned space distances are taken in."""
+        return self.measure(states) if self.measure else self.layout.flatten(states, stacked=True)
+
+    def states(self, vectors: torch.Tensor, bn: str) -> States:
+        return sample_mod.states(self.arch, vectors, bn, x_train=self.data.x_train, bn_samples=self.bn_samples,
+                                 seed=self.bn_seed, zoo_buffers=self.fit, member=self.reference)
+
+
+def _generator(ctx: Context, spec: PopulationSpec, replicate: int) -> torch.Generator:
+    return torch.Generator().manual_seed(ctx.eval.seed * 1_000_003 + 7919 * replicate + zlib.crc32(spec.key.encode()))
+
+
+def build(ctx: Context, spec: PopulationSpec, replicate: int = 0,
+          generated: Mapping[tuple, Generated] | None = None) -> States:
+    """The stacked state dicts of one population. `generated` maps (label, guidance) of a
+    generated spec to the replicate's `Generated` nets."""
+    fit_vectors = ctx.layout.flatten(ctx.fit, stacked=True)                    # (n, d)
+    n = ctx.eval.n_baseline
+    g = _generator(ctx, spec, replicate)
+    if spec.source in ("zoo", "held_out"):
+        own = ctx.fit if spec.source == "zoo" else ctx.held_out
+        if own is None:
+            raise ConfigError("this run keeps no held-out members (EvalSpec.held_out = 0)")
+        return dict(own) if spec.bn == "own" else ctx.states(ctx.layout.flatten(own, stacked=True), spec.bn)
+    if spec.source == "generated":
+        key = (spec.label, spec.guidance)
+        if not generated or key not in generated:
+            raise ConfigError(f"no generated nets for label {spec.label}, guidance {spec.guidance}")
+        gen = generated[key]
+        return gen.params if spec.bn == "recalibrate" else ctx.states(gen.vectors, spec.bn)
+    if spec.source == "noisy":
+        idx = torch.arange(n) % fit_vectors.shape[0]
+        V = fit_vectors[idx] + spec.sigma * torch.randn(n, fit_vectors.shape[1], generator=g)
+    elif spec.source == "interpolation":
+        i = torch.randint(fit_vectors.shape[0], (n,), generator=g)
+        j = (i + 1 + torch.randint(fit_vectors.shape[0] - 1, (n,), generator=g)) % fit_vectors.shape[0]
+        lam = (0.25 + 0.5 * torch.rand(n, 1, generator=g)) if spec.lam is None else torch.full((n, 1), spec.lam)
+        V = (1 - lam) * fit_vectors[i] + lam * fit_vectors[j]
+    elif spec.source == "code_gaussian":
+        mu, sd = ctx.codes.mean(0), ctx.codes.std(0)
+        V = ctx.pca.inverse_transform(mu + sd * torch.randn(n, ctx.codes.shape[1], generator=g))
+    else:   # encode_decode
+        V = ctx.pca.inverse_transform(ctx.codes)
+    return ctx.states(V, spec.bn)
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One population in one replicate."""
+    score: torch.Tensor                # (m,)
+    nn_dist: torch.Tensor              # (m,) to the nearest fitting member
+    error_similarity: torch.Tensor     # (m,)
+    novelty: float
+    novelty_held_out: float | None
+    spread: float
+    memorized: float
+    diversity: float
+
+
+@dataclass(frozen=True)
+class Reference:
+    fit: torch.Tensor                  # (n, d) aligned vectors of the fitting members
+    held_out: torch.Tensor | None      # (h, d)
+    errors: torch.Tensor               # (n, N) the fitting members' error signatures
+    median_nn: float
 
     @classmethod
-    def build(cls, vectors: torch.Tensor, preds: torch.Tensor, y: torch.Tensor,
-              task: Task = CLASSIFICATION) -> "ZooReference":
-        return cls(vectors, task.signature(preds, y), float(nn_distances(vectors, vectors, True).median()),
-                   task)
+    def of(cls, ctx: Context) -> "Reference":
+        x, y = ctx.data.x_test, ctx.data.y_test
+        preds = stacked.predict(archs.build(ctx.arch), ctx.fit, x, task=ctx.task)
+        fit = ctx.vectors(ctx.fit)
+        held = ctx.vectors(ctx.held_out) if ctx.held_out is not None else None
+        return cls(fit, held, ctx.task.signature(preds, y), loo_median_nn(fit))
 
 
-def population(name: str, vectors: torch.Tensor, preds: torch.Tensor, y: torch.Tensor,
-               ref: ZooReference, is_zoo: bool = False) -> Population:
-    """Metrics of nets with flat weights `vectors` (m, d) and cached predictions `preds` (m, N)."""
-    task = ref.task
+def measure(ctx: Context, ref: Reference, spec: PopulationSpec, states: States) -> Measured:
+    """Every metric of one population from one pass over the test split."""
+    task, y = ctx.task, ctx.data.y_test
+    preds = stacked.predict(archs.build(ctx.arch), states, ctx.data.x_test, task=task)
+    V = ctx.vectors(states)
+    self_zoo, self_held = spec.source == "zoo", spec.source == "held_out"
     sim = task.similarity(task.signature(preds, y), ref.errors)
-    if is_zoo:
+    if self_zoo:
         sim.fill_diagonal_(-float("inf"))
-    return Population(name, task.score(preds, y).tolist(),
-                      nn_distances(vectors, ref.vectors, exclude_self=is_zoo).tolist(),
-                      sim.max(1).values.tolist())
+    ho = None
+    if ref.held_out is not None and ref.held_out.shape[0] >= 2:
+        ho = novelty(V, ref.held_out, exclude_self=self_held)
+    many = V.shape[0] >= 2
+    # a first and a second nearest member need 2 members (3 when a member meets itself)
+    enough = ref.fit.shape[0] - int(self_zoo) >= 2
+    return Measured(task.score(preds, y), nn_distances(V, ref.fit, exclude_self=self_zoo).float(),
+                    sim.max(1).values, novelty(V, ref.fit, exclude_self=self_zoo), ho,
+                    spread(V, ref.fit) if many else float("nan"),
+                    memorized_fraction(V, ref.fit, exclude_self=self_zoo) if enough else float("nan"),
+                    task.diversity(preds, y))
+
+
+def summarize(ctx: Context, spec: PopulationSpec, runs: Sequence[Measured], median_nn: float) -> PopulationResult:
+    """One population's statistics, each an interval over the replicates."""
+    iv = lambda f: Interval.of([f(m) for m in runs], spec.replicated)  # noqa: E731
+    first, scores = runs[0], torch.cat([m.score for m in runs])
+    return PopulationResult(
+        spec, name(spec, ctx.label_names), len(first.score), iv(lambda m: float(m.score.mean())),
+        float(first.score.std()) if len(first.score) > 1 else 0.0, float(scores.min()), float(scores.max()),
+        iv(lambda m: m.novelty), iv(lambda m: m.novelty_held_out) if first.novelty_held_out is not None else None,
+        iv(lambda m: m.spread), iv(lambda m: m.memorized), iv(lambda m: float(m.error_similarity.mean())),
+        iv(lambda m: m.diversity),
+        PerNet(first.score.tolist(), (first.nn_dist / median_nn).tolist(), first.error_similarity.tolist()))
+
+
+def evaluate(ctx: Context, specs: Sequence[PopulationSpec],
+             generated: Sequence[Mapping[tuple, Generated]]) -> tuple[list[PopulationResult], Reference,
+                                                                       dict[str, list[Measured]]]:
+    """Every population of `specs` over len(generated) replicates (replicate r uses
+    generated[r]); populations that do not depend on the replicate are measured once.
+    Returns the results, the reference, and the per-replicate measurements by spec key."""
+    ref = Reference.of(ctx)
+    runs: dict[str, list[Measured]] = {}
+    for r, gens in enumerate(generated):
+        for spec in specs:
+            if not spec.replicated and r > 0:
+                runs[spec.key].append(runs[spec.key][0])
+                continue
+            runs.setdefault(spec.key, []).append(measure(ctx, ref, spec, build(ctx, spec, r, gens)))
+    return [summarize(ctx, s, runs[s.key], ref.median_nn) for s in specs], ref, runs
+
+
+def compare(ctx: Context, generated: Generated, spec: PopulationSpec | None = None) -> list[PopulationResult]:
+    """One sample of nets beside the fitting and held-out members (one replicate, no
+    baselines): what an interactive sampler shows. `spec` defaults to the plain generated
+    population (a conditional sample: for its label)."""
+    spec = spec or PopulationSpec("generated", label=generated.label)
+    specs = [PopulationSpec("zoo", "own")] + ([PopulationSpec("held_out", "own")] if ctx.held_out else []) + [spec]
+    return evaluate(ctx, specs, [{(spec.label, spec.guidance): generated}])[0]
 
 
 def error_similarity(preds: torch.Tensor, ref_preds: torch.Tensor, y: torch.Tensor,
@@ -82,15 +253,7 @@ def error_similarity(preds: torch.Tensor, ref_preds: torch.Tensor, y: torch.Tens
     return task.similarity(task.signature(preds, y), task.signature(ref_preds, y))
 
 
-def noisy_copies(vectors: torch.Tensor, n: int, sigma: float, generator: torch.Generator) -> torch.Tensor:
-    """Baseline: zoo members (cycled) plus N(0, sigma^2) weight noise. (n, d)"""
-    idx = torch.arange(n) % vectors.shape[0]
-    return vectors[idx] + sigma * torch.randn(n, vectors.shape[1], generator=generator)
-
-
-def interpolations(vectors: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
-    """Baseline: midpoint-ish mixes (1 - l) v_i + l v_j of random aligned pairs, l ~ U[0.25, 0.75]."""
-    i = torch.randint(vectors.shape[0], (n,), generator=generator)
-    j = (i + 1 + torch.randint(vectors.shape[0] - 1, (n,), generator=generator)) % vectors.shape[0]
-    lam = 0.25 + 0.5 * torch.rand(n, 1, generator=generator)
-    return (1 - lam) * vectors[i] + lam * vectors[j]
+def gap(runs: Mapping[str, Sequence[Measured]], generated_key: str, zoo_key: str) -> Interval:
+    """Generated − zoo mean score per replicate, as an interval."""
+    return Interval.of([float(g.score.mean() - z.score.mean())
+                        for g, z in zip(runs[generated_key], runs[zoo_key])])

@@ -14,19 +14,19 @@ PROFILES = ("smoke", "quick", "paper")
 FRONTIER = (0.03, 0.1, 0.3, 1.0)
 
 
-def _mlp(name, data, arch, zoo_q, zoo_p, flow_q, flow_p, paper=None, data_smoke=None,
+def _mlp(name, data, arch, zoo_q, zoo_p, flow_q, flow_p, task="", data_smoke=None,
          arch_paper=None, sample_q=100, frontier=()) -> dict[str, Experiment]:
     smoke = Experiment(
         name, "smoke", data_smoke or data, arch,
         replace(zoo_q, n_models=8, epochs=max(1, zoo_q.epochs // 10)),
         flow=replace(flow_q, steps=200, eval_every=100), sample=SampleSpec(n=16, steps=20),
-        eval=EvalSpec(n_baseline=8, frontier_stds=frontier), paper=paper or {})
+        eval=EvalSpec(n_baseline=8, frontier_stds=frontier, replicates=2), task=task)
     quick = Experiment(name, "quick", data, arch, zoo_q, flow=flow_q,
                        sample=SampleSpec(n=sample_q), eval=EvalSpec(frontier_stds=frontier),
-                       paper=paper or {})
+                       task=task)
     full = Experiment(name, "paper", replace(data, train_limit=None), arch_paper or arch, zoo_p,
                       flow=flow_p, sample=SampleSpec(n=100), eval=EvalSpec(frontier_stds=frontier),
-                      paper=paper or {})
+                      task=task)
     return {"smoke": smoke, "quick": quick, "paper": full}
 
 
@@ -37,14 +37,13 @@ _REGISTRY: dict[str, dict[str, Experiment]] = {
         ZooSpec(n_models=100, epochs=60, batch_size=16, lr=1e-2),
         FlowSpec(steps=6000, hidden=256, time_dim=4, dropout=0.4),
         FlowSpec(steps=30_000, time_dim=4, dropout=0.4),
-        paper={"task": "MLP 4-16-3 / Iris", "note": "the paper shows Iris only qualitatively"}),
+        task="MLP 4-16-3 / Iris"),
     "digits_mlp": _mlp(
         "digits_mlp", DataSpec("digits"), ArchSpec("mlp", 64, (32, 32), 10),
         ZooSpec(n_models=64, epochs=30, batch_size=32, lr=1e-3),
         ZooSpec(n_models=100, epochs=30, batch_size=32, lr=1e-3),
         FlowSpec(steps=6000, hidden=512), FlowSpec(steps=30_000, hidden=512),
-        paper={"task": "MLP / MNIST (stand-in: sklearn digits)", "zoo": 96.32, "zoo_std": 0.20,
-               "generated": 96.17, "generated_std": 0.31}),
+        task="MLP 64-32-32-10 / sklearn digits (the paper: MNIST)"),
     "fmnist_mlp": _mlp(
         "fmnist_mlp", DataSpec("fmnist"), ArchSpec("mlp", 784, (32, 32), 10),
         ZooSpec(n_models=64, epochs=4, batch_size=128, lr=1e-3),
@@ -52,8 +51,7 @@ _REGISTRY: dict[str, dict[str, Experiment]] = {
         FlowSpec(steps=6000, hidden=512), FlowSpec(steps=30_000, hidden=512),
         data_smoke=DataSpec("fmnist", train_limit=2000),
         arch_paper=ArchSpec("mlp", 784, (128, 128), 10), frontier=FRONTIER,
-        paper={"task": "MLP / Fashion-MNIST", "note": "paper reports FMNIST only in the h=64 "
-               "ablation: 77.76 ± 3.72 aligned, 53.35 ± 30.49 unaligned"}),
+        task="MLP / Fashion-MNIST"),
     # the digits at Fashion-MNIST's size, for the conditional flow over both (same MLP)
     "digits28_mlp": _mlp(
         "digits28_mlp", DataSpec("digits", resize=28), ArchSpec("mlp", 784, (32, 32), 10),
@@ -61,7 +59,7 @@ _REGISTRY: dict[str, dict[str, Experiment]] = {
         ZooSpec(n_models=100, epochs=30, batch_size=32, lr=1e-3),
         FlowSpec(steps=6000, hidden=512), FlowSpec(steps=30_000, hidden=512),
         arch_paper=ArchSpec("mlp", 784, (32, 32), 10),
-        paper={"task": "MLP 784-32-32-10 / sklearn digits resized to 28×28"}),
+        task="MLP 784-32-32-10 / sklearn digits resized to 28×28"),
 }
 
 
@@ -71,7 +69,7 @@ def _resnet(data: DataSpec, arch: ArchSpec, quick: Experiment,
     smoke = replace(quick, profile="smoke", data=replace(data, train_limit=512, test_limit=2000),
                     zoo=replace(quick.zoo, n_models=4, epochs=1), flow=FlowSpec(steps=100, eval_every=50),
                     sample=SampleSpec(n=4, steps=10, bn_samples=256),
-                    eval=EvalSpec(noise_sigmas=(0.01,), n_baseline=4),
+                    eval=EvalSpec(noise_sigmas=(0.01,), n_baseline=4, replicates=2),
                     transfer=tuple(replace(t, n_models=2, epochs=(0, 1)) for t in quick.transfer))
     paper = replace(quick, profile="paper", data=replace(data, train_limit=None), arch=arch,
                     zoo=ZooSpec(n_models=100, epochs=30, batch_size=128, lr=1e-3, schedule="cosine"),
@@ -96,22 +94,19 @@ _REGISTRY |= {
                    ArchSpec("resnet20", 1, (), 10, width=0.25),
                    **(_QUICK_RESNET | {"eval": replace(_QUICK_RESNET["eval"], frontier_stds=FRONTIER)}),
                    transfer=(TransferSpec(DataSpec("digits", resize=28)),),
-                   paper={"task": "ResNet-20 / Fashion-MNIST (paper: CIFAR-10)"}),
+                   task="ResNet-20 / Fashion-MNIST (the paper: CIFAR-10)"),
         paper_transfer=(TransferSpec(DataSpec("digits", resize=28)),)),
     "cifar10_resnet20": _resnet(
         DataSpec("cifar10"), ArchSpec("resnet20", 3, (), 10),
         Experiment("cifar10_resnet20", "quick", DataSpec("cifar10", train_limit=6000),
                    ArchSpec("resnet20", 3, (), 10, width=0.25), **_QUICK_RESNET,
-                   paper={"task": "ResNet-20 / CIFAR-10"}),
+                   task="ResNet-20 / CIFAR-10"),
         paper_transfer=_CIFAR_TRANSFER),
     "cifar10_resnet18": _resnet(
         DataSpec("cifar10"), ArchSpec("resnet18", 3, (), 10),
         Experiment("cifar10_resnet18", "quick", DataSpec("cifar10", train_limit=6000),
                    ArchSpec("resnet18", 3, (), 10, width=0.125), **_QUICK_RESNET,
-                   paper={"task": "ResNet-18 / CIFAR-10", "zoo": 94.45, "zoo_std": 0.14,
-                          "generated": 93.55, "generated_std": 0.13,
-                          "transfer_note": "paper: STL-10 transfer 62.30 ± 0.77 (originals) vs "
-                          "62.46 ± 0.79 (generated); zero-shot 48.32 vs random 11.18"}),
+                   task="ResNet-18 / CIFAR-10"),
         paper_transfer=_CIFAR_TRANSFER),
 }
 
@@ -124,7 +119,7 @@ def _vit(quick: Experiment, paper_arch: ArchSpec) -> dict[str, Experiment]:
                     arch=replace(quick.arch, hidden=(24,), depth=1),
                     zoo=replace(quick.zoo, n_models=4, epochs=1),
                     flow=replace(quick.flow, steps=100, eval_every=50),
-                    sample=SampleSpec(n=4, steps=10), eval=EvalSpec(noise_sigmas=(0.01,), n_baseline=4))
+                    sample=SampleSpec(n=4, steps=10), eval=EvalSpec(noise_sigmas=(0.01,), n_baseline=4, replicates=2))
     paper = replace(quick, profile="paper", data=replace(quick.data, train_limit=None), arch=paper_arch,
                     zoo=ZooSpec(n_models=100, epochs=50, batch_size=128, lr=1e-3, schedule="cosine"),
                     flow=replace(quick.flow, steps=30_000), sample=SampleSpec(n=100), eval=EvalSpec())
@@ -138,41 +133,39 @@ _REGISTRY["fmnist_vit"] = _vit(
                align=AlignSpec(method="transfusion"),
                flow=FlowSpec(steps=4000, hidden=512, source_std=0.001), sample=SampleSpec(n=16),
                eval=EvalSpec(n_baseline=8),
-               paper={"task": "ViT / Fashion-MNIST (paper: ViT-Small-192 on CIFAR-10, "
-                      "83.30 ± 0.29 zoo, 83.07 ± 0.42 generated)"}),
+               task="ViT / Fashion-MNIST (the paper: ViT-Small-192 on CIFAR-10)"),
     ArchSpec("vit", 1, (192,), 10, depth=6, heads=3, patch=4, image_size=28))
 
 
 def _bert(name: str, data: DataSpec, arch: ArchSpec, quick_zoo: ZooSpec, paper_zoo: ZooSpec,
-          paper: dict) -> dict[str, Experiment]:
+          task: str) -> dict[str, Experiment]:
     """A VADER word-valence regressor zoo: BERT-family nets aligned by TransFusion; the flow
     starts from N(0, 0.001^2) as in the paper's BERT; scored by Spearman ρ."""
     quick = Experiment(name, "quick", data, arch, quick_zoo,
                        align=AlignSpec(method="transfusion"),
                        flow=FlowSpec(steps=4000, hidden=512, source_std=0.001),
-                       sample=SampleSpec(n=16), eval=EvalSpec(n_baseline=8), paper=paper)
+                       sample=SampleSpec(n=16), eval=EvalSpec(n_baseline=8), task=task)
     smoke = replace(quick, profile="smoke", data=replace(data, train_limit=512, test_limit=500),
                     zoo=replace(quick_zoo, n_models=3, epochs=1),
                     flow=FlowSpec(steps=100, eval_every=50, source_std=0.001),
-                    sample=SampleSpec(n=4, steps=10), eval=EvalSpec(noise_sigmas=(0.01,), n_baseline=4))
+                    sample=SampleSpec(n=4, steps=10), eval=EvalSpec(noise_sigmas=(0.01,), n_baseline=4, replicates=2))
     full = replace(quick, profile="paper", zoo=paper_zoo, flow=replace(quick.flow, steps=30_000, lr=1e-4),
                    sample=SampleSpec(n=100), eval=EvalSpec())
     return {"smoke": smoke, "quick": quick, "paper": full}
 
 
-_BERT_PAPER = {"task": "BERT regression (paper: BERT-base size on Yelp, Spearman ρ 0.7902 ± 0.0061 "
-               "generated with alignment, 0.7909 ± 0.005 without)"}
+_BERT_TASK = "BERT word-valence regressor / VADER (the paper: BERT-base on Yelp)"
 _REGISTRY |= {
     # a random-init BERT embeds only the lexicon's 4,131 word pieces (dwf.data.vader_tokenizer)
     "vader_tinybert": _bert(
         "vader_tinybert", DataSpec("vader", vocab="lexicon"),
         ArchSpec("bert", 0, (32,), 1, depth=2, heads=2, vocab=4131, max_len=16),
         ZooSpec(n_models=16, epochs=6, batch_size=64, lr=2e-3, schedule="cosine"),
-        ZooSpec(n_models=100, epochs=6, batch_size=64, lr=2e-3, schedule="cosine"), _BERT_PAPER),
+        ZooSpec(n_models=100, epochs=6, batch_size=64, lr=2e-3, schedule="cosine"), _BERT_TASK),
     "vader_minilm": _bert(
         "vader_minilm", DataSpec("vader"), ArchSpec("bert", 0, (), 1, pretrained="minilm-l6"),
         ZooSpec(n_models=20, epochs=3, batch_size=32, lr=5e-5, schedule="cosine"),
-        ZooSpec(n_models=100, epochs=3, batch_size=32, lr=5e-5, schedule="cosine"), _BERT_PAPER),
+        ZooSpec(n_models=100, epochs=3, batch_size=32, lr=5e-5, schedule="cosine"), _BERT_TASK),
 }
 
 

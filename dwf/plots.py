@@ -7,16 +7,19 @@ from typing import Mapping, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .report import Report, score_format
+from .interval import Interval
+from .report import COLLAPSE_SPREAD, Barrier, FrontierPoint, PerNet, PopulationResult, score_format
 
 TEMPLATE = "plotly_white"
-COLORS = {"zoo": "#1f77b4", "generated": "#d62728", "interpolation": "#2ca02c"}
-_OTHERS = ("#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+COLORS = {"zoo": "#1f77b4", "zoo (fitting members)": "#1f77b4", "held-out members": "#17becf",
+          "generated": "#d62728", "interpolation": "#2ca02c", "interpolations": "#2ca02c"}
+_OTHERS = ("#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#aec7e8", "#ffbb78",
+           "#98df8a", "#c5b0d5")
 
 
 def population_colors(names: Sequence[str]) -> dict[str, str]:
-    """A fixed color per population: zoo blue, generated red, interpolation green, the others
-    (noisy copies...) from a palette without those three, in the order given."""
+    """A fixed color per population: zoo blue, held-out cyan, generated red, interpolations green,
+    the others (noisy copies...) from a palette without those, in the order given."""
     others = iter(_OTHERS * (1 + len(names) // len(_OTHERS)))
     return {n: COLORS[n] if n in COLORS else next(others) for n in names}
 
@@ -84,54 +87,80 @@ def flow_loss(history: Mapping[str, Sequence[float]], title: str = "Flow-matchin
     return _layout(fig, title, "step", "loss")
 
 
-def novelty_scatter(report: Report, title: str = "Accuracy vs novelty") -> go.Figure:
-    """Mean score (± std) against novelty (NN-distance ratio) for every population of a report."""
+def _bars(ivs: Sequence[Interval], f: float = 1.0) -> dict:
+    """Asymmetric error bars of 95 % intervals (none for values fixed over replicates)."""
+    return dict(type="data", symmetric=False, array=[f * (i.hi - i.mean) for i in ivs],
+                arrayminus=[f * (i.mean - i.lo) for i in ivs])
+
+
+def novelty_scatter(populations: Sequence[PopulationResult], metric: str = "accuracy",
+                    title: str = "Score vs novelty") -> go.Figure:
+    """Mean score against novelty for every population, both with 95 % intervals over replicates."""
     fig = go.Figure()
-    colors = population_colors([r["name"] for r in report.rows])
-    f = score_format(report.metric)[0]
-    for r in report.rows:
-        fig.add_trace(go.Scatter(x=[r["novelty"]], y=[f * r["acc_mean"]], mode="markers",
-                                 name=r["name"], error_y=dict(type="data", array=[f * r["acc_std"]]),
-                                 marker=dict(size=11, opacity=0.85, color=colors[r["name"]])))
-    return _layout(fig, title, "novelty: NN distance to zoo / zoo's own NN distance",
-                   _score_label(report.metric))
+    colors = population_colors([p.name for p in populations])
+    f = score_format(metric)[0]
+    for p in populations:
+        fig.add_trace(go.Scatter(x=[p.novelty.mean], y=[f * p.score.mean], mode="markers", name=p.name,
+                                 error_x=_bars([p.novelty]), error_y=_bars([p.score], f),
+                                 marker=dict(size=11, opacity=0.85, color=colors[p.name])))
+    return _layout(fig, title, "novelty: NN distance to the fitting members / their own NN distance",
+                   _score_label(metric))
 
 
-def frontier(points: Sequence[Mapping], zoo_score: float, metric: str = "accuracy",
+def spread_novelty(populations: Sequence[PopulationResult], title: str = "Collapse and memorization map") -> go.Figure:
+    """Spread within each population against its novelty (95 % intervals), marker size the
+    memorized fraction; the shaded band is collapse (spread below COLLAPSE_SPREAD)."""
+    fig = go.Figure()
+    colors = population_colors([p.name for p in populations])
+    for p in populations:
+        fig.add_trace(go.Scatter(
+            x=[p.novelty.mean], y=[p.spread.mean], mode="markers", name=p.name,
+            error_x=_bars([p.novelty]), error_y=_bars([p.spread]),
+            hovertext=[f"memorized {100 * p.memorized.mean:.0f} %"],
+            marker=dict(size=8 + 16 * (p.memorized.mean if math.isfinite(p.memorized.mean) else 0.0),
+                        opacity=0.8, color=colors[p.name])))
+    fig.add_hrect(y0=0, y1=COLLAPSE_SPREAD, fillcolor="#d62728", opacity=0.08, line_width=0,
+                  annotation_text="collapsed", annotation_position="bottom right")
+    return _layout(fig, title + " (marker size: memorized fraction)", "novelty (vs fitting members)",
+                   "spread within the population")
+
+
+def frontier(points: Sequence[FrontierPoint], zoo_score: float, metric: str = "accuracy",
              title: str = "Accuracy–novelty frontier") -> go.Figure:
     """Mean score against novelty, one line per family of nets (dwf.frontier points), each
     point labelled with its setting; the paper's recipe circled, the zoo mean dashed."""
     f = score_format(metric)[0]
     fig = go.Figure()
-    families = list(dict.fromkeys(p["family"] for p in points))
+    families = list(dict.fromkeys(p.family for p in points))
     colors = {"generated": COLORS["generated"], "interpolation": COLORS["interpolation"],
               **dict(zip([x for x in families if x not in ("generated", "interpolation")], _OTHERS))}
     symbol = {"generated": "s=", "generated, standardized codes": "s=", "noisy copies": "σ=",
               "interpolation": "λ="}
     for fam in families:
-        ps = sorted((p for p in points if p["family"] == fam), key=lambda p: p["novelty"])
+        ps = sorted((p for p in points if p.family == fam), key=lambda p: p.novelty)
         fig.add_trace(go.Scatter(
-            x=[p["novelty"] for p in ps], y=[f * p["acc_mean"] for p in ps], mode="lines+markers+text",
-            name=fam, text=[f"{symbol.get(fam, '')}{p['param']:g}" for p in ps], textposition="top center",
+            x=[p.novelty for p in ps], y=[f * p.score for p in ps], mode="lines+markers+text",
+            name=fam, text=[f"{symbol.get(fam, '')}{p.param:g}" for p in ps], textposition="top center",
             textfont=dict(size=9), line=dict(color=colors[fam]), marker=dict(size=8, color=colors[fam])))
-    recipe = [p for p in points if p.get("recipe")]
+    recipe = [p for p in points if p.recipe]
     if recipe:
-        fig.add_trace(go.Scatter(x=[p["novelty"] for p in recipe], y=[f * p["acc_mean"] for p in recipe],
+        fig.add_trace(go.Scatter(x=[p.novelty for p in recipe], y=[f * p.score for p in recipe],
                                  mode="markers", name="paper recipe",
                                  marker=dict(size=18, color="rgba(0,0,0,0)", line=dict(width=2, color="black"))))
     fig.add_hline(y=f * zoo_score, line_dash="dash", line_color=COLORS["zoo"],
                   annotation_text="zoo mean", annotation_position="bottom right")
     fig.update_xaxes(type="log")
-    return _layout(fig, title, "novelty: NN distance to zoo / zoo's own NN distance (log)",
+    return _layout(fig, title, "novelty: NN distance to the fitting members / their own NN distance (log)",
                    _score_label(metric))
 
 
-def nn_distance_histogram(populations: Mapping[str, Sequence[float]], zoo_median_nn: float,
-                          title: str = "Distance to the nearest zoo member") -> go.Figure:
+def nn_distance_histogram(populations: Mapping[str, Sequence[float]],
+                          title: str = "Distance to the nearest fitting member") -> go.Figure:
+    """populations: name -> per-net NN distance / the fitting members' median NN distance."""
     fig = go.Figure()
     colors = population_colors(list(populations))
     for name, d in populations.items():
-        fig.add_histogram(x=[v / zoo_median_nn for v in d], name=name, opacity=0.6, nbinsx=60,
+        fig.add_histogram(x=list(d), name=name, opacity=0.6, nbinsx=60,
                           bingroup="nn", marker_color=colors[name])
     fig.update_layout(barmode="overlay")
     return _layout(fig, title, "NN distance / zoo median NN distance", "nets")
@@ -152,39 +181,42 @@ def alignment_distances(before: Sequence[float], after: Sequence[float],
 
 def flow_trajectories(traj, dims: tuple[int, int] = (0, 1), targets=None,
                       title: str = "Flow trajectories in the first two latent dimensions") -> go.Figure:
-    """traj: (steps + 1, n, k) array of ODE states; targets: (m, k) zoo codes."""
+    """traj: (steps + 1, n, k) array of ODE states; targets: (m, k) zoo codes. With one latent
+    dimension (k = 1) the paths are drawn against the ODE step instead."""
     fig = go.Figure()
     a, b = dims
+    one = traj.shape[2] < 2
+    steps = list(range(traj.shape[0]))
     for i in range(traj.shape[1]):
-        fig.add_trace(go.Scatter(x=traj[:, i, a], y=traj[:, i, b], mode="lines", showlegend=i == 0,
-                                 name="sample paths", line=dict(width=1, color="rgba(214,39,40,0.35)")))
+        fig.add_trace(go.Scatter(x=steps if one else traj[:, i, a], y=traj[:, i, a if one else b], mode="lines",
+                                 showlegend=i == 0, name="sample paths", line=dict(width=1, color="rgba(214,39,40,0.35)")))
     if targets is not None:
-        fig.add_trace(go.Scatter(x=targets[:, a], y=targets[:, b], mode="markers", name="zoo codes",
+        fig.add_trace(go.Scatter(x=[steps[-1]] * len(targets) if one else targets[:, a],
+                                 y=targets[:, a if one else b], mode="markers", name="zoo codes",
                                  marker=dict(color=COLORS["zoo"], size=6)))
-    return _layout(fig, title, f"z{a}", f"z{b}")
+    return _layout(fig, title, "ODE step" if one else f"z{a}", f"z{a}" if one else f"z{b}")
 
 
-def novelty_per_net(populations: Mapping[str, Mapping[str, Sequence[float]]], zoo_median_nn: float,
-                    title: str = "Every net: accuracy against distance to the zoo",
+def novelty_per_net(populations: Mapping[str, PerNet], title: str = "Every net: score against distance to the zoo",
                     metric: str = "accuracy") -> go.Figure:
-    """populations: name -> {"acc": [...], "nn_dist": [...]} (a report's `populations`)."""
+    """populations: name -> PerNet (a report population's per-net values)."""
     fig = go.Figure()
     colors = population_colors(list(populations))
     for name, p in populations.items():
-        fig.add_scatter(x=[d / zoo_median_nn for d in p["nn_dist"]], y=_scaled(p["acc"], metric),
-                        mode="markers", name=name, marker=dict(size=6, opacity=0.7, color=colors[name]))
-    return _layout(fig, title, "NN distance to the zoo / zoo median NN distance", _score_label(metric))
+        fig.add_scatter(x=p.novelty, y=_scaled(p.score, metric), mode="markers", name=name,
+                        marker=dict(size=6, opacity=0.7, color=colors[name]))
+    return _layout(fig, title, "NN distance to the fitting members / their median NN distance", _score_label(metric))
 
 
-def iou_accuracy(populations: Mapping[str, Mapping[str, Sequence[float]]],
-                 title: str = "Every net: accuracy against max error-set IoU with a zoo member",
-                 metric: str = "accuracy") -> go.Figure:
-    """populations: name -> {"acc": [...], "max_iou": [...]}. Near 1: the net makes the same
-    mistakes as some original (error-set IoU; residual correlation for regression)."""
+def error_similarity_accuracy(populations: Mapping[str, PerNet],
+                              title: str = "Every net: score against max error similarity with a zoo member",
+                              metric: str = "accuracy") -> go.Figure:
+    """populations: name -> PerNet. Near 1: the net makes the same mistakes as some original
+    (error-set IoU; residual correlation for regression)."""
     fig = go.Figure()
     colors = population_colors(list(populations))
     for name, p in populations.items():
-        fig.add_scatter(x=p["max_iou"], y=_scaled(p["acc"], metric), mode="markers", name=name,
+        fig.add_scatter(x=p.error_similarity, y=_scaled(p.score, metric), mode="markers", name=name,
                         marker=dict(size=6, opacity=0.7, color=colors[name]))
     x = "max IoU of error sets with a zoo member" if metric == "accuracy" else "max residual correlation with a zoo member"
     return _layout(fig, title, x, _score_label(metric))
@@ -213,16 +245,14 @@ def image_grid(images, labels: Sequence[int], class_names: Sequence[str] | None 
     return fig
 
 
-def interpolation_barrier(path: Mapping[str, Sequence[float]],
+def interpolation_barrier(path: Barrier,
                           title: str = "Loss along the straight line between two zoo members") -> go.Figure:
-    """Naive vs aligned linear-interpolation paths (the re-basin barrier plot).
-
-    path: lambdas, naive_loss, aligned_loss, naive_barrier, aligned_barrier (a report's extras)."""
+    """Naive vs aligned linear-interpolation paths (the re-basin barrier plot)."""
     fig = go.Figure([
-        go.Scatter(x=path["lambdas"], y=path["naive_loss"], mode="lines+markers",
-                   name=f"naive (barrier {path['naive_barrier']:.3f})"),
-        go.Scatter(x=path["lambdas"], y=path["aligned_loss"], mode="lines+markers",
-                   name=f"aligned by weight matching (barrier {path['aligned_barrier']:.3f})"),
+        go.Scatter(x=path.lambdas, y=path.naive_loss, mode="lines+markers",
+                   name=f"naive (barrier {path.naive_barrier:.3f})"),
+        go.Scatter(x=path.lambdas, y=path.aligned_loss, mode="lines+markers",
+                   name=f"aligned (barrier {path.aligned_barrier:.3f})"),
     ])
     return _layout(fig, title, "λ  (θ = (1 − λ) θ_a + λ θ_b)", "test loss")
 
@@ -261,27 +291,28 @@ def latent_scatter(codes: Mapping[str, object], dims: tuple[int, int] = (0, 1),
     colors = population_colors(list(codes))
     a, b = dims
     for name, z in codes.items():
-        fig.add_scatter(x=z[:, a].tolist(), y=z[:, b].tolist(), mode="markers", name=name,
+        y = z[:, b].tolist() if z.shape[1] > b else [0.0] * len(z)   # one component: a line
+        fig.add_scatter(x=z[:, a].tolist(), y=y, mode="markers", name=name,
                         marker=dict(size=9 if name == "zoo" else 6, opacity=0.75, color=colors[name],
                                     symbol="diamond" if name == "zoo" else "circle"))
     return _layout(fig, title, f"PCA coordinate {a + 1}", f"PCA coordinate {b + 1}")
 
 
-def flow_alignment(cells: Mapping[tuple[str, str], tuple[float, float]], zoo_score: float,
+def flow_alignment(cells: Mapping[tuple[str, str], Interval], zoo_score: float,
                    metric: str = "accuracy",
                    title: str = "Generated nets by flow width, with and without re-basin") -> go.Figure:
-    """Grouped bars of mean ± std score: cells {(flow width label, alignment label): (mean, std)}
-    (the paper's alignment ablation), the zoo mean dashed."""
+    """Grouped bars of the mean generated score with its 95 % interval over replicates:
+    cells {(flow width label, alignment label): Interval} (the paper's alignment ablation)."""
     f = score_format(metric)[0]
     fig = go.Figure()
     series = list(dict.fromkeys(s for _, s in cells))
     colors = dict(zip(series, (COLORS["generated"], "#7f7f7f", *_OTHERS)))
     for s in series:
         xs = [x for x, s2 in cells if s2 == s]
-        fig.add_bar(x=xs, y=[f * cells[x, s][0] for x in xs], name=s, marker_color=colors[s],
-                    error_y=dict(type="data", array=[f * cells[x, s][1] for x in xs]),
-                    text=[f"{f * cells[x, s][0]:.{score_format(metric)[1]}f}" for x in xs],
-                    textposition="inside")
+        fig.add_bar(x=xs, y=[f * cells[x, s].mean for x in xs], name=s, marker_color=colors[s],
+                    error_y=_bars([cells[x, s] for x in xs], f),
+                    text=[f"{f * cells[x, s].mean:.{score_format(metric)[1]}f}" for x in xs],
+                    textposition="inside", insidetextanchor="start")
     fig.add_hline(y=f * zoo_score, line_dash="dash", line_color=COLORS["zoo"],
                   annotation_text="zoo mean", annotation_position="top right")
     fig.update_layout(barmode="group")

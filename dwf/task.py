@@ -55,6 +55,22 @@ class Task:
         zb = (b - b.mean(1, keepdim=True)) / b.std(1, keepdim=True).clamp_min(1e-12)
         return ((za @ zb.T) / (a.shape[1] - 1)).clamp(-1.0, 1.0)   # rounding can step past 1
 
+    def diversity(self, preds: torch.Tensor, y: torch.Tensor) -> float:
+        """Functional diversity of n nets (preds (n, N)): the mean over pairs of nets of the share
+        of examples on which their predicted classes differ, or for regression of 1 − the
+        correlation of their residuals. 0: one function repeated. NaN for fewer than 2 nets."""
+        n = preds.shape[0]
+        if n < 2:
+            return float("nan")
+        if self.kind == "classification":
+            onehot = torch.nn.functional.one_hot(preds, int(max(preds.max(), y.max())) + 1).float()
+            o = onehot.reshape(n, -1)                                             # (n, N·C)
+            agree = (o @ o.T).double() / preds.shape[1]                           # (n, n) shares agreed
+            off = agree.sum() - agree.diagonal().sum()
+            return float(1 - off / (n * (n - 1)))
+        sim = self.similarity(self.signature(preds, y), self.signature(preds, y)).double()
+        return float(1 - (sim.sum() - sim.diagonal().sum()) / (n * (n - 1)))
+
 
 CLASSIFICATION, REGRESSION = Task("classification"), Task("regression")
 

@@ -68,6 +68,11 @@ class Zoo:
         layout = ParamLayout.from_module(archs.build(arch))
         return cls(arch, layout.unflatten_stacked(X), list(models or []), dict(info or {}))
 
+    def select(self, idx: list[int]) -> "Zoo":
+        """The members `idx`, in that order (their manifest rows and the zoo's info kept)."""
+        return Zoo(self.arch, {k: v[idx] for k, v in self.params.items()},
+                   [self.models[i] for i in idx] if self.models else [], dict(self.info))
+
     def metric(self, key: str) -> torch.Tensor:
         return torch.tensor([m[key] for m in self.models])
 
@@ -87,6 +92,20 @@ class Zoo:
             raise ArtifactError(f"{d / MANIFEST} has no valid 'arch' entry ({e}); "
                                 "it was not written by dwf or is damaged") from e
         return cls(arch, load_tensors(d / WEIGHTS), man.get("models", []), man.get("info", {}))
+
+
+def split(n: int, held_out: float, seed: int, keep: int = 0) -> tuple[list[int], list[int]]:
+    """(fitting, held-out) member indices: a seeded ceil(held_out · n) members are held out of
+    PCA and flow fitting, never member `keep` (the alignment reference), and at least 2 stay in."""
+    if not 0 <= held_out < 1:
+        raise ConfigError(f"held_out must be a share in [0, 1), got {held_out}")
+    k = min(math.ceil(held_out * n), n - 2)
+    if k <= 0:
+        return list(range(n)), []
+    others = [i for i in range(n) if i != keep]
+    order = torch.randperm(len(others), generator=torch.Generator().manual_seed(seed)).tolist()
+    held = sorted(others[j] for j in order[:k])
+    return [i for i in range(n) if i not in held], held
 
 
 def model_seed(zoo_seed: int, i: int) -> int:
@@ -215,9 +234,9 @@ def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path 
             on_epoch_end(epoch)
     bar.close()
 
-    test_acc = _score(model, best, data.x_test.to(dev), data.y_test.to(dev), task).cpu()
+    # no test score here: the test split is the report stage's alone (dwf.data)
     models = [{"seed": model_seed(spec.seed, i), "best_epoch": int(best_epoch[i]),
-               "val_acc": float(best_val[i]), "test_acc": float(test_acc[i]),
+               "val_acc": float(best_val[i]),
                "train_loss": [ep[i] for ep in losses]} for i in range(n)]
     zoo = Zoo(arch, {k: v.cpu() for k, v in best.items()}, models,
               {"spec": dataclasses.asdict(spec), "dataset": data.name,

@@ -10,11 +10,11 @@ def _():
     import torch
 
     import dwf
-    import dwf.paper
     import dwf.plots
     import dwf.rebasin.symmetry
 
-    return dwf, mo, torch
+    S = dwf.PopulationSpec
+    return S, dwf, mo, torch
 
 
 @app.cell(hide_code=True)
@@ -83,20 +83,13 @@ def _(dwf, exp, mo, run):
     _d = run.data
     _names = {"fmnist": ("T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                          "Sneaker", "Bag", "Boot")}.get(_d.name)
-    _a = exp.arch
-    _arch = {"mlp": f"an MLP {_a.in_dim}-" + "-".join(str(h) for h in _a.hidden) + f"-{_a.out_dim}",
-             "vit": f"a ViT of width {_a.hidden[0] if _a.hidden else '?'}, {_a.depth} blocks of "
-                    f"{_a.heads} heads, {_a.patch}×{_a.patch} patches",
-             "bert": ("the pretrained MiniLM-L6 (BERT family)" if _a.pretrained else
-                      f"a BERT of width {_a.hidden[0] if _a.hidden else '?'}, {_a.depth} layers of "
-                      f"{_a.heads} heads") + " with a regression head on the pooled output",
-             }.get(_a.kind, f"a {_a.kind} at width {_a.width:g} with BatchNorm")
+    _arch = dwf.families.describe(exp.arch)
     _target = (f"{_d.n_classes} classes" if _d.n_classes else
                "a regression target (each token's mean human valence rating, −4 to 4)")
     _text = mo.md(
         f"**{_d.name}**: {len(_d.y_train)} training, {len(_d.y_val)} validation and "
-        f"{len(_d.y_test)} test examples of shape {_d.input_shape}, {_target}. "
-        f"The architecture is {_arch}."
+        f"{len(_d.y_val)} validation examples of shape {_d.input_shape} (the test split stays "
+        f"locked until the report stage), {_target}. The architecture is an {_arch}."
     )
     _grid = (dwf.plots.image_grid(_d.x_train[:16], _d.y_train[:16].tolist(), _names)
              if _d.x_train.ndim == 4 else None)
@@ -112,18 +105,24 @@ def _(mo):
     The training set of the generator is itself a set of networks: the same architecture trained
     from many random seeds. dwf trains all of them at once (one vectorized pass over the stacked
     weights) and keeps each net's best-validation epoch.
+
+    A seeded quarter of the zoo is then **held out**: those members never enter PCA or flow
+    fitting. They are the yardstick for "new": a generated net that is as far from the fitting
+    members as a held-out member is, and as accurate, is a genuinely new member of the zoo.
     """)
     return
 
 
 @app.cell
 def _(dwf, mo, report, run):
-    _test = run.zoo.metric("test_acc")
+    _z, _h = report.zoo_population, report.held_out
     mo.vstack([
-        mo.md(f"{run.zoo.n} nets, test {report.metric} {report.fmt(float(_test.mean()))} ± "
-              f"{report.fmt(float(_test.std()))}."),
-        dwf.plots.zoo_accuracy_histogram(_test.tolist(), run.zoo.metric("val_acc").tolist(),
-                                         metric=report.metric),
+        mo.md(f"{run.zoo.n} nets: {report.zoo.n_fit} fitting members, test {report.metric} "
+              f"{report.fmt(_z.score.mean)} ± {report.fmt(_z.score_std)}; {len(report.zoo.held_out)} held out "
+              + (f"(members {report.zoo.held_out}), {report.fmt(_h.score.mean)} ± {report.fmt(_h.score_std)}."
+                 if _h else "(none).")),
+        dwf.plots.zoo_accuracy_histogram(_z.per_net.score, report.zoo.val_score, metric=report.metric,
+                                         title="Zoo score: fitting members (test), every member (validation)"),
     ])
     return
 
@@ -150,11 +149,11 @@ def _(mo):
 
 @app.cell
 def _(dwf, mo, run, torch):
-    _spec = dwf.pipeline.symmetry(run.experiment, run.data)
+    _spec = dwf.families.symmetry(run.experiment.arch, run.data.x_train)
     _sd = run.zoo.state_dicts()[0]
     _sd_perm = dwf.rebasin.symmetry.random_permutation(_spec, _sd, torch.Generator().manual_seed(0))
     _model = dwf.archs.build(run.experiment.arch).eval()
-    _x = run.data.x_test[:1000]
+    _x = run.data.x_val[:1000]   # any inputs will do; the test split stays locked
     with torch.no_grad():
         _model.load_state_dict(_sd)
         _out = _model(_x)
@@ -165,13 +164,13 @@ def _(dwf, mo, run, torch):
     _moved = float((_flat[0] - _flat[1]).norm())
     _groups = dwf.rebasin.symmetry.group_sizes(_spec, _sd)
     _log10 = dwf.rebasin.symmetry.log10_equivalent_weights(_spec, _sd)
-    print(f"max |f(x) - f_permuted(x)| over {len(_x)} test inputs: {sym_max_diff:.2e}")
+    print(f"max |f(x) - f_permuted(x)| over {len(_x)} validation inputs: {sym_max_diff:.2e}")
     _shown = _groups if len(_groups) <= 6 else f"{len(_groups)} groups of sizes {sorted(set(_groups.values()))}"
     mo.md(
         f"Permutation groups: {_shown}, so each net has about 10^{_log10:.0f} "
         f"equivalent weight vectors. The permuted copy is {_moved:.2f} away in weight space "
         f"(the weight vector itself has norm {float(_flat[0].norm()):.2f}), yet the largest "
-        f"difference in its logits over {len(_x)} test inputs is **{sym_max_diff:.1e}**."
+        f"difference in its logits over {len(_x)} validation inputs is **{sym_max_diff:.1e}**."
     )
     return
 
@@ -194,9 +193,9 @@ def _(mo):
 
 @app.cell
 def _(dwf, mo, report):
-    _before = report.extras["dist_to_ref_before"]
-    _after = report.extras["dist_to_ref_after"]
-    _ref = report.extras.get("reference", 0)
+    _before = report.zoo.dist_to_ref_before
+    _after = report.zoo.dist_to_ref_after
+    _ref = report.zoo.reference
     _b = [v for i, v in enumerate(_before) if i != _ref]
     _a = [v for i, v in enumerate(_after) if i != _ref]
     mo.vstack([
@@ -220,8 +219,9 @@ def _(mo):
 
 
 @app.cell
-def _(dwf, report):
-    dwf.plots.interpolation_barrier(report.extras["interpolation"])
+def _(dwf, mo, report):
+    (dwf.plots.interpolation_barrier(report.barrier) if report.barrier else
+     mo.md("_This run measured no barrier (`EvalSpec.interpolation`)._"))
     return
 
 
@@ -240,11 +240,11 @@ def _(mo):
 
 @app.cell
 def _(dwf, mo, report):
-    _ratio = report.extras["explained_variance_ratio"]
+    _ratio = report.zoo.explained_variance_ratio
     mo.vstack([
-        mo.md(f"{report.extras['n_params']} weights per net are compressed to "
-              f"{report.extras['n_components']} coordinates, keeping "
-              f"{100 * sum(_ratio):.1f} % of the zoo's variance."),
+        mo.md(f"{report.zoo.n_params} weights per net are compressed to "
+              f"{report.zoo.n_components} coordinates, keeping "
+              f"{100 * sum(_ratio):.1f} % of the fitting members' variance."),
         dwf.plots.pca_spectrum(_ratio),
     ])
     return
@@ -261,13 +261,17 @@ def _(mo):
     every step. A tenth of the codes is held out; the exponential moving average of the network
     with the lowest held-out loss is kept. A gap between the two curves means the flow is
     learning the training codes themselves rather than the distribution they come from.
+
+    The flow is fitted several times with its own seed (the *replicates*, 3 by default): every
+    number about generated nets below is a mean over replicates with a 95 % interval, so a
+    difference that one seed shows and another does not is visible as such.
     """)
     return
 
 
 @app.cell
 def _(dwf, report):
-    dwf.plots.flow_loss(report.extras["flow_history"])
+    dwf.plots.flow_loss(report.flow.history, title="Flow-matching loss (replicate 0)")
     return
 
 
@@ -312,13 +316,14 @@ def _(mo):
 
 @app.cell
 def _(dwf, mo, report):
-    _acc = {r["name"]: report.populations[r["name"]]["acc"] for r in report.rows}
-    _g = report.row("generated")
+    _acc = {p.name: p.per_net.score for p in report.populations}
+    _g = report.generated
     mo.vstack([
-        mo.md(f"{_g['n']} generated nets: {report.fmt(_g['acc_mean'])} ± {report.fmt(_g['acc_std'])} "
-              f"test {report.metric}, **{report.gap_text}** against the zoo; sampling and decoding "
-              f"took {report.timings.get('sample', float('nan')):.2f} s."),
-        dwf.plots.accuracy_distributions(_acc, metric=report.metric),
+        mo.md(f"{_g.n} generated nets per replicate: test {report.metric} {report.fmt_interval(_g.score)} "
+              f"(mean [95 % interval over {report.replicates} replicates]), **{report.gap_text}** against "
+              f"the fitting members; sampling and decoding took "
+              f"{report.timings.get('sample', float('nan')):.2f} s per replicate."),
+        dwf.plots.accuracy_distributions(_acc, metric=report.metric, title="Test score per net (replicate 0)"),
     ])
     return
 
@@ -327,28 +332,28 @@ def _(dwf, mo, report):
 def _(mo):
     mo.md(r"""
     Where do these nets sit? Below, every net in the first two PCA coordinates of the aligned
-    zoo: the zoo's codes, freshly generated codes (same seed as above), and the baselines
-    projected the same way. Interpolations lie on the segments between members; noisy copies sit
-    on top of their originals, because isotropic weight noise falls almost entirely outside the
-    few directions in which zoo members differ.
+    zoo: the fitting members' codes, the held-out members and freshly generated nets projected
+    the same way, and the trivial generators (`dwf.evaluate.build`). Interpolations lie on the
+    segments between members; noisy copies sit on top of their originals, because isotropic
+    weight noise falls almost entirely outside the few directions in which zoo members differ;
+    the Gaussian over the PCA codes fills the cloud without knowing anything about its shape.
     """)
     return
 
 
 @app.cell
-def _(dwf, exp, run, torch):
-    _s = exp.sample
-    _gen = dwf.sample.generate(run.flow, run.pca, _s.n, _s.steps, _s.method, _s.source_std, _s.seed)
-    _zoo = run.aligned.vectors()
-    _pops = {"zoo": run.codes, "generated": _gen.codes}
-    _g = torch.Generator().manual_seed(exp.eval.seed)
-    if exp.eval.n_baseline:
-        for _sigma in exp.eval.noise_sigmas:
-            _pops[f"noisy σ={_sigma:g}"] = run.pca.transform(
-                dwf.evaluate.noisy_copies(_zoo, exp.eval.n_baseline, _sigma, _g))
-        _pops["interpolation"] = run.pca.transform(dwf.evaluate.interpolations(_zoo, exp.eval.n_baseline, _g))
+def _(dwf, exp, run):
+    ctx = dwf.reporting.context(run)   # the report stage's view: test split unlocked, members split
+    _gen = dwf.sample.generate(run.flow, run.pca, exp.arch, exp.sample, ctx.data.x_train)
+    _pops = {"zoo (fitting members)": run.codes, "generated": _gen.codes}
+    if ctx.held_out is not None:
+        _pops["held-out members"] = run.pca.transform(ctx.layout.flatten(ctx.held_out, stacked=True))
+    for _spec in dwf.evaluate.declared(exp.eval, has_bn=False, held_out=False):
+        if _spec.source in ("noisy", "interpolation", "code_gaussian"):
+            _pops[dwf.evaluate.name(_spec)] = run.pca.transform(
+                ctx.layout.flatten(dwf.evaluate.build(ctx, _spec), stacked=True))
     dwf.plots.latent_scatter({_k: _v.numpy() for _k, _v in _pops.items()})
-    return
+    return (ctx,)
 
 
 @app.cell(hide_code=True)
@@ -366,20 +371,37 @@ def _(mo):
       of any zoo member: near 1 means it makes the same mistakes as some original.
 
     Good generated nets sit up and to the right of the noisy copies: as accurate, but further away.
+    Two more numbers say whether the flow *generates* or *copies*:
+
+    - **held-out novelty**: the same distance, to the held-out members. A net as new as a real
+      member is about as far from them as the fitting members are;
+    - **spread**: the same distance within the generated nets. Near 0 the flow has
+      **collapsed** onto one net (below 0.1 the report says so in words), and the **memorized
+      fraction** counts nets far closer to one member than to any other (above one half, the
+      flow memorizes).
+
+    Two trivial generators of the flow's own space bound what the flow must beat: the fitting
+    members through PCA encode → decode (the novelty floor: what compression alone adds) and a
+    Gaussian fitted to the PCA codes.
     """)
     return
 
 
 @app.cell
 def _(dwf, mo, report):
-    _pops = {r["name"]: report.populations[r["name"]] for r in report.rows}
-    _nn = {k: p["nn_dist"] for k, p in _pops.items() if k != "zoo"}
+    _pops = {p.name: p.per_net for p in report.populations}
+    _nn = {p.name: p.per_net.novelty for p in report.populations if p.spec.source != "zoo"}
+    _verdicts = report.verdicts()
+    print("verdicts: " + ("; ".join(_verdicts) if _verdicts else "none"))
     mo.vstack([
-        mo.md(dwf.paper.novelty_summary(report)),
-        dwf.plots.novelty_scatter(report),
-        dwf.plots.novelty_per_net(_pops, report.extras["zoo_median_nn"], metric=report.metric),
-        dwf.plots.nn_distance_histogram(_nn, report.extras["zoo_median_nn"]),
-        dwf.plots.iou_accuracy(_pops, metric=report.metric),
+        mo.md(dwf.tables.novelty_summary(report)),
+        *([mo.callout(mo.md("\n\n".join(_verdicts)), kind="warn")] if _verdicts else []),
+        dwf.plots.spread_novelty(report.populations),
+        dwf.plots.novelty_scatter(report.populations, report.metric),
+        mo.md(dwf.tables.population_markdown(report)),
+        dwf.plots.novelty_per_net(_pops, metric=report.metric),
+        dwf.plots.nn_distance_histogram(_nn),
+        dwf.plots.error_similarity_accuracy(_pops, metric=report.metric),
     ])
     return
 
@@ -397,12 +419,14 @@ def _(mo):
 
 
 @app.cell
-def _(dwf, exp, report, run, torch):
-    _k = min(12, run.zoo.n)
-    _gen = dwf.pipeline.sample(run, n=12)
-    _model, _task = dwf.archs.build(exp.arch), dwf.task.task_for(run.data)
-    _x, _y = run.data.x_test, run.data.y_test
-    _pz = dwf.stacked.predict(_model, {k: v[:_k] for k, v in run.aligned.params.items()}, _x, task=_task)
+def _(ctx, dwf, exp, report, run, torch):
+    import dataclasses as _dc
+
+    _k = min(12, ctx.layout.flatten(ctx.fit, stacked=True).shape[0])
+    _gen = dwf.sample.generate(run.flow, run.pca, exp.arch, _dc.replace(exp.sample, n=12), ctx.data.x_train)
+    _model, _task = dwf.archs.build(exp.arch), ctx.task
+    _x, _y = ctx.data.x_test, ctx.data.y_test
+    _pz = dwf.stacked.predict(_model, {k: v[:_k] for k, v in ctx.fit.items()}, _x, task=_task)
     _pg = dwf.stacked.predict(_model, _gen.params, _x, task=_task)
     _sim = dwf.evaluate.error_similarity(torch.cat([_pg, _pz]), _pz, _y, _task)
     dwf.plots.error_similarity_heatmap(
@@ -426,9 +450,9 @@ def _(mo):
 
 @app.cell
 def _(dwf, mo, report):
-    mo.vstack([dwf.plots.frontier(report.extras["frontier"], report.row("zoo")["acc_mean"], report.metric),
-               mo.md(dwf.paper.frontier_markdown(report))]
-              if "frontier" in report.extras else
+    mo.vstack([dwf.plots.frontier(report.frontier, report.zoo_population.score.mean, report.metric),
+               mo.md(dwf.tables.frontier_markdown(report))]
+              if report.frontier else
               [mo.md("_This experiment has no frontier sweep (`EvalSpec.frontier_stds`); "
                      "fmnist_mlp and fmnist_resnet20 have one._")])
     return
@@ -446,7 +470,8 @@ def _(mo):
       aligned and on unaligned weights. Re-basin matters most when the flow is small;
     - **source std**: how far from the zoo sampling may start (the frontier above sweeps it);
     - **BatchNorm recalibration**: generated ResNets with re-estimated running statistics
-      against the same nets with the zoo's mean statistics.
+      against the same nets with one member's statistics (the paper's control) and with the
+      zoo's mean statistics, each control also applied to the zoo members themselves.
     """)
     return
 
@@ -455,25 +480,27 @@ def _(mo):
 def _(artifacts, dwf, exp, mo, report):
     with mo.status.spinner(title="Building the ablation variants (cached after the first run)"):
         _variants = [dwf.pipeline.build(_e, artifacts, progress=False).report for _e in dwf.experiments.ablations(exp)]
-    _cells = dwf.paper.flow_alignment_cells(report, _variants)
-    print("ablation " + ", ".join(f"{w} {a}: {report.fmt(m)}" for (w, a), (m, _) in _cells.items()))
-    mo.vstack([dwf.plots.flow_alignment(_cells, report.row("zoo")["acc_mean"], report.metric),
-               mo.md(dwf.paper.ablation_markdown(report, _variants))])
+    _cells = dwf.tables.flow_alignment_cells(report, _variants)
+    print("ablation " + ", ".join(f"{w} {a}: {report.fmt(iv.mean)}" for (w, a), iv in _cells.items()))
+    mo.vstack([dwf.plots.flow_alignment(_cells, report.zoo_population.score.mean, report.metric),
+               mo.md(dwf.tables.ablation_markdown(report, _variants))])
     return
 
 
 @app.cell
-def _(dwf, mo, report):
-    _gen = [p for p in report.extras.get("frontier", []) if p["family"] == "generated"]
+def _(S, dwf, mo, report):
+    _gen = [p for p in report.frontier if p.family == "generated"]
     _sweep = mo.md("**Source std.** " + (", ".join(
-        f"s = {p['param']:g}{' (paper recipe)' if p.get('recipe') else ''}: {report.fmt(p['acc_mean'])} at "
-        f"novelty {p['novelty']:.3f}" for p in _gen) + ". A wider start buys novelty with score."
+        f"s = {p.param:g}{' (paper recipe)' if p.recipe else ''}: {report.fmt(p.score)} at "
+        f"novelty {p.novelty:.3f}" for p in _gen) + ". A wider start buys novelty with score."
         if _gen else "This experiment has no frontier sweep; `fmnist_mlp` and `fmnist_resnet20` have one."))
-    _names = ("zoo", "zoo, BN recalibrated", "generated", "generated, no BN recalibration")
-    _bn = (dwf.plots.accuracy_distributions({n: report.populations[n]["acc"] for n in _names},
-                                            title="BatchNorm statistics: recalibrated or the zoo's mean",
+    _specs = [S("zoo", "own"), S("zoo", "recalibrate"), S("generated"), S("zoo", "member"),
+              S("generated", "member"), S("zoo", "mean"), S("generated", "mean")]
+    _found = [report.find(_s) for _s in _specs]
+    _bn = (dwf.plots.accuracy_distributions({p.name: p.per_net.score for p in _found},
+                                            title="BatchNorm statistics: recalibrated, one member's, the zoo's mean",
                                             metric=report.metric)
-           if all(n in report.populations for n in _names) else
+           if all(_found) else
            mo.md("**BatchNorm recalibration.** This architecture has no BatchNorm; pick "
                  "`fmnist_resnet20` to see it matter."))
     mo.vstack([_sweep, _bn])
@@ -496,8 +523,8 @@ def _(mo):
 
 @app.cell
 def _(dwf, mo, report):
-    _t = [t for t in report.extras.get("transfer", []) if "unavailable" not in t]
-    mo.vstack([mo.vstack([dwf.plots.transfer_curves(t), mo.md(dwf.paper.transfer_markdown(t))]) for t in _t]
+    _t = [t for t in report.transfer if "unavailable" not in t]
+    mo.vstack([mo.vstack([dwf.plots.transfer_curves(t), mo.md(dwf.tables.transfer_markdown(t))]) for t in _t]
               if _t else [mo.md("_This experiment has no transfer target._")])
     return
 
@@ -519,22 +546,22 @@ def _(mo):
 
 
 @app.cell
-def _(artifacts, dwf, mo, profile):
+def _(S, artifacts, dwf, mo, profile):
     _cexp = dwf.experiments.conditional("fmnist_digits_mlp", profile)
     with mo.status.spinner(title=f"Building the conditional flow [{profile}]"):
         _crun = dwf.conditional.build(_cexp, artifacts, progress=False)
     for _r in _crun.reports:   # one line per label, also in the headless run's output
-        _c = _r.extras["conditional"]
-        _other = [n for n in _c["labels"] if n != _c["labels"][_c["label"]]]
-        print(f"conditional label {_c['label']} ({_c['labels'][_c['label']]}): zoo "
-              f"{_r.row('zoo')['acc_mean']:.4f}, generated {_r.row('generated')['acc_mean']:.4f}, "
-              + ", ".join(f"generated for {n} {_r.row(f'generated for {n}')['acc_mean']:.4f}" for n in _other))
+        _c = _r.conditional
+        _others = [j for j in range(len(_c.labels)) if j != _c.label]
+        print(f"conditional label {_c.label} ({_c.labels[_c.label]}): zoo "
+              f"{_r.zoo_population.score.mean:.4f}, generated {_r.generated.score.mean:.4f}, "
+              + ", ".join(f"generated for {_c.labels[j]} {_r.population(S('generated', label=j)).score.mean:.4f}"
+                          for j in _others))
     mo.vstack([item for _r in _crun.reports for item in (
-        mo.md(f"**Label {_r.extras['conditional']['label']}: {_r.experiment}**\n\n"
-              + dwf.paper.conditional_summary(_r)),
-        dwf.plots.accuracy_distributions({k: p["acc"] for k, p in _r.populations.items()},
-                                         title=f"Test accuracy on {_r.extras['conditional']['labels'][_r.extras['conditional']['label']]}"),
-        mo.md(_r.markdown_rows()))])
+        mo.md(f"**Label {_r.conditional.label}: {_r.experiment}**\n\n" + dwf.tables.conditional_summary(_r)),
+        dwf.plots.accuracy_distributions({p.name: p.per_net.score for p in _r.populations},
+                                         title=f"Test accuracy on {_r.conditional.labels[_r.conditional.label]}"),
+        mo.md(dwf.tables.population_markdown(_r)))])
     return
 
 
@@ -553,7 +580,7 @@ def _(mo):
 @app.cell
 def _(dwf, mo, report):
     _t = report.timings
-    _nz, _ng = report.row("zoo")["n"], report.row("generated")["n"]
+    _nz, _ng = report.zoo.n_fit + len(report.zoo.held_out), report.generated.n
     mo.vstack([
         mo.md(f"Training the zoo took {_t.get('zoo', float('nan')):.1f} s, "
               f"{_t.get('zoo', float('nan')) / _nz:.2f} s per net; generating {_ng} nets took "
@@ -574,7 +601,7 @@ def _(mo):
 
 @app.cell
 def _(dwf, mo, report):
-    mo.md(dwf.paper.results_markdown([report], title=""))
+    mo.md(dwf.tables.results_markdown([report], title=""))
     return
 
 

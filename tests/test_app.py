@@ -5,6 +5,7 @@ must offer training and then sample; a conditional flow samples for the chosen l
 from __future__ import annotations
 
 import os
+import json
 import re
 import shutil
 import socket
@@ -106,6 +107,10 @@ def test_sampling_and_training_in_the_browser(server, tmp_path):
             assert Zoo(experiments.get("fmnist_mlp", "smoke").arch, load_file(str(path))).n == 64
             with safe_open(str(path), "pt") as f:
                 assert f.metadata()["experiment"] == "fmnist_mlp"
+                assert json.loads(f.metadata()["sample"])["n"] == 64    # every sampling setting recorded
+            # the held-out members are shown beside the generated nets
+            body = page.inner_text("body")
+            assert "held-out members" in body and "spread" in body
 
             # another seed, another sample: the summary changes
             page.get_by_role("button", name=re.compile(r"^Increase .*seed")).click()
@@ -132,7 +137,7 @@ def test_sampling_and_training_in_the_browser(server, tmp_path):
             page.get_by_role("combobox", name="Experiment").select_option("vader_tinybert")
             expect(page.get_by_text("vader_tinybert [smoke]: a zoo of 3")).to_be_visible(timeout=60_000)
             page.get_by_role("button", name="Sample").click()
-            expect(page.get_by_role("heading", name=re.compile(r"Generated: mean Spearman ρ"))).to_be_visible(
+            expect(page.get_by_role("heading", name=re.compile(r"Generated on vader: mean Spearman ρ"))).to_be_visible(
                 timeout=60_000)
             with page.expect_download(timeout=60_000) as dl:
                 page.get_by_text("as a Hugging Face folder").click()

@@ -77,8 +77,11 @@ def test_failed_save_leaves_no_partial_file(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_errors_are_dwf_errors():
-    assert issubclass(ArtifactError, DwfError) and issubclass(ConfigError, DwfError)
+def test_errors_are_dwf_errors(tmp_path):
+    """One `except DwfError` catches a missing artifact and an impossible option alike."""
+    for fail in (lambda: Zoo.load(tmp_path / "nothing"), lambda: experiments.get("iris_mlp", "huge")):
+        with pytest.raises(DwfError):
+            fail()
 
 
 @pytest.mark.parametrize("name", ["mnist", "cifar10", "cifar100", "svhn", "stl10"])

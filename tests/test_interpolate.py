@@ -17,7 +17,7 @@ from dwf.rebasin import PermutationSpec, mlp_spec
 
 @pytest.fixture(scope="module")
 def digits():
-    return data.load(DataSpec("digits"))
+    return data.load(DataSpec("digits")).for_reporting()   # interpolation paths are reported on test
 
 
 def trained_pair(ds, seed: int):

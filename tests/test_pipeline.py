@@ -1,97 +1,135 @@
+"""The pipeline end to end on smoke runs: held-out split, replicates, declared populations, the
+cache (reuse checked by file times), variants measured in the aligned space, BatchNorm controls."""
+import dataclasses
 import json
+import math
 
+import pytest
 import torch
 
-from dwf import experiments, pipeline
+from dwf import (AlignSpec, ConfigError, EvalSpec, Generated, PopulationSpec as S, Report, archs, evaluate,
+                 experiments, families, pipeline, stacked)
 from dwf.cli import main
+from dwf.record import to_json
+from dwf.task import task_for
 
 
-def test_iris_smoke_pipeline_and_cache(artifacts):
+def _trained_scores(run, idx):
+    """Test scores of the trained (unaligned) members `idx`, computed directly."""
+    d = run.data.for_reporting()
+    task = task_for(d)
+    preds = stacked.predict(archs.build(run.experiment.arch), run.zoo.select(idx).params, d.x_test, task=task)
+    return task.score(preds, d.y_test)
+
+
+def test_iris_smoke_pipeline_split_replicates_and_cache(artifacts):
     exp = experiments.get("iris_mlp", "smoke")
     run = pipeline.build(exp, artifacts, progress=False)
     rep = run.report
-    names = [r["name"] for r in rep.rows]
-    assert names[:2] == ["zoo", "generated"] and "interpolation" in names
-    assert any(n.startswith("noisy") for n in names)
-    assert rep.row("zoo")["n"] == exp.zoo.n_models and rep.row("generated")["n"] == exp.sample.n
-    assert 0.0 <= rep.row("generated")["acc_mean"] <= 1.0
-    # aligned zoo computes the same functions as the trained zoo
-    assert abs(rep.row("zoo")["acc_mean"] - float(run.zoo.metric("test_acc").mean())) < 1e-6
-    # the second build loads every stage from the cache: identical flow weights, same report
+    # held-out members: a seeded quarter, disjoint from the fitting members, never the reference
+    n = exp.zoo.n_models
+    assert sorted(run.fit_idx + run.held_idx) == list(range(n)) and len(run.held_idx) == math.ceil(0.25 * n)
+    assert rep.zoo.reference in run.fit_idx and rep.zoo.held_out == run.held_idx
+    assert run.pca.n_components_ == len(run.fit_idx) - 1           # PCA saw only the fitting members
+    assert [p.spec for p in rep.populations] == evaluate.declared(exp.eval, has_bn=False)
+    assert rep.replicates == exp.eval.replicates == len(run.flows) == 2
+    assert rep.zoo_population.n == len(run.fit_idx) and rep.held_out.n == len(run.held_idx)
+    assert rep.generated.n == exp.sample.n
+    # aligned members compute the functions they were trained to
+    assert torch.allclose(torch.tensor(rep.zoo_population.per_net.score), _trained_scores(run, run.fit_idx))
+    # members against themselves: novelty 1 by construction; a full-rank PCA decodes them exactly
+    assert rep.zoo_population.novelty.mean == pytest.approx(1.0)
+    assert rep.held_out.novelty_held_out.mean == pytest.approx(1.0)
+    floor = rep.population(S("encode_decode"))
+    assert floor.novelty.mean < 1e-3 and floor.per_net.score == rep.zoo_population.per_net.score
+    # replicate flows are fitted with their own seeds
+    assert not torch.equal(run.flows[0].net.net[-1].weight, run.flows[1].net.net[-1].weight)
+    # the second build loads every stage from the cache: identical report and flows
     again = pipeline.build(exp, artifacts, progress=False)
-    assert again.report.rows == rep.rows
+    assert to_json(again.report) == to_json(rep)
     for k, v in run.flow.net.state_dict().items():
         assert torch.equal(v, again.flow.net.state_dict()[k])
-    assert json.loads((pipeline.experiment_dir(exp, artifacts) / "report.json").read_text())["rows"] == rep.rows
+    on_disk = Report.load(pipeline.experiment_dir(exp, artifacts) / "report.json")
+    assert on_disk.gap == rep.gap and [p.name for p in on_disk.populations] == [p.name for p in rep.populations]
+    gen = Generated.load(pipeline.stage_dir(exp, "report", artifacts) / "generated" / "r1")
+    assert gen.spec.seed == exp.sample.seed + 1 and gen.n == exp.sample.n
 
 
-def test_changed_config_recomputes_only_downstream(artifacts, tmp_path):
-    import dataclasses
+def test_changed_config_recomputes_only_downstream_and_new_replicates_reuse_old_flows(tmp_path):
     exp = experiments.get("iris_mlp", "smoke")
-    pipeline.build(exp, tmp_path, progress=False)
-    zoo_mtime = (tmp_path / "iris_mlp/smoke/zoo/weights.safetensors").stat().st_mtime_ns
-    flow_hash = json.loads((tmp_path / "iris_mlp/smoke/flow/stage.json").read_text())["hash"]
-    exp2 = dataclasses.replace(exp, flow=dataclasses.replace(exp.flow, steps=exp.flow.steps + 10))
-    pipeline.build(exp2, tmp_path, progress=False)
-    assert (tmp_path / "iris_mlp/smoke/zoo/weights.safetensors").stat().st_mtime_ns == zoo_mtime
-    assert json.loads((tmp_path / "iris_mlp/smoke/flow/stage.json").read_text())["hash"] != flow_hash
+    pipeline.build(exp, tmp_path, progress=False, evaluate=False)
+    d = tmp_path / "iris_mlp/smoke"
+    mtime = lambda rel: (d / rel).stat().st_mtime_ns  # noqa: E731
+    before = {f: mtime(f) for f in ("zoo/weights.safetensors", "align/weights.safetensors",
+                                    "pca/pca.safetensors", "flow/r0/flow.safetensors", "flow/r1/flow.safetensors")}
+    more = dataclasses.replace(exp, eval=dataclasses.replace(exp.eval, replicates=3))
+    run = pipeline.build(more, tmp_path, progress=False, evaluate=False)
+    assert len(run.flows) == 3 and {f: mtime(f) for f in before} == before     # only r2 was fitted
+    flow_hash = json.loads((d / "flow/r0/stage.json").read_text())["hash"]
+    longer = dataclasses.replace(exp, flow=dataclasses.replace(exp.flow, steps=exp.flow.steps + 10))
+    pipeline.build(longer, tmp_path, progress=False, evaluate=False)
+    for f in ("zoo/weights.safetensors", "align/weights.safetensors", "pca/pca.safetensors"):
+        assert mtime(f) == before[f], f
+    assert json.loads((d / "flow/r0/stage.json").read_text())["hash"] != flow_hash
 
 
 def test_cli_list_and_run(artifacts, capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    assert "fmnist_mlp" in out and "iris_mlp" in out and "digits_mlp" in out
+    assert "fmnist_mlp" in out and "iris_mlp" in out and "MLP 64-32-32-10" in out
     assert main(["run", "iris_mlp", "--profile", "smoke", "--artifacts", str(artifacts), "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "generated" in out and "noisy" in out and "report.json" in out
+    assert "held-out members" in out and "noisy copies" in out and "report.json" in out
+    assert "generated − zoo" in out
 
 
 def test_pipeline_on_a_batchnorm_cnn(tmp_path):
     """Traced symmetry, alignment with running statistics out of the cost, BN recalibration of
-    generated nets on the training split, and the no-recalibration row for comparison."""
-    from dwf import ArchSpec, DataSpec, EvalSpec, Experiment, FlowSpec, SampleSpec, ZooSpec, Zoo
+    generated nets on the training split, and the two BatchNorm controls on members and nets."""
+    from dwf import ArchSpec, DataSpec, Experiment, FlowSpec, SampleSpec, ZooSpec
     exp = Experiment("fmnist_cnn_test", "smoke", DataSpec("fmnist", train_limit=1024),
                      ArchSpec("cnn", 1, (4, 8), 10), ZooSpec(n_models=6, epochs=1, batch_size=64, lr=3e-3),
                      flow=FlowSpec(steps=100, eval_every=50), sample=SampleSpec(n=6, steps=10, bn_samples=256),
-                     eval=EvalSpec(noise_sigmas=(0.01,), n_baseline=4))
+                     eval=EvalSpec(noise_sigmas=(0.01,), n_baseline=4, replicates=2))
     run = pipeline.build(exp, tmp_path, progress=False)
     rep = run.report
-    names = [r["name"] for r in rep.rows]
-    assert names[:4] == ["zoo", "zoo, BN recalibrated", "generated", "generated, no BN recalibration"]
-    # alignment permuted weights and BN statistics together: the zoo computes the same functions
-    assert abs(rep.row("zoo")["acc_mean"] - float(run.zoo.metric("test_acc").mean())) < 1e-6
-    assert max(run.aligned.info["dist_to_ref_after"]) <= max(run.aligned.info["dist_to_ref_before"]) + 1e-6
-    assert rep.extras["interpolation"]["aligned_barrier"] >= 0.0
-    saved = Zoo.load(pipeline.experiment_dir(exp, tmp_path) / "report" / "generated")
+    assert [p.spec for p in rep.populations][:8] == [
+        S("zoo", "own"), S("held_out", "own"), S("generated"), S("zoo", "recalibrate"), S("zoo", "member"),
+        S("generated", "member"), S("zoo", "mean"), S("generated", "mean")]
+    # alignment permuted weights and BN statistics together: the members compute the same functions
+    assert torch.allclose(torch.tensor(rep.zoo_population.per_net.score), _trained_scores(run, run.fit_idx))
+    # the paper's control copies the reference member's statistics: for that member, nothing changes
+    i = run.fit_idx.index(rep.zoo.reference)
+    assert rep.population(S("zoo", "member")).per_net.score[i] == rep.zoo_population.per_net.score[i]
+    saved = Generated.load(pipeline.stage_dir(exp, "report", tmp_path) / "generated" / "r0")
     bn_mean = [k for k in saved.params if k.endswith("running_mean")]
-    assert bn_mean and saved.n == 6
+    assert bn_mean and saved.n == 6 and saved.bn_seconds > 0
     # recalibrated statistics are per-net, not one shared copy
     assert not torch.allclose(saved.params[bn_mean[0]][0], saved.params[bn_mean[0]][1])
 
 
-def test_a_variant_shares_the_zoo_and_keeps_its_own_later_stages(artifacts, tmp_path):
-    import dataclasses
+def test_a_variant_shares_the_zoo_and_is_measured_in_the_aligned_space(artifacts, tmp_path):
     import shutil
 
-    import pytest
-
-    from dwf import AlignSpec, ConfigError, EvalSpec
     exp = experiments.get("iris_mlp", "smoke")
     root = tmp_path / "a"
     shutil.copytree(artifacts / "iris_mlp", root / "iris_mlp")
     zoo_file = root / "iris_mlp/smoke/zoo/weights.safetensors"
     before = zoo_file.stat().st_mtime_ns
-    base_report = (root / "iris_mlp/smoke/report.json").read_text()
+    base = pipeline.build(exp, root, progress=False).report
+    base_json = (root / "iris_mlp/smoke/report.json").read_text()
     var = exp.ablation("unaligned", align=AlignSpec(method="none"),
-                       eval=EvalSpec(noise_sigmas=(), n_baseline=0, interpolation=False))
+                       eval=dataclasses.replace(exp.eval, noise_sigmas=(), n_baseline=0, interpolation=False))
     run = pipeline.build(var, root, progress=False)
     assert zoo_file.stat().st_mtime_ns == before                      # the zoo was reused
     assert pipeline.experiment_dir(var, root) == root / "iris_mlp/smoke/variants/unaligned"
-    assert (pipeline.experiment_dir(var, root) / "flow" / "stage.json").exists()
-    assert (root / "iris_mlp/smoke/report.json").read_text() == base_report   # untouched
+    assert (root / "iris_mlp/smoke/report.json").read_text() == base_json   # untouched
     assert run.report.variant == "unaligned" and not run.aligned.info["aligned"]
-    assert [r["name"] for r in run.report.rows] == ["zoo", "generated"]   # no baselines asked for
-    assert "interpolation" not in run.report.extras
+    assert [p.spec for p in run.report.populations] == [S("zoo", "own"), S("held_out", "own"), S("generated")]
+    assert run.report.barrier is None
+    # one space: the unaligned flow's nets are aligned to the reference before distances are
+    # taken, so the members' scale is the aligned experiment's (one hidden layer: one exact LAP)
+    assert run.report.zoo.median_nn == pytest.approx(base.zoo.median_nn, rel=1e-5)
     assert pipeline.is_built(var, root) and pipeline.is_built(exp, root)
     with pytest.raises(ConfigError, match="shares the zoo"):
         exp.ablation("bigger", zoo=dataclasses.replace(exp.zoo, n_models=9))
@@ -102,41 +140,37 @@ def test_a_variant_shares_the_zoo_and_keeps_its_own_later_stages(artifacts, tmp_
 def test_pipeline_on_a_vit_aligns_with_transfusion(artifacts):
     """The ViT smoke run: TransFusion aligns the zoo without changing any member's function,
     the unaligned variant shares the zoo, and weight matching is refused for a transformer."""
-    import pytest
-
-    from dwf import AlignSpec, ConfigError
     from dwf.align import align_zoo
     exp = experiments.get("fmnist_vit", "smoke")
     assert exp.align.method == "transfusion"
     run = pipeline.build(exp, artifacts, progress=False)
     rep = run.report
-    assert abs(rep.row("zoo")["acc_mean"] - float(run.zoo.metric("test_acc").mean())) < 1e-6
+    assert torch.allclose(torch.tensor(rep.zoo_population.per_net.score), _trained_scores(run, run.fit_idx))
     after, before = run.aligned.info["dist_to_ref_after"], run.aligned.info["dist_to_ref_before"]
     assert sum(after) < sum(before)
-    assert rep.extras["interpolation"]["aligned_barrier"] >= 0.0
     unaligned = pipeline.build(experiments.ablations(exp)[0], artifacts, progress=False)
     assert not unaligned.aligned.info["aligned"] and unaligned.report.variant == "unaligned"
     with pytest.raises(ConfigError, match="does not fit this architecture"):
-        align_zoo(run.zoo, pipeline.symmetry(exp, run.data), AlignSpec(method="weight_matching"))
+        align_zoo(run.zoo, families.symmetry(exp.arch, run.data.x_train), AlignSpec(method="weight_matching"))
 
 
 def test_pipeline_on_a_bert_regressor_scores_spearman(artifacts):
     """vader_tinybert smoke: a regression zoo (MSE, validation Spearman), TransFusion on HF BERT,
-    reports in Spearman ρ with residual-correlation novelty."""
+    reports in Spearman ρ with residual-correlation error similarity."""
     from scipy.stats import spearmanr
 
-    from dwf import archs, stacked
-    from dwf.task import REGRESSION
     exp = experiments.get("vader_tinybert", "smoke")
     run = pipeline.build(exp, artifacts, progress=False)
     rep = run.report
-    assert rep.metric == "Spearman ρ" and "transfer" not in rep.extras
-    # the zoo row's score is Spearman's ρ of each aligned member's predictions (scipy agrees)
-    preds = stacked.predict(archs.build(exp.arch), run.aligned.params, run.data.x_test, task=REGRESSION)
-    rho = [spearmanr(p.numpy(), run.data.y_test.numpy()).statistic for p in preds]
-    assert torch.allclose(torch.tensor(rep.populations["zoo"]["acc"]), torch.tensor(rho, dtype=torch.float32), atol=1e-5)
+    assert rep.metric == "Spearman ρ" and rep.transfer == []
+    # the members' score is Spearman's ρ of each aligned member's predictions (scipy agrees)
+    d = run.data.for_reporting()
+    preds = stacked.predict(archs.build(exp.arch), run.fit.params, d.x_test, task=task_for(d))
+    rho = [spearmanr(p.numpy(), d.y_test.numpy()).statistic for p in preds]
+    assert torch.allclose(torch.tensor(rep.zoo_population.per_net.score), torch.tensor(rho, dtype=torch.float32),
+                          atol=1e-5)
     # aligned members compute the same functions (ρ moves only where float rounding reorders
     # near-tied predictions of these barely trained nets)
-    assert abs(rep.row("zoo")["acc_mean"] - float(run.zoo.metric("test_acc").mean())) < 1e-3
-    assert all(-1.0 <= r["max_iou"] <= 1.0 for r in rep.rows)
-    assert "| Spearman ρ |" in rep.markdown_rows()
+    assert torch.allclose(torch.tensor(rep.zoo_population.per_net.score), _trained_scores(run, run.fit_idx),
+                          atol=1e-3)
+    assert "Spearman ρ" in rep.table()

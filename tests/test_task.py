@@ -52,3 +52,16 @@ def test_error_similarity_compares_the_mistakes_of_two_sets_of_nets():
     assert np.allclose(error_similarity(nets, ref, y).numpy(), [[1, 0], [1 / 3, 0]])
     resid = torch.tensor([[1.0, 2.0, 3.0, 5.0]])
     assert np.isclose(float(error_similarity(resid, resid, torch.zeros(4), REG)), 1.0)
+
+
+def test_diversity_is_the_mean_pairwise_disagreement():
+    y = torch.tensor([0, 1, 2, 3])
+    same = torch.tensor([[0, 1, 2, 0]] * 3)
+    assert CLS.diversity(same, y) == 0.0                      # one function repeated
+    nets = torch.tensor([[0, 1, 2, 3], [0, 1, 2, 0], [1, 1, 0, 0]])
+    # pairs: (0,1) differ on 1 of 4, (0,2) on 3, (1,2) on 2 -> mean 6 / 12
+    assert np.isclose(CLS.diversity(nets, y), 0.5)
+    resid = torch.tensor([[1.0, 2.0, 3.0, 5.0], [1.0, 2.0, 3.0, 5.0]])
+    assert np.isclose(REG.diversity(resid, torch.zeros(4)), 0.0, atol=1e-6)
+    anti = torch.tensor([[1.0, 2.0, 3.0, 4.0], [4.0, 3.0, 2.0, 1.0]])
+    assert np.isclose(REG.diversity(anti, torch.zeros(4)), 2.0)   # 1 - (-1)

@@ -9,7 +9,7 @@ from dwf.transfer import few_shot, fine_tune, head_names, transfer
 
 @pytest.fixture(scope="module")
 def digits():
-    return data.load(DataSpec("digits"))
+    return data.load(DataSpec("digits")).for_reporting()   # transfer reports test accuracy
 
 
 def test_few_shot_draws_k_per_class_from_train_and_val_only(digits):
@@ -57,7 +57,7 @@ def test_trained_backbones_transfer_better_than_random_and_selection_uses_valida
 
 
 def test_fine_tune_recalibrates_batchnorm_on_the_target_training_images():
-    big = data.load(DataSpec("digits", resize=28))
+    big = data.load(DataSpec("digits", resize=28)).for_reporting()
     assert big.x_train.shape[1:] == (1, 28, 28)
     arch = ArchSpec("resnet20", 1, out_dim=10, width=0.25)
     model = archs.build(arch, seed=0)

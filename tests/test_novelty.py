@@ -1,0 +1,94 @@
+"""The distance metrics against brute-force references and on populations whose answer is known:
+fresh samples of the reference's distribution, copies, one net repeated."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from dwf import evaluate
+from dwf.errors import DwfError
+from dwf.interval import Interval
+from dwf.novelty import loo_median_nn
+
+
+def _gauss(n: int, d: int = 16, seed: int = 0) -> torch.Tensor:
+    return torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def _brute(V: np.ndarray, R: np.ndarray, self_excluded: bool = False) -> np.ndarray:
+    D = np.sqrt(((V[:, None, :] - R[None, :, :]) ** 2).sum(-1))
+    if self_excluded:
+        np.fill_diagonal(D, np.inf)
+    return np.sort(D, axis=1)
+
+
+def test_metrics_match_a_brute_force_reference():
+    V, R = _gauss(9, 5, 1).numpy(), _gauss(12, 5, 2).numpy()
+    loo = np.median(_brute(R, R, True)[:, 0])
+    assert loo_median_nn(R) == pytest.approx(loo)
+    assert evaluate.novelty(V, R) == pytest.approx(np.median(_brute(V, R)[:, 0]) / loo)
+    assert evaluate.spread(V, R) == pytest.approx(np.median(_brute(V, V, True)[:, 0]) / loo)
+    d = _brute(V, R)
+    for tau in (1 / 3, 0.8):
+        assert evaluate.memorized_fraction(V, R, tau) == pytest.approx(np.mean(d[:, 0] < tau * d[:, 1]))
+
+
+def test_fresh_samples_of_the_reference_distribution_are_as_new_as_members():
+    ref = _gauss(300, 12, 0)
+    fresh = _gauss(300, 12, 1)
+    assert 0.9 < evaluate.novelty(fresh, ref) < 1.1
+    assert 0.9 < evaluate.spread(fresh, ref) < 1.1
+    assert evaluate.memorized_fraction(fresh, ref) < 0.05
+    # the reference against itself, each member's own entry left out: 1 by construction
+    assert evaluate.novelty(ref, ref, exclude_self=True) == pytest.approx(1.0)
+
+
+def test_copies_have_novelty_zero_and_are_memorized():
+    ref = _gauss(50, 12, 0)
+    copies = ref[torch.arange(40) % 50] + 1e-6 * _gauss(40, 12, 3)
+    assert evaluate.novelty(copies, ref) < 1e-4
+    assert evaluate.memorized_fraction(copies, ref) == 1.0
+    assert evaluate.novelty(ref, ref) == 0.0        # without exclude_self a member finds itself
+
+
+def test_one_net_repeated_has_spread_zero():
+    ref = _gauss(30, 8, 0)
+    one = _gauss(1, 8, 5).repeat(10, 1)
+    assert evaluate.spread(one, ref) == 0.0
+    # interpolations between two members: spread far below fresh samples
+    t = torch.linspace(0, 1, 10, dtype=torch.float64)[:, None]
+    line = (1 - t) * ref[0] + t * ref[1]
+    assert evaluate.spread(line, ref) < 0.5 * evaluate.spread(_gauss(10, 8, 6), ref)
+
+
+def test_metrics_accept_arrays_and_tensors_alike():
+    V, R = _gauss(7, 4, 1), _gauss(9, 4, 2)
+    assert evaluate.novelty(V.numpy(), R.numpy()) == evaluate.novelty(V.float(), R.float()) or \
+        math.isclose(evaluate.novelty(V.numpy(), R.numpy()), evaluate.novelty(V.float(), R.float()), rel_tol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [
+    lambda R: evaluate.novelty(_gauss(3, 5), R),                       # other width
+    lambda R: evaluate.novelty(_gauss(3, 4), R[:1]),                    # no NN scale
+    lambda R: evaluate.novelty(_gauss(3, 4), torch.cat([R[:1], R[:1]])),  # duplicates only
+    lambda R: evaluate.spread(_gauss(1, 4), R),                         # one net has no spread
+    lambda R: evaluate.memorized_fraction(_gauss(3, 4), R, threshold=0),
+    lambda R: evaluate.novelty(torch.full((2, 4), float("nan")), R),
+])
+def test_bad_input_is_a_clear_error(bad):
+    with pytest.raises(DwfError):
+        bad(_gauss(6, 4))
+
+
+def test_interval_is_the_student_t_interval():
+    iv = Interval.of([1.0, 2.0, 3.0])
+    h = stats.t.ppf(0.975, 2) / math.sqrt(3)
+    assert (iv.mean, iv.lo, iv.hi) == pytest.approx((2.0, 2.0 - h, 2.0 + h))
+    assert iv.contains(2.5) and not iv.within(2.0) and Interval.of([0.1, -0.1, 0.0]).within(1.0)
+    fixed = Interval.of([0.5, 0.5, 0.5], replicated=False)
+    assert (fixed.lo, fixed.hi, fixed.replicated) == (0.5, 0.5, False) and fixed.text() == "0.500"
+    assert math.isnan(Interval.of([1.0, float("nan")]).mean)
