@@ -35,6 +35,8 @@ _REGISTRY: dict[str, dict[str, Experiment]] = {
         "iris_mlp", DataSpec("iris", val_fraction=0.2), ArchSpec("mlp", 4, (16,), 3),
         ZooSpec(n_models=64, epochs=60, batch_size=16, lr=1e-2),
         ZooSpec(n_models=100, epochs=60, batch_size=16, lr=1e-2),
+        # h = 256 chosen on the validation split among 64 / 128 / 256 / 512
+        # (paper_figures/selection/iris_mlp_flow_hidden.md); time_dim 4 and dropout 0.4 are the paper's
         FlowSpec(steps=6000, hidden=256, time_dim=4, dropout=0.4),
         FlowSpec(steps=30_000, time_dim=4, dropout=0.4),
         task="MLP 4-16-3 / Iris"),
@@ -197,8 +199,8 @@ def _conditional(name: str, members: tuple[str, ...]) -> dict[str, ConditionalEx
         ms = tuple(get(m, profile) for m in members)
         if profile == "paper" and len({m.arch for m in ms}) > 1:   # paper MLPs differ in width
             continue
-        # batch 128 (not the paper's 8): with 8, ~1 in 10 nets drawn for digits landed among
-        # the Fashion-MNIST nets; 128 puts each label's mean within 0.15 pp of its zoo
+        # batch 128 (not the paper's 8), chosen on the validation split among 8 / 32 / 128
+        # (`python -m dwf select`, paper_figures/selection/fmnist_digits_mlp_flow_batch_size.md)
         out[profile] = ConditionalExperiment(
             name, profile, ms, flow=replace(ms[0].flow, batch_size=128, label_dropout=0.1),
             guidance=(0.0, 2.0, 3.0),

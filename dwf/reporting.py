@@ -62,8 +62,7 @@ def context(run: "Run") -> ev.Context:
     exp = run.experiment
     data = run.data.for_reporting()
     fit = run.fit
-    ref_member = run.fit_idx.index(int(run.aligned.info.get("reference", run.fit_idx[0]))) \
-        if int(run.aligned.info.get("reference", -1)) in run.fit_idx else 0
+    ref_member = run.fit_idx.index(int(run.aligned.info.get("reference", 0)))   # split() keeps it fitting
     measure = aligned_measure(exp, {k: v[ref_member] for k, v in fit.params.items()}, data.x_train)
     return ev.Context(exp.arch, data, fit.params, run.held_out.params if run.held_out else None, run.pca,
                       run.codes, exp.eval, exp.sample.bn_samples, exp.sample.seed, ref_member, measure)

@@ -13,7 +13,7 @@ import numpy as np
 import papermill
 import pytest
 
-from dwf import PopulationSpec as S, experiments, figures, plots, published, tables
+from dwf import PopulationSpec as S, experiments, figures, plots, published, readme, tables
 from dwf.errors import ArtifactError, DwfError
 from dwf.interval import Interval
 from dwf.report import (COLLAPSE_SPREAD, ConditionalInfo, FlowSummary, PerNet, PopulationResult, Report,
@@ -290,3 +290,15 @@ def test_ablation_changes_ignore_tuples_read_back_as_lists():
     base.config = json.loads(json.dumps(exp.to_dict()))
     assert isinstance(fresh.config["flow"]["betas"], tuple)
     assert "| flow-h64 | flow.hidden: 64 |" in tables.ablation_markdown(base, [fresh])
+
+
+def test_readme_results_block_is_generated_from_the_committed_results_json(tmp_path):
+    summary = json.loads((ROOT / "paper_figures" / "results.json").read_text())
+    assert readme.current(ROOT / "README.md") == readme.block(summary), "run `python -m dwf readme`"
+    # update() rewrites only the block
+    doc = tmp_path / "README.md"
+    doc.write_text(f"intro\n{readme.BEGIN}\nstale 99.99\n{readme.END}\noutro\n")
+    assert readme.update(doc, ROOT / "paper_figures" / "results.json")
+    text = doc.read_text()
+    assert text.startswith("intro\n") and text.endswith("\noutro\n") and "stale" not in text
+    assert not readme.update(doc, ROOT / "paper_figures" / "results.json")      # already current
