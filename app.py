@@ -118,6 +118,21 @@ def _(artifacts, built, conditional, dwf, exp, load_run, mo, profile, set_traini
 
 
 @app.cell
+def _(artifacts, conditional, dwf, exp, mo, run):
+    # the full report (every replicate, every baseline), when `make reproduce` or `dwf run` built it
+    _where = (run.root / "report" / "label0.json") if conditional else dwf.pipeline.experiment_dir(exp, artifacts) / "report.json"
+    _built = dwf.conditional.is_built(exp, artifacts, "report") if conditional else dwf.pipeline.is_built(exp, artifacts)
+    _rep = dwf.Report.load(_where) if _built else None
+    (mo.md(f"**Report of {_rep.experiment}** ({_rep.replicates} replicate flows, own seeds): generated "
+           f"{_rep.fmt_interval(_rep.generated.score)} vs fitting members {_rep.fmt(_rep.zoo_population.score.mean)}, "
+           f"gap {_rep.gap_text}; novelty {_rep.generated.novelty.text()}, spread {_rep.generated.spread.text()} "
+           "(95 % intervals over replicates). " + (" ".join(_rep.verdicts()) or "No collapse or memorization."))
+     if _rep else mo.md("_No full report for this experiment yet (`python -m dwf run` writes one); "
+                        "sampling below works without it._"))
+    return
+
+
+@app.cell
 def _(conditional, mo, run):
     _s = run.experiment.sample
     n_samples = mo.ui.slider(8, 256, value=64, step=8, label="samples", show_value=True)
@@ -214,6 +229,7 @@ def _(action_seconds, dataset, dwf, generated, label, metric, mo, populations, r
                       "novelty": round(p.novelty.mean, 3),
                       "held-out novelty": round(p.novelty_held_out.mean, 3) if p.novelty_held_out else None,
                       "spread": round(p.spread.mean, 3), "memorized": round(p.memorized.mean, 2),
+                      "coverage": round(p.coverage.mean, 2) if p.coverage else None,
                       "error similarity": round(p.error_similarity.mean, 3)} for p in populations],
                     selection=None, label="Populations"),
     ])

@@ -22,6 +22,12 @@ def batchnorms(model: nn.Module) -> list[_BatchNorm]:
     return [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
 
 
+def buffer_names(model: nn.Module) -> list[str]:
+    """State-dict names of the running statistics (and counters) of `model`'s BatchNorm layers."""
+    return [f"{prefix}.{b}" if prefix else b for prefix, m in model.named_modules()
+            if isinstance(m, _BatchNorm) and m.track_running_stats for b, _ in m.named_buffers(recurse=False)]
+
+
 def calibration_batches(x_train: torch.Tensor, n_samples: int, batch_size: int,
                         seed: int) -> list[torch.Tensor]:
     """A seeded subset of min(n_samples, N) rows of x_train, split into near-equal batches.
@@ -93,9 +99,7 @@ def recalibrate_stacked(model: nn.Module, params: Mapping[str, torch.Tensor], x_
     Returns {} for a model without BatchNorm.
     """
     work = copy.deepcopy(model)
-    names = [f"{prefix}.{b}" if prefix else b for prefix, m in work.named_modules()
-             if isinstance(m, _BatchNorm) and m.track_running_stats
-             for b, _ in m.named_buffers(recurse=False)]
+    names = buffer_names(work)
     if not names:
         return {}
     missing = [k for k, _ in work.named_parameters() if k not in params]
@@ -126,7 +130,8 @@ def stacked_statistics(model: nn.Module, params: Mapping[str, torch.Tensor], mod
     """BatchNorm running statistics {buffer: (n, ...)} for n stacked nets `params`:
 
     - "recalibrate": re-estimated for each net on a seeded subset of `x_train` (the training split);
-    - "mean": the zoo's mean statistics (`zoo_buffers` {buffer: (N, ...)}), the same for every net;
+    - "mean": the zoo's mean statistics (`zoo_buffers`: the zoo's stacked state {name: (N, ...)},
+      of which only the BatchNorm statistics are read), the same for every net;
     - "member": one zoo member's statistics (the paper's control), the same for every net.
     {} for a model without BatchNorm.
     """
@@ -141,7 +146,8 @@ def stacked_statistics(model: nn.Module, params: Mapping[str, torch.Tensor], mod
         return recalibrate_stacked(model, params, x_train, n_samples=n_samples, seed=seed)
     if zoo_buffers is None:
         raise DwfError(f"BatchNorm mode {mode!r} needs the zoo's statistics (zoo_buffers)")
-    floats = {k: v for k, v in zoo_buffers.items() if v.is_floating_point()}
+    # only the BatchNorm statistics: every other tensor stays each net's own
+    floats = {k: zoo_buffers[k] for k in buffer_names(model) if zoo_buffers[k].is_floating_point()}
     if mode == "mean":
         return {k: v.mean(0).expand(n, *v.shape[1:]).clone() for k, v in floats.items()}
     if not 0 <= member < next(iter(floats.values())).shape[0]:

@@ -10,6 +10,7 @@ and derives every metric from those cached predictions and from distances in the
     novelty_held_out   the same against the held-out members (≈ 1 for a net as new as a member)
     spread             median NN distance within the population / the members' LOO median NN
     memorized          share of nets with d₁ < d₂ / 3 against the fitting members   (dwf.novelty)
+    coverage           share of fitting members that are some net's nearest member
     error_similarity   mean over nets of the max similarity of its errors with a fitting member's
     diversity          mean pairwise disagreement of predictions within the population
 
@@ -33,14 +34,14 @@ from .data import Dataset
 from .errors import ConfigError
 from .interval import Interval
 from .layout import ParamLayout
-from .novelty import loo_median_nn, memorized_fraction, nn_distances, novelty, spread
+from .novelty import coverage, loo_median_nn, memorized_fraction, nn_distances, novelty, spread
 from .pca import DualPCA
 from .report import PerNet, PopulationResult
 from .sample import Generated
 from .task import CLASSIFICATION, Task, task_for
 
-__all__ = ["Context", "Measured", "build", "declared", "error_similarity", "evaluate", "measure",
-           "memorized_fraction", "novelty", "spread"]
+__all__ = ["Context", "Measured", "build", "compare", "coverage", "declared", "error_similarity", "evaluate",
+           "measure", "memorized_fraction", "novelty", "spread"]
 
 States = dict[str, torch.Tensor]
 
@@ -132,7 +133,7 @@ def build(ctx: Context, spec: PopulationSpec, replicate: int = 0,
     if spec.source in ("zoo", "held_out"):
         own = ctx.fit if spec.source == "zoo" else ctx.held_out
         if own is None:
-            raise ConfigError("this run keeps no held-out members (EvalSpec.held_out = 0)")
+            raise ConfigError("this run keeps no held-out members (PCASpec.held_out = 0); raise it to hold members out")
         return dict(own) if spec.bn == "own" else ctx.states(ctx.layout.flatten(own, stacked=True), spec.bn)
     if spec.source == "generated":
         key = (spec.label, spec.guidance)
@@ -167,6 +168,7 @@ class Measured:
     spread: float
     memorized: float
     diversity: float
+    coverage: float
 
 
 @dataclass(frozen=True)
@@ -204,7 +206,7 @@ def measure(ctx: Context, ref: Reference, spec: PopulationSpec, states: States) 
                     sim.max(1).values, novelty(V, ref.fit, exclude_self=self_zoo), ho,
                     spread(V, ref.fit) if many else float("nan"),
                     memorized_fraction(V, ref.fit, exclude_self=self_zoo) if enough else float("nan"),
-                    task.diversity(preds, y))
+                    task.diversity(preds, y), coverage(V, ref.fit, exclude_self=self_zoo))
 
 
 def summarize(ctx: Context, spec: PopulationSpec, runs: Sequence[Measured], median_nn: float) -> PopulationResult:
@@ -217,7 +219,8 @@ def summarize(ctx: Context, spec: PopulationSpec, runs: Sequence[Measured], medi
         iv(lambda m: m.novelty), iv(lambda m: m.novelty_held_out) if first.novelty_held_out is not None else None,
         iv(lambda m: m.spread), iv(lambda m: m.memorized), iv(lambda m: float(m.error_similarity.mean())),
         iv(lambda m: m.diversity),
-        PerNet(first.score.tolist(), (first.nn_dist / median_nn).tolist(), first.error_similarity.tolist()))
+        PerNet(first.score.tolist(), (first.nn_dist / median_nn).tolist(), first.error_similarity.tolist()),
+        iv(lambda m: m.coverage))
 
 
 def evaluate(ctx: Context, specs: Sequence[PopulationSpec],

@@ -10,6 +10,8 @@ For nets V (m, d) and a reference set R (n, d) of zoo members (same aligned coor
     spread(V, R)             = median_i min_{i' ≠ i} ‖V_i − V_i'‖ / δ_R   0: one net repeated
     memorized_fraction(V, R) = mean_i [d₁(V_i) < τ · d₂(V_i)]    share of nets far closer to one
                                                                  member than to any other (τ = 1/3)
+    coverage(V, R)           = |{argmin_j ‖V_i − R_j‖ : i}| / n   share of members that are some
+                                                                 net's nearest (1/n: all on one)
 
 Everything is computed in float64 from one distance matrix per call. With `exclude_self` a
 population is compared with itself (V is R, row i's own distance ignored): the zoo's novelty is
@@ -92,3 +94,10 @@ def memorized_fraction(V, ref, threshold: float = MEMORIZED_THRESHOLD, exclude_s
         raise DwfError("memorized_fraction needs at least 2 reference nets besides the net itself")
     d12 = D.topk(2, dim=1, largest=False).values          # (m, 2)
     return float((d12[:, 0] < threshold * d12[:, 1]).double().mean())
+
+
+def coverage(V, ref, exclude_self: bool = False) -> float:
+    """Share of ref's members that are the nearest member of at least one row of V: copies of
+    every member cover 1, nets collapsed onto one member cover 1/n."""
+    D = _distances(V, ref, exclude_self)
+    return float(D.argmin(1).unique().numel()) / D.shape[1]

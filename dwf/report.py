@@ -51,6 +51,7 @@ class PopulationResult:
     error_similarity: Interval       # mean over nets of the max error similarity with a member
     diversity: Interval              # functional diversity (dwf.task.Task.diversity)
     per_net: PerNet
+    coverage: Interval | None = None  # share of fitting members that are some net's nearest member
 
     @property
     def collapsed(self) -> bool:
@@ -181,16 +182,17 @@ class Report:
 
     def verdicts(self) -> list[str]:
         """Sentences saying whether the generated nets collapsed or memorize."""
+        p, name = self.generated, self.experiment + (f"/{self.variant}" if self.variant else "")
+        n_fit = self.zoo.n_fit
+        near = (f"; they are nearest to {max(1, round(p.coverage.mean * n_fit))} of the {n_fit} fitting members"
+                if p.coverage is not None else "")
         out = []
-        for p in [self.generated]:
-            if p.collapsed:
-                out.append(f"{self.experiment}{'/' + self.variant if self.variant else ''}: {p.name} "
-                           f"COLLAPSED: spread {p.spread.mean:.3f} < {COLLAPSE_SPREAD} (its nets are "
-                           "nearly one net)")
-            if p.memorizes:
-                out.append(f"{self.experiment}{'/' + self.variant if self.variant else ''}: {p.name} "
-                           f"MEMORIZES: {100 * p.memorized.mean:.0f} % of its nets are near-copies of "
-                           "one fitting member")
+        if p.collapsed:
+            out.append(f"{name}: {p.name} COLLAPSED: spread {p.spread.mean:.3f} < {COLLAPSE_SPREAD}, its nets "
+                       f"nearly coincide with each other{near}")
+        if p.memorizes:
+            out.append(f"{name}: {p.name} MEMORIZES: {100 * p.memorized.mean:.0f} % of its nets are near-copies of "
+                       f"one fitting member{near if not p.collapsed else ''}")
         return out
 
     def table(self) -> str:

@@ -29,7 +29,8 @@ held-out members; a net as new as a real member scores about what the fitting me
 *Spread*: median distance from each net to its nearest other net of the same population, on the
 same scale; below {COLLAPSE_SPREAD} the population has **collapsed** onto (nearly) one net.
 *Memorized*: share of nets whose nearest member is closer than a third of the second-nearest;
-above {MEMORIZE_FRACTION} the generator **memorizes**. *Error similarity*: mean over nets of the
+above {MEMORIZE_FRACTION} the generator **memorizes**. *Coverage*: share of the fitting members that are the
+nearest member of at least one net (1/n: every net sits by one member). *Error similarity*: mean over nets of the
 largest IoU of its set of test errors with a fitting member's (regression: residual correlation).
 *Diversity*: mean pairwise share of test examples on which two nets of the population disagree
 (regression: 1 − residual correlation). Nets of a flow fitted without alignment are aligned to
@@ -41,13 +42,14 @@ Two trivial generators of the flow's own space set the bar: the *zoo through enc
 
 def population_markdown(r: Report) -> str:
     head = ("| population | n | score (mean ± std over nets) | 95 % interval | novelty | held-out novelty | "
-            "spread | memorized | error similarity | diversity |")
-    out = [head, "|---" * 10 + "|"]
+            "spread | memorized | coverage | error similarity | diversity |")
+    out = [head, "|---" * 11 + "|"]
     for p in r.populations:
         ho = p.novelty_held_out.text() if p.novelty_held_out else "—"
         ci = f"[{r.fmt(p.score.lo)}, {r.fmt(p.score.hi)}]" if p.score.replicated else "fixed"
+        cov = p.coverage.text(1, 2) if p.coverage else "—"
         out.append(f"| {p.name} | {p.n} | {r.fmt(p.score.mean)} ± {r.fmt(p.score_std)} | {ci} | {p.novelty.text()} | "
-                   f"{ho} | {p.spread.text()} | {p.memorized.text(1, 2)} | {p.error_similarity.text()} | "
+                   f"{ho} | {p.spread.text()} | {p.memorized.text(1, 2)} | {cov} | {p.error_similarity.text()} | "
                    f"{p.diversity.text()} |")
     return "\n".join(out)
 

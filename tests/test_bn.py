@@ -149,3 +149,25 @@ def test_stacked_matches_one_at_a_time():
     assert recalibrate_stacked(mlp, {k: v[None] for k, v in mlp.state_dict().items()}, x) == {}
     with pytest.raises(DwfError):
         recalibrate_stacked(template, {"conv.weight": params["conv.weight"]}, x)
+
+
+def test_control_statistics_replace_only_the_batchnorm_buffers():
+    """The "member" and "mean" controls swap running statistics, never weights: a regression
+    once copied the member's whole state (every net became that member)."""
+    from dwf import ArchSpec, archs
+    from dwf.bn import buffer_names, stacked_statistics
+    arch = ArchSpec("cnn", 1, (4, 8), 10)
+    sds = [archs.build(arch, seed=i).state_dict() for i in range(3)]
+    for i, sd in enumerate(sds):
+        for k in buffer_names(archs.build(arch)):
+            if sd[k].is_floating_point():
+                sd[k].fill_(float(i + 1))
+    zoo = {k: torch.stack([sd[k] for sd in sds]) for k in sds[0]}
+    model = archs.build(arch)
+    stats = {k for k in buffer_names(model) if zoo[k].is_floating_point()}
+    params = {k: v for k, v in zoo.items() if k not in buffer_names(model)}
+    member = stacked_statistics(model, params, "member", zoo_buffers=zoo, member=2)
+    mean = stacked_statistics(model, params, "mean", zoo_buffers=zoo)
+    assert set(member) == set(mean) == stats                      # no weight among them
+    assert all(torch.equal(member[k], torch.full_like(member[k], 3.0)) for k in stats)
+    assert all(torch.allclose(mean[k], torch.full_like(mean[k], 2.0)) for k in stats)

@@ -55,6 +55,13 @@ def test_copies_have_novelty_zero_and_are_memorized():
     assert evaluate.novelty(ref, ref) == 0.0        # without exclude_self a member finds itself
 
 
+def test_coverage_counts_the_members_the_nets_sit_by():
+    ref = _gauss(20, 8, 0)
+    assert evaluate.coverage(ref[:5] + 1e-6, ref) == pytest.approx(5 / 20)     # copies of 5 members
+    assert evaluate.coverage(ref[3:4].repeat(10, 1), ref) == pytest.approx(1 / 20)   # all on one
+    assert evaluate.coverage(ref, ref) == 1.0
+
+
 def test_one_net_repeated_has_spread_zero():
     ref = _gauss(30, 8, 0)
     one = _gauss(1, 8, 5).repeat(10, 1)
@@ -67,8 +74,7 @@ def test_one_net_repeated_has_spread_zero():
 
 def test_metrics_accept_arrays_and_tensors_alike():
     V, R = _gauss(7, 4, 1), _gauss(9, 4, 2)
-    assert evaluate.novelty(V.numpy(), R.numpy()) == evaluate.novelty(V.float(), R.float()) or \
-        math.isclose(evaluate.novelty(V.numpy(), R.numpy()), evaluate.novelty(V.float(), R.float()), rel_tol=1e-5)
+    assert math.isclose(evaluate.novelty(V.numpy(), R.numpy()), evaluate.novelty(V.float(), R.float()), rel_tol=1e-5)
 
 
 @pytest.mark.parametrize("bad", [

@@ -101,6 +101,10 @@ def test_pipeline_on_a_batchnorm_cnn(tmp_path):
     # the paper's control copies the reference member's statistics: for that member, nothing changes
     i = run.fit_idx.index(rep.zoo.reference)
     assert rep.population(S("zoo", "member")).per_net.score[i] == rep.zoo_population.per_net.score[i]
+    # the controls change statistics only: every member keeps its own weights (same vectors)
+    for bn in ("member", "mean", "recalibrate"):
+        assert rep.population(S("zoo", bn)).novelty.mean == pytest.approx(1.0), bn
+        assert rep.population(S("zoo", bn)).per_net.novelty == rep.zoo_population.per_net.novelty
     saved = Generated.load(pipeline.stage_dir(exp, "report", tmp_path) / "generated" / "r0")
     bn_mean = [k for k in saved.params if k.endswith("running_mean")]
     assert bn_mean and saved.n == 6 and saved.bn_seconds > 0
