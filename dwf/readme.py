@@ -44,8 +44,8 @@ def block(summary: dict) -> str:
             f"{_iv(e['gap'], scale, dec)} | {_iv(gen['novelty'], 1, 3)} ({_iv(held and held['novelty'], 1, 3)}) | "
             f"{_iv(gen['spread'], 1, 3)} | {_iv(gen['memorized'], 1, 2)} |")
         verdicts += e.get("verdicts", [])
-    lines += ["", "In words: " + ("; ".join(verdicts) + "." if verdicts else "no flow collapsed or memorizes."),
-              "", END]
+    lines += ["", "In words:", ""] + ([f"- {v}." for v in verdicts] or ["- no flow collapsed or memorizes."])
+    lines += ["", END]
     return "\n".join(lines)
 
 
