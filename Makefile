@@ -37,7 +37,7 @@ system:
 
 reproduce: setup
 	@mkdir -p artifacts
-	$(PY) -m papermill notebooks/reproduce.ipynb artifacts/reproduce-$(PROFILE).ipynb -k python3 \
+	$(PY) -m papermill notebooks/reproduce.ipynb artifacts/reproduce-$(PROFILE).ipynb -k python3 --log-output \
 	  -p profile $(PROFILE) -p out_dir $(OUT) \
 	  $(if $(strip $(EXPERIMENTS)),-y "$(EXPERIMENTS_YAML)")
 	$(if $(and $(filter paper_figures,$(OUT)),$(filter quick,$(PROFILE)),$(if $(strip $(EXPERIMENTS)),,x)),$(PY) -m dwf readme)

@@ -31,7 +31,7 @@ N_MODELS = 20
 NOISE = 0.01
 CHUNK = 1 << 20
 ARCH = ArchSpec("bert", 0, (), 1, pretrained="minilm-l6")
-REAL_ZOO = Path("artifacts/vader_minilm/quick/align/weights.safetensors")
+REAL_ZOO = Path("artifacts/vader_minilm/quick/seed0/align/weights.safetensors")
 
 _FIT = r"""
 import json, sys, time

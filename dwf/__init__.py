@@ -1,7 +1,7 @@
 """dwf: generate complete neural-network weights with re-basined flow matching (DeepWeightFlow)."""
 from . import (align, archs, bn, columns, conditional, data, evaluate, experiments, export, families, figures,
-               flow, frontier, interpolate, novelty, ode, pipeline, plots, published, rebasin, reporting,
-               sample, tables, task, transfer)
+               flow, frontier, interpolate, novelty, ode, pipeline, plots, progress, published, rebasin, replicas,
+               reporting, sample, tables, task, transfer)
 from .config import (AlignSpec, ArchSpec, ConditionalExperiment, DataSpec, EvalSpec, Experiment, FlowSpec, PCASpec,
                      PopulationSpec, SampleSpec, TransferSpec, ZooSpec)
 from .errors import ArtifactError, ConfigError, DatasetUnavailable, DwfError, TestSplitLocked
@@ -18,4 +18,4 @@ __all__ = ["AlignSpec", "ArchSpec", "ArtifactError", "ConditionalExperiment", "C
            "SampleSpec", "TestSplitLocked", "TransferSpec", "Zoo", "ZooSpec", "align", "archs", "bn",
            "columns", "conditional", "data", "evaluate", "experiments", "export", "families", "figures",
            "flow", "frontier", "generate", "interpolate", "novelty", "ode", "pipeline", "plots",
-           "published", "rebasin", "reporting", "sample", "tables", "task", "train_zoo", "transfer"]
+           "progress", "published", "rebasin", "replicas", "reporting", "sample", "tables", "task", "train_zoo", "transfer"]

@@ -5,9 +5,10 @@ import argparse
 import logging
 import sys
 
-from . import conditional, experiments, families, pipeline, readme, selection
+from . import conditional, experiments, families, pipeline, readme, replicas, selection
 from .errors import ConfigError, DwfError
 from .io import atomic_write_bytes
+from .progress import StageLog
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--profile", default="quick", choices=experiments.PROFILES)
     r.add_argument("--artifacts", default="artifacts")
     r.add_argument("--seed", type=int, default=None, help="seed every stage from this number")
+    r.add_argument("--zoo-replicates", type=int, default=None, metavar="Z",
+                   help="repeat the whole run over Z independent zoos (seeds seed … seed+Z−1) and report "
+                        "intervals over zoos (default: the profile's, 3 for paper, else 1)")
     r.add_argument("--no-progress", action="store_true")
     sel = sub.add_parser("select", help="choose a flow hyperparameter on validation data (never test)")
     sel.add_argument("experiment")
@@ -58,9 +62,9 @@ def main(argv: list[str] | None = None) -> int:
                 atomic_write_bytes(args.out, (result.markdown() + "\n").encode())
             return 0
         if args.experiment in experiments.CONDITIONAL:
-            if args.seed is not None:
-                raise ConfigError("--seed applies to single-zoo experiments; a conditional one takes "
-                                  "its members' seeds")
+            if args.seed is not None or args.zoo_replicates is not None:
+                raise ConfigError("--seed and --zoo-replicates apply to single-zoo experiments; a "
+                                  "conditional one takes its members' zoos")
             cexp = experiments.conditional(args.experiment, args.profile)
             run = conditional.build(cexp, args.artifacts, progress=not args.no_progress)
             for report in run.reports:
@@ -70,7 +74,15 @@ def main(argv: list[str] | None = None) -> int:
         exp = experiments.get(args.experiment, args.profile)
         if args.seed is not None:
             exp = exp.with_seed(args.seed)
-        report = pipeline.run(exp, args.artifacts, progress=not args.no_progress)
+        zoos = exp.zoo_replicates if args.zoo_replicates is None else args.zoo_replicates
+        if zoos > 1:
+            rep = replicas.build(exp, args.artifacts, zoos, progress=not args.no_progress)
+            print(rep.markdown())
+            print(f"report: {replicas.path(exp, args.artifacts)}")
+            return 0
+        log = StageLog(f"{exp.name} [{exp.profile}, seed {exp.seed}]", sys.stderr)
+        report = pipeline.run(exp, args.artifacts, progress=not args.no_progress, on_stage=log)
+        log.done()
         print(report.table())
         print(f"report: {pipeline.experiment_dir(exp, args.artifacts) / 'report.json'}")
         return 0

@@ -20,13 +20,13 @@ from typing import Callable
 
 import torch
 
-from . import align, data as data_mod, evaluate as ev, families, flow as flow_mod
+from . import align, data as data_mod, evaluate as ev, families
 from .config import ConditionalExperiment, PopulationSpec, SampleSpec
 from .data import Dataset
 from .errors import ConfigError
 from .flow import Flow
 from .pca import DualPCA
-from .pipeline import cached_stage, flow_spec, is_cached, saved, zoo_stage
+from .pipeline import cached_stage, flow_stage, is_cached, saved, zoo_stage
 from .report import ConditionalInfo, FlowSummary, Report, ZooSummary
 from .sample import Generated, generate
 from .zoo import Zoo, split
@@ -90,12 +90,8 @@ def build(cexp: ConditionalExperiment, artifacts: str | Path = "artifacts", prog
     pca, timings["pca"] = stage("pca", lambda d: DualPCA.load(d / "pca.safetensors"), lambda d: saved(
         DualPCA(cexp.pca.n_components, cexp.pca.variance).fit(fit_vectors), d / "pca.safetensors"))
     codes = pca.transform(fit_vectors)
-    flows, timings["flow"] = [], 0.0
-    for r in range(cexp.eval.replicates):
-        f, seconds = stage("flow", Flow.load, lambda d: saved(flow_mod.fit(
-            codes, flow_spec(cexp, r), progress=progress, labels=labels[fit_idx]), d), base / "flow" / f"r{r}")
-        flows.append(f)
-        timings["flow"] += seconds
+    flows, timings["flow"] = flow_stage([base / "flow" / f"r{r}" for r in range(cexp.eval.replicates)], cexp, codes,
+                                        progress, tell, labels[fit_idx])
     run = ConditionalRun(cexp, base, datasets, zoos, aligned, labels, fit_idx, held_idx, pca, codes, flows,
                          timings=timings)
     if evaluate:

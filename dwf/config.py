@@ -188,13 +188,25 @@ class Experiment:
     transfer: tuple[TransferSpec, ...] = ()  # targets for few-shot transfer, in the report
     variant: str = ""              # an ablation of the experiment: shares its zoo, own later stages
     task: str = field(default="", compare=False)  # what the nets do, in words (not hashed)
+    zoo_replicates: int = 1        # independent zoos (run seeds seed, seed+1, …) that dwf.replicas
+                                   # repeats the whole run over; no stage depends on it
+
+    def __post_init__(self):
+        if self.zoo_replicates < 1:
+            raise ConfigError(f"zoo_replicates must be >= 1, got {self.zoo_replicates}")
 
     STAGES = ("zoo", "align", "pca", "flow", "report")
     ZOO_SPECS = ("data", "arch", "zoo")      # what a variant may not change
 
+    @property
+    def seed(self) -> int:
+        """The run's seed (`with_seed` seeds every stage from it); part of the artifacts path."""
+        return self.zoo.seed
+
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d.pop("task")
+        d.pop("zoo_replicates")
         return d
 
     def stage_hash(self, stage: str) -> str:

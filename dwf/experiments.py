@@ -171,6 +171,12 @@ _REGISTRY |= {
 }
 
 
+# the paper profile repeats every run over this many independent zoos (dwf.replicas)
+PAPER_ZOO_REPLICATES = 3
+for _profiles in _REGISTRY.values():
+    _profiles["paper"] = replace(_profiles["paper"], zoo_replicates=PAPER_ZOO_REPLICATES)
+
+
 SMALL_FLOW = {"mlp": 64, "vit": 128}   # the paper's small-flow ablation widths (PAPER.md)
 
 

@@ -18,6 +18,7 @@ import plotly.io as pio
 from . import plots, tables
 from .errors import ConfigError, DwfError
 from .io import atomic_write_bytes
+from .replicas import ReplicatedReport
 from .report import Report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -80,9 +81,10 @@ def render_pngs(figs: Sequence[go.Figure], scratch: Path) -> list[bytes]:
     return data
 
 
-def write(reports: Sequence[Report], out_dir: str | Path = "paper_figures") -> dict[str, Any]:
-    """Write out_dir/<experiment>/<figure>.{png,html}, out_dir/results.md and results.json.
-    Returns the results.json content."""
+def write(reports: Sequence[Report], out_dir: str | Path = "paper_figures",
+          replicated: Sequence[ReplicatedReport] = ()) -> dict[str, Any]:
+    """Write out_dir/<experiment>/<figure>.{png,html}, out_dir/results.md and results.json
+    (with the experiments repeated over independent zoos, when given). Returns results.json's content."""
     out = Path(out_dir)
     if any(not isinstance(r, Report) for r in reports):
         raise ConfigError("write() takes Reports: build runs with dwf.pipeline.build(..., evaluate=True)")
@@ -106,8 +108,8 @@ def write(reports: Sequence[Report], out_dir: str | Path = "paper_figures") -> d
     listing: dict[str, list[str]] = {}
     for exp, name, _ in named:
         listing.setdefault(exp, []).extend([f"{exp}/{name}.png", f"{exp}/{name}.html"])
-    summary = tables.results_json(reports, listing)
-    files[out / "results.md"] = tables.results_markdown(reports).encode()
+    summary = tables.results_json(reports, listing, replicated)
+    files[out / "results.md"] = tables.results_markdown(reports, replicated=replicated).encode()
     files[out / "results.json"] = (json.dumps(summary, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
     for path, data in files.items():
         atomic_write_bytes(path, data)

@@ -10,7 +10,6 @@ v_null + w (v_y - v_null): w = 1 is the plain conditional field, w > 1 pushes to
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from . import ode
 from .config import FlowSpec
 from .errors import ArtifactError, ConfigError, DwfError
 from .io import load_json, load_tensors, save_json, save_tensors
+from .velocity_stack import VelocityStack
 
 
 class VelocityNet(nn.Module):
@@ -128,24 +128,30 @@ class Flow:
         return cls(net.eval(), spec, t["scale"], meta["history"])
 
 
-def _path_loss(net, x1, spec: FlowSpec, gen=None, y=None) -> torch.Tensor:
-    x0 = torch.randn(x1.shape, generator=gen) * spec.source_std
-    t = torch.rand(x1.shape[0], generator=gen)
-    eps = torch.randn(x1.shape, generator=gen) * spec.path_noise
-    xt = (1 - t[:, None]) * x0 + t[:, None] * x1 + eps
-    return ((net(xt, t, y) - (x1 - x0)) ** 2).mean()
-
-
 def fit(Z: torch.Tensor, spec: FlowSpec, generator: torch.Generator | None = None,
         progress: bool = True, labels: torch.Tensor | None = None) -> Flow:
     """Fit a flow to codes Z (n, d), conditional on `labels` (n,) in {0..L-1} when given.
     Held-out codes give a validation loss (EMA net, fixed noise, true labels); the EMA snapshot
-    with the lowest validation loss is returned."""
+    with the lowest validation loss is returned. `generator` (optional) draws the seed."""
+    if generator is not None:
+        spec = dataclasses.replace(spec, seed=int(torch.randint(2**62, (1,), generator=generator)))
+    return fit_many(Z, [spec], progress, labels)[0]
+
+
+def fit_many(Z: torch.Tensor, specs: list[FlowSpec], progress: bool = True,
+             labels: torch.Tensor | None = None) -> list[Flow]:
+    """One flow per spec (specs that differ only in seed: replicates), trained as one stack
+    (dwf.velocity_stack) in one loop. Replicate r draws everything from its own seed (its
+    validation split, initialization, batches, noise, dropout), so it is the flow `fit` returns
+    for specs[r] alone, up to floating-point summation order."""
     Z = torch.as_tensor(Z).float()
     if Z.ndim != 2 or Z.shape[0] < 2:
         raise ConfigError(f"flow needs codes of shape (n >= 2, d), got {tuple(Z.shape)}")
     if not torch.isfinite(Z).all():
         raise DwfError("the latent codes hold NaN or inf; the zoo or PCA stage is broken")
+    if not specs or len({dataclasses.replace(s, seed=0) for s in specs}) != 1:
+        raise ConfigError("fit_many() takes one or more flow specs that differ only in their seed")
+    spec = specs[0]
     n_labels = 0
     if labels is not None:
         labels = torch.as_tensor(labels, dtype=torch.long)
@@ -155,57 +161,83 @@ def fit(Z: torch.Tensor, spec: FlowSpec, generator: torch.Generator | None = Non
         n_labels = int(labels.max()) + 1
     if not 0.0 <= spec.label_dropout < 1.0:
         raise ConfigError(f"label_dropout must be in [0, 1), got {spec.label_dropout}")
-    seed = spec.seed if generator is None else int(torch.randint(2**62, (1,), generator=generator))
     scale = Z.std(0).clamp_min(1e-8) if spec.standardize else torch.ones(Z.shape[1])
-    Zs = Z / scale
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        n = Zs.shape[0]
-        order = torch.randperm(n)
-        n_val = int(round(spec.val_fraction * n)) if n >= 10 else 0
-        val, train = Zs[order[:n_val]], Zs[order[n_val:]]
-        y_val, y_train = (labels[order[:n_val]], labels[order[n_val:]]) if n_labels else (None, None)
-        net = VelocityNet(Zs.shape[1], spec.hidden, spec.time_dim, spec.dropout, n_labels)
-        ema = copy.deepcopy(net).eval()
-        opt = torch.optim.AdamW(net.parameters(), lr=spec.lr, weight_decay=spec.weight_decay,
-                                betas=spec.betas, fused=True)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=spec.steps, eta_min=spec.lr_min)
-        hist = {"step": [], "train_loss": [], "val_loss": [], "lr": []}
-        best, best_loss, run = copy.deepcopy(ema.state_dict()), math.inf, 0.0
-        bs = min(spec.batch_size, len(train))
-        for step in tqdm(range(1, spec.steps + 1), disable=not progress, desc="flow", unit="step"):
-            net.train()
-            idx = torch.randint(len(train), (bs,))
-            y = None
-            if n_labels:   # each label is replaced by the null label with prob. label_dropout
-                y = torch.where(torch.rand(bs) < spec.label_dropout, n_labels, y_train[idx])
-            loss = _path_loss(net, train[idx], spec, y=y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            decay = min(spec.ema_decay, (1 + step) / (10 + step))
-            with torch.no_grad():
-                torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1 - decay)
-            run += loss.item()
-            if step % spec.eval_every == 0 or step == spec.steps:
-                k = step - (hist["step"][-1] if hist["step"] else 0)
-                vl = _val_loss(ema, val, spec, y_val) if n_val else float("nan")
-                hist["step"].append(step)
-                hist["train_loss"].append(run / k)
-                hist["val_loss"].append(vl)
-                hist["lr"].append(sched.get_last_lr()[0])
-                run = 0.0
-                if not n_val or vl < best_loss:
-                    best_loss, best = vl, copy.deepcopy(ema.state_dict())
-        ema.load_state_dict(best)
-        hist["best_val_loss"] = best_loss
-    return Flow(ema.eval(), spec, scale, hist)
+    Zs = Z / scale                                                              # (n, d)
+    n, d, R = Zs.shape[0], Zs.shape[1], len(specs)
+    n_val = int(round(spec.val_fraction * n)) if n >= 10 else 0
+    gens = [torch.Generator().manual_seed(s.seed) for s in specs]
+    orders = [torch.randperm(n, generator=g) for g in gens]
+    val = torch.stack([Zs[o[:n_val]] for o in orders])                          # (R, n_val, d)
+    train = torch.stack([Zs[o[n_val:]] for o in orders])                        # (R, n_train, d)
+    y_val = torch.stack([labels[o[:n_val]] for o in orders]) if n_labels else None
+    y_train = torch.stack([labels[o[n_val:]] for o in orders]) if n_labels else None
+    nets = []
+    for s in specs:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(s.seed)
+            nets.append(VelocityNet(d, spec.hidden, spec.time_dim, spec.dropout, n_labels))
+    stack = VelocityStack(nets)
+    params = list(stack.params.values())
+    ema = {k: v.detach().clone() for k, v in stack.params.items()}
+    opt = torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay, betas=spec.betas, fused=True)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=spec.steps, eta_min=spec.lr_min)
+    hists = [{"step": [], "train_loss": [], "val_loss": [], "lr": []} for _ in specs]
+    best = [stack.state_dict(r, ema) for r in range(R)]
+    best_loss = [math.inf] * R
+    run = torch.zeros(R)
+    bs = min(spec.batch_size, train.shape[1])
+    rows = torch.arange(R)[:, None]
+    for step in tqdm(range(1, spec.steps + 1), disable=not progress, desc=f"flow ×{R}", unit="step"):
+        idx = torch.stack([torch.randint(train.shape[1], (bs,), generator=g) for g in gens])   # (R, bs)
+        y = None
+        if n_labels:   # each label is replaced by the null label with prob. label_dropout
+            drop = torch.stack([torch.rand(bs, generator=g) for g in gens]) < spec.label_dropout
+            y = torch.where(drop, n_labels, y_train[rows, idx])
+        loss = _path_loss(stack, stack.params, train[rows, idx], spec, gens, y, dropout=True)   # (R,)
+        opt.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        opt.step()
+        sched.step()
+        decay = min(spec.ema_decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            torch._foreach_lerp_(list(ema.values()), params, 1 - decay)
+        run += loss.detach()
+        if step % spec.eval_every == 0 or step == spec.steps:
+            k = step - (hists[0]["step"][-1] if hists[0]["step"] else 0)
+            vl = _val_loss(stack, ema, val, spec, y_val) if n_val else [float("nan")] * R
+            for r, h in enumerate(hists):
+                h["step"].append(step)
+                h["train_loss"].append(float(run[r]) / k)
+                h["val_loss"].append(vl[r])
+                h["lr"].append(sched.get_last_lr()[0])
+                if not n_val or vl[r] < best_loss[r]:
+                    best_loss[r], best[r] = vl[r], stack.state_dict(r, ema)
+            run.zero_()
+    flows = []
+    for r, s in enumerate(specs):
+        net = VelocityNet(d, spec.hidden, spec.time_dim, spec.dropout, n_labels)
+        net.load_state_dict(best[r])
+        hists[r]["best_val_loss"] = best_loss[r]
+        flows.append(Flow(net.eval(), s, scale, hists[r]))
+    return flows
+
+
+def _path_loss(stack: VelocityStack, params: dict, x1: torch.Tensor, spec: FlowSpec,
+               gens: list[torch.Generator], y: torch.Tensor | None = None, dropout: bool = False) -> torch.Tensor:
+    """(R,) mean squared error of each replicate's velocity on its batch x1 (R, B, d)."""
+    R, B, d = x1.shape
+    x0 = torch.stack([torch.randn(B, d, generator=g) for g in gens]) * spec.source_std
+    t = torch.stack([torch.rand(B, generator=g) for g in gens])                 # (R, B)
+    eps = torch.stack([torch.randn(B, d, generator=g) for g in gens]) * spec.path_noise
+    xt = (1 - t[..., None]) * x0 + t[..., None] * x1 + eps
+    v = stack.forward(params, xt, t, y, gens if dropout else None)
+    return ((v - (x1 - x0)) ** 2).mean(dim=(1, 2))
 
 
 @torch.no_grad()
-def _val_loss(net, val: torch.Tensor, spec: FlowSpec, y: torch.Tensor | None = None,
-              repeats: int = 32) -> float:
-    gen = torch.Generator().manual_seed(1234)
-    return float(_path_loss(net, val.repeat(repeats, 1), spec, gen,
-                            None if y is None else y.repeat(repeats)))
+def _val_loss(stack: VelocityStack, params: dict, val: torch.Tensor, spec: FlowSpec,
+              y: torch.Tensor | None = None, repeats: int = 32) -> list[float]:
+    """Each replicate's validation loss: its EMA net on its held-out codes, fixed noise."""
+    gens = [torch.Generator().manual_seed(1234) for _ in range(val.shape[0])]
+    return _path_loss(stack, params, val.repeat(1, repeats, 1), spec, gens,
+                      None if y is None else y.repeat(1, repeats)).tolist()

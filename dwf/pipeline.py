@@ -1,5 +1,5 @@
 """run(experiment): zoo → align → split → PCA → flow (× R replicates) → generate + evaluate, each
-stage cached under artifacts/<experiment>/<profile>/<stage>/ and keyed on the hash of the config
+stage cached under artifacts/<experiment>/<profile>/seed<seed>/<stage>/ and keyed on the hash of the config
 it depends on.
 
 A stage folder is complete when its `stage.json` (written last) carries the current hash; a
@@ -62,16 +62,21 @@ class Run:
 
 
 def experiment_dir(exp: Experiment, artifacts: str | Path = "artifacts") -> Path:
-    """Where the experiment's stages and report.json live; a variant (ablation) keeps its own
-    under variants/<name>/ and shares the experiment's zoo."""
-    base = Path(artifacts) / exp.name / exp.profile
+    """Where the experiment's stages and report.json live: one folder per run seed, so runs with
+    other seeds never share files; a variant (ablation) keeps its own under variants/<name>/ and
+    shares the experiment's zoo."""
+    base = seed_dir(exp, artifacts)
     return base / "variants" / exp.variant if exp.variant else base
+
+
+def seed_dir(exp: Experiment, artifacts: str | Path = "artifacts") -> Path:
+    return Path(artifacts) / exp.name / exp.profile / f"seed{exp.seed}"
 
 
 def stage_dir(exp: Experiment, stage: str, artifacts: str | Path = "artifacts") -> Path:
     """The folder of one stage (a variant's zoo is its experiment's)."""
     if stage == "zoo":
-        return Path(artifacts) / exp.name / exp.profile / "zoo"
+        return seed_dir(exp, artifacts) / "zoo"
     return experiment_dir(exp, artifacts) / stage
 
 
@@ -103,17 +108,13 @@ def build(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool =
         DualPCA(exp.pca.n_components, exp.pca.variance, device=device).fit(fit_vectors),
         d / "pca.safetensors"))
     codes = pca.transform(fit_vectors)
-    flows, timings["flow"] = [], 0.0
-    for r in range(exp.eval.replicates):
-        f, seconds = stage("flow", Flow.load, lambda d: saved(
-            flow_mod.fit(codes, flow_spec(exp, r), progress=progress), d), stage_dir(exp, "flow", artifacts) / f"r{r}")
-        flows.append(f)
-        timings["flow"] += seconds
+    flows, timings["flow"] = flow_stage([stage_dir(exp, "flow", artifacts) / f"r{r}" for r in range(exp.eval.replicates)],
+                                        exp, codes, progress, tell)
 
     run = Run(exp, root, data, zoo, aligned, fit_idx, held_idx, pca, codes, flows, timings=timings)
     if evaluate:
         def report(d: Path) -> Report:
-            rep = saved(reporting.report(run, d, progress=progress), d / "report.json")
+            rep = saved(reporting.report(run, d, progress=progress, on_stage=tell), d / "report.json")
             return saved(rep, root / "report.json")
 
         run.report, _ = stage("report", lambda d: Report.load(d / "report.json"), report)
@@ -169,15 +170,42 @@ def cached_stage(folder: Path, exp: Experiment | ConditionalExperiment, name: st
     t0 = time.perf_counter()
     artifact = compute(d)
     seconds = time.perf_counter() - t0
-    save_json(d / "stage.json", {"hash": exp.stage_hash(name), "experiment": exp.name,
-                                 "profile": exp.profile, "config": exp.to_dict(), "seconds": seconds})
-    (d / "pending.json").unlink(missing_ok=True)
+    _done(d, exp, name, seconds)
     return artifact, seconds
 
 
-def run(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool = True) -> Report:
+def _done(d: Path, exp: Experiment | ConditionalExperiment, name: str, seconds: float) -> None:
+    """Mark stage `name` in folder d complete for this config (its stage.json is written last)."""
+    save_json(d / "stage.json", {"hash": exp.stage_hash(name), "experiment": exp.name,
+                                 "profile": exp.profile, "config": exp.to_dict(), "seconds": seconds})
+    (d / "pending.json").unlink(missing_ok=True)
+
+
+def flow_stage(folders: list[Path], exp: Experiment | ConditionalExperiment, codes: torch.Tensor, progress: bool,
+               tell: Callable[[str], None], labels: torch.Tensor | None = None) -> tuple[list[Flow], float]:
+    """(replicate r's flow for each folder r, seconds their fits took): each replicate cached in
+    its own folder; the missing ones fitted together as one stack (`flow.fit_many`)."""
+    tell("flow")
+    state = [_stage(d, "flow", exp) for d in folders]
+    missing = [r for r, (_, done) in enumerate(state) if not done]
+    flows: dict[int, Flow] = {r: Flow.load(d) for r, (d, done) in enumerate(state) if done}
+    seconds = sum(float(load_json(d / "stage.json").get("seconds") or 0.0) for d, done in state if done)
+    if missing:
+        t0 = time.perf_counter()
+        fitted = flow_mod.fit_many(codes, [flow_spec(exp, r) for r in missing], progress, labels)
+        each = (time.perf_counter() - t0) / len(missing)
+        for r, f in zip(missing, fitted):
+            f.save(folders[r])
+            _done(folders[r], exp, "flow", each)
+            flows[r] = f
+        seconds += each * len(missing)
+    return [flows[r] for r in range(len(folders))], seconds
+
+
+def run(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool = True,
+        on_stage: Callable[[str], None] | None = None) -> Report:
     """The whole pipeline for one experiment; returns (and writes) its report."""
-    return build(exp, artifacts, progress).report
+    return build(exp, artifacts, progress, on_stage=on_stage).report
 
 
 def is_built(exp: Experiment, artifacts: str | Path = "artifacts", stage: str = "report") -> bool:
@@ -197,5 +225,5 @@ def is_cached(folder: Path, exp: Experiment | ConditionalExperiment, stage: str)
         return False
 
 
-__all__ = ["Run", "build", "cached_stage", "experiment_dir", "flow_spec", "is_built", "is_cached", "run",
-           "saved", "stage_dir", "zoo_stage"]
+__all__ = ["Run", "build", "cached_stage", "experiment_dir", "flow_spec", "flow_stage", "is_built", "is_cached", "run",
+           "saved", "seed_dir", "stage_dir", "zoo_stage"]

@@ -68,9 +68,12 @@ def context(run: "Run") -> ev.Context:
                       run.codes, exp.eval, exp.sample.bn_samples, exp.sample.seed, ref_member, measure)
 
 
-def report(run: "Run", folder: Path, progress: bool = False) -> Report:
-    """Generate (saved under folder/generated/r<r>), evaluate and assemble the run's Report."""
+def report(run: "Run", folder: Path, progress: bool = False,
+           on_stage: Callable[[str], None] = lambda name: None) -> Report:
+    """Generate (saved under folder/generated/r<r>), evaluate and assemble the run's Report;
+    `on_stage(name)` as each part (sample, evaluate, barrier, transfer, frontier) starts."""
     exp = run.experiment
+    on_stage("sample")
     ctx = context(run)
     timings = dict(run.timings)
     gens: list[Generated] = []
@@ -83,20 +86,24 @@ def report(run: "Run", folder: Path, progress: bool = False) -> Report:
     light = exp.eval.n_baseline == 0
     specs = ev.declared(exp.eval, families.has_batchnorm(exp.arch) and not light,
                         held_out=ctx.held_out is not None, baselines=not light)
+    on_stage("evaluate")
     t0 = time.perf_counter()
     results, ref, runs = ev.evaluate(ctx, specs, [{(None, None): g} for g in gens])
     timings["evaluate"] = time.perf_counter() - t0
     task = task_for(ctx.data)
     barrier = None
     if exp.eval.interpolation:
+        on_stage("barrier")
         barrier = _barrier(run, ctx)
     transfer = []
     if exp.transfer and task.kind == "classification":
+        on_stage("transfer")
         t0 = time.perf_counter()
         transfer = [_transfer(run, gens[0], t, progress) for t in exp.transfer]
         timings["transfer"] = time.perf_counter() - t0
     points = []
     if exp.eval.frontier_stds:
+        on_stage("frontier")
         t0 = time.perf_counter()
         points = frontier.sweep(exp, ctx, ref, run.flow, progress)
         timings["frontier"] = time.perf_counter() - t0

@@ -10,6 +10,7 @@ from .interval import Interval
 from .io import strict_json
 from .published import comparison_markdown
 from .record import to_json
+from .replicas import ReplicatedReport
 from .report import COLLAPSE_SPREAD, MEMORIZE_FRACTION, Report, score_format
 
 STAGES = ("zoo", "align", "pca", "flow", "sample", "evaluate")
@@ -189,9 +190,11 @@ def timing_markdown(reports: Sequence[Report]) -> str:
                       "frontier | transfer | s per zoo net | ms per generated net |", "|---" * 13 + "|", *rows])
 
 
-def results_markdown(reports: Sequence[Report], title: str = "# Results") -> str:
+def results_markdown(reports: Sequence[Report], title: str = "# Results",
+                     replicated: Sequence[ReplicatedReport] = ()) -> str:
     """results.md: a summary row per experiment, collapse and memorization in words, the paper's
-    numbers beside ours, baselines and timings; then each experiment's table and sections."""
+    numbers beside ours, baselines and timings, experiments repeated over independent zoos; then
+    each experiment's table and sections."""
     variants: dict[str, list[Report]] = {}
     for r in reports:
         if r.variant:
@@ -211,6 +214,11 @@ def results_markdown(reports: Sequence[Report], title: str = "# Results") -> str
             "Mean score / novelty of each population, replicate means.", "", baseline_markdown(reports), "",
             "## Timings", "", "Seconds per stage on this machine (cached stages report the time they took "
             "when computed; *flows* sums every replicate's fit).", "", timing_markdown(reports), ""]
+    if replicated:
+        out += ["## Over independent zoos", "", "Each experiment run again from scratch with other seeds "
+                "(its own zoo, split, alignment, PCA and flows; `dwf.replicas`); intervals are over the "
+                "zoos' means, so they include how much a conclusion depends on the zoo.", ""]
+        out += [x for rep in replicated for x in (rep.markdown(), "")]
     for r in base:
         out += [f"## {r.experiment} [{r.profile}] — {r.task}", "", population_markdown(r), "",
                 f"Generated − zoo: **{r.gap_text}** (95 % interval over {r.replicates} replicates). "
@@ -238,9 +246,12 @@ def _timings(t: dict[str, float]) -> str:
     return ", ".join(f"{k} {t[k]:.1f}" for k in keys)
 
 
-def results_json(reports: Sequence[Report], figure_files: dict[str, list[str]] | None = None) -> dict:
-    """Every report's summary: populations with intervals, gap, verdicts, timings, figure files."""
-    return strict_json({"experiments": [
+def results_json(reports: Sequence[Report], figure_files: dict[str, list[str]] | None = None,
+                 replicated: Sequence[ReplicatedReport] = ()) -> dict:
+    """Every report's summary: populations with intervals, gap, verdicts, timings, figure files;
+    and the experiments repeated over independent zoos."""
+    return strict_json({"zoo_replicates": [{**to_json(rep), "verdicts": rep.verdicts()} for rep in replicated],
+                        "experiments": [
         {"experiment": r.experiment, "variant": r.variant, "profile": r.profile, "task": r.task,
          "metric": r.metric, "replicates": r.replicates, "gap": to_json(r.gap), "verdicts": r.verdicts(),
          "populations": [{**{k: v for k, v in to_json(p).items() if k != "per_net"}, "collapsed": p.collapsed,

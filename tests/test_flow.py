@@ -1,9 +1,11 @@
+import dataclasses
 import math
 
 import pytest
 import torch
 
 from dwf import ConfigError, FlowSpec, flow, ode
+from dwf.velocity_stack import VelocityStack
 
 
 @pytest.mark.parametrize("method,steps", [("euler", 1), ("midpoint", 7), ("rk4", 13)])
@@ -111,3 +113,36 @@ def test_conditional_flow_errors():
     f = flow.fit(Z, FlowSpec(steps=5, eval_every=5, hidden=8, time_dim=4), progress=False)
     with pytest.raises(ConfigError, match="unconditional"):
         f.sample(2, label=0)
+
+
+def test_velocity_stack_computes_each_net_and_round_trips():
+    nets = [flow.VelocityNet(5, hidden=16, time_dim=8, dropout=0.3, n_labels=2) for _ in range(3)]
+    for i, n in enumerate(nets):   # non-trivial last layers (they start at zero)
+        torch.nn.init.normal_(n.net[-1].weight, generator=torch.Generator().manual_seed(i))
+        n.eval()
+    stack = VelocityStack(nets)
+    g = torch.Generator().manual_seed(0)
+    x, t = torch.randn(3, 7, 5, generator=g), torch.rand(3, 7, generator=g)
+    y = torch.randint(3, (3, 7), generator=g)
+    out = stack.forward(stack.params, x, t, y)
+    for r, n in enumerate(nets):
+        assert torch.allclose(out[r], n(x[r], t[r], y[r]), atol=1e-5)
+        assert torch.allclose(stack.forward(stack.params, x, t)[r], n(x[r], t[r]), atol=1e-5)   # null label
+        assert all(torch.equal(v, n.state_dict()[k]) for k, v in stack.state_dict(r).items())
+
+
+def test_replicates_fitted_as_one_stack_match_fits_alone():
+    Z = torch.randn(30, 6, generator=torch.Generator().manual_seed(0))
+    spec = FlowSpec(steps=60, eval_every=20, hidden=32, time_dim=8)
+    specs = [dataclasses.replace(spec, seed=s) for s in (0, 1, 2)]
+    together = flow.fit_many(Z, specs, progress=False)
+    for s, f in zip(specs, together):
+        alone = flow.fit(Z, s, progress=False)
+        assert f.spec == s and f.history["step"] == alone.history["step"]
+        assert f.history["val_loss"] == pytest.approx(alone.history["val_loss"], rel=1e-4)
+        for k, v in alone.net.state_dict().items():
+            assert torch.allclose(f.net.state_dict()[k], v, atol=1e-4), k
+    # other seeds give other flows
+    assert not torch.allclose(together[0].net.net[0].weight, together[1].net.net[0].weight)
+    with pytest.raises(ConfigError, match="differ only in their seed"):
+        flow.fit_many(Z, [spec, dataclasses.replace(spec, hidden=64)], progress=False)

@@ -88,7 +88,7 @@ def test_reproduce_notebook_writes_figures_and_results(artifacts, tmp_path):
         gen = pops["generated"] if "generated" in pops else next(p for k, p in pops.items() if k.startswith("generated for"))
         assert gen["collapsed"] == (gen["spread"]["mean"] < COLLAPSE_SPREAD)
     for name in names:
-        rep = Report.load(Path(artifacts) / name / "smoke" / "report.json")
+        rep = Report.load(Path(artifacts) / name / "smoke" / "seed0" / "report.json")
         figs = figures.figures(rep)
         assert len(figs) >= 9
         for fig in figs:

@@ -58,7 +58,7 @@ def test_iris_smoke_pipeline_split_replicates_and_cache(artifacts):
 def test_changed_config_recomputes_only_downstream_and_new_replicates_reuse_old_flows(tmp_path):
     exp = experiments.get("iris_mlp", "smoke")
     pipeline.build(exp, tmp_path, progress=False, evaluate=False)
-    d = tmp_path / "iris_mlp/smoke"
+    d = tmp_path / "iris_mlp/smoke/seed0"
     mtime = lambda rel: (d / rel).stat().st_mtime_ns  # noqa: E731
     before = {f: mtime(f) for f in ("zoo/weights.safetensors", "align/weights.safetensors",
                                     "pca/pca.safetensors", "flow/r0/flow.safetensors", "flow/r1/flow.safetensors")}
@@ -118,16 +118,16 @@ def test_a_variant_shares_the_zoo_and_is_measured_in_the_aligned_space(artifacts
     exp = experiments.get("iris_mlp", "smoke")
     root = tmp_path / "a"
     shutil.copytree(artifacts / "iris_mlp", root / "iris_mlp")
-    zoo_file = root / "iris_mlp/smoke/zoo/weights.safetensors"
+    zoo_file = root / "iris_mlp/smoke/seed0/zoo/weights.safetensors"
     before = zoo_file.stat().st_mtime_ns
     base = pipeline.build(exp, root, progress=False).report
-    base_json = (root / "iris_mlp/smoke/report.json").read_text()
+    base_json = (root / "iris_mlp/smoke/seed0/report.json").read_text()
     var = exp.ablation("unaligned", align=AlignSpec(method="none"),
                        eval=dataclasses.replace(exp.eval, noise_sigmas=(), n_baseline=0, interpolation=False))
     run = pipeline.build(var, root, progress=False)
     assert zoo_file.stat().st_mtime_ns == before                      # the zoo was reused
-    assert pipeline.experiment_dir(var, root) == root / "iris_mlp/smoke/variants/unaligned"
-    assert (root / "iris_mlp/smoke/report.json").read_text() == base_json   # untouched
+    assert pipeline.experiment_dir(var, root) == root / "iris_mlp/smoke/seed0/variants/unaligned"
+    assert (root / "iris_mlp/smoke/seed0/report.json").read_text() == base_json   # untouched
     assert run.report.variant == "unaligned" and not run.aligned.info["aligned"]
     assert [p.spec for p in run.report.populations] == [S("zoo", "own"), S("held_out", "own"), S("generated")]
     assert run.report.barrier is None
