@@ -1,7 +1,7 @@
 import marimo
 
 __generated_with = "0.25.2"
-app = marimo.App(width="medium", app_title="dwf: sample neural networks")
+app = marimo.App(width="medium", app_title="dwf: sample neural networks", html_head_file="app_head.html")
 
 
 @app.cell
@@ -62,13 +62,24 @@ def _(dwf, mo):
 
 
 @app.cell
-def _(dwf, mo):
+def _(dwf, mo, profile):
+    def missing_data(name: str) -> str | None:
+        """Why the experiment's data is not on disk (checked once, without loading it), or None."""
+        try:
+            specs = ([m.data for m in dwf.experiments.conditional(name, profile).members]
+                     if name in dwf.experiments.CONDITIONAL else [dwf.experiments.get(name, profile).data])
+        except dwf.DwfError as e:
+            return str(e)
+        return next((why for why in map(dwf.data.unavailable, specs) if why), None)
+
+    _missing = {n: missing_data(n) for n in [*dwf.experiments.names(), *dwf.experiments.CONDITIONAL]}
+    _label = lambda n, kind="": n + kind + (" — data not on disk" if _missing[n] else "")  # noqa: E731
     experiment = mo.ui.dropdown(
-        {**{n: n for n in dwf.experiments.names()},
-         **{f"{n} (conditional)": n for n in dwf.experiments.CONDITIONAL}},
-        value="fmnist_mlp", label="Experiment")
+        {**{_label(n): n for n in dwf.experiments.names()},
+         **{_label(n, " (conditional)"): n for n in dwf.experiments.CONDITIONAL}},
+        value=_label("fmnist_mlp"), label="Experiment")
     experiment
-    return (experiment,)
+    return experiment, missing_data
 
 
 @app.cell
@@ -78,13 +89,16 @@ def _(mo):
 
 
 @app.cell
-def _(artifacts, dwf, experiment, get_trainings, mo, profile):
+def _(artifacts, dwf, experiment, get_trainings, missing_data, mo, profile):
     get_trainings()
     conditional = experiment.value in dwf.experiments.CONDITIONAL
     try:
         exp = (dwf.experiments.conditional if conditional else dwf.experiments.get)(experiment.value, profile)
     except dwf.DwfError as _e:
         mo.stop(True, mo.callout(str(_e), kind="danger"))
+    _why = missing_data(experiment.value)
+    mo.stop(_why is not None, mo.callout(mo.md(f"**{exp.name}** cannot be trained or sampled here: {_why}"),
+                                         kind="warn"))
     built = (dwf.conditional.is_built(exp, artifacts) if conditional
              else dwf.pipeline.is_built(exp, artifacts, stage="flow"))
     _where = dwf.conditional.root(exp, artifacts) if conditional else dwf.pipeline.experiment_dir(exp, artifacts)
@@ -138,15 +152,15 @@ def _(conditional, mo, run):
     n_samples = mo.ui.slider(8, 256, value=64, step=8, label="samples", show_value=True)
     ode_steps = mo.ui.slider(1, 200, value=_s.steps, label="ODE steps", show_value=True)
     solver = mo.ui.dropdown(["euler", "midpoint", "rk4"], value=_s.method, label="solver")
-    source_std = mo.ui.number(start=1e-4, stop=10.0, step=1e-3, label="source std",
+    # no bounds on the number fields: a bad value gets a message on Sample, never a silent clamp
+    source_std = mo.ui.number(step=1e-3, label="source std",
                               value=run.flow.spec.source_std if _s.source_std is None else _s.source_std)
-    seed = mo.ui.number(start=0, stop=1_000_000, step=1, value=_s.seed, label="seed")
+    seed = mo.ui.number(step=1, value=_s.seed, label="seed")
     sample_button = mo.ui.run_button(label="Sample")
     class_label = (mo.ui.dropdown({name: k for k, name in enumerate(run.experiment.labels)},
                                   value=run.experiment.labels[0], label="generate for")
                    if conditional else None)
-    guidance = (mo.ui.number(start=0.0, stop=10.0, step=0.5, value=_s.guidance, label="guidance w")
-                if conditional else None)
+    guidance = mo.ui.number(step=0.5, value=_s.guidance, label="guidance w") if conditional else None
     mo.vstack([
         mo.md("The *source std* scales the starting noise (the flow was trained with the "
               "default); more ODE steps or a higher-order solver follow the flow more exactly."),
@@ -158,37 +172,77 @@ def _(conditional, mo, run):
 
 
 @app.cell
-def _(class_label, conditional, dwf, guidance, mo, n_samples, ode_steps, run, sample_button, seed,
-      solver, source_std):
+def _(conditional, dwf, run):
+    import functools
+
+    @functools.cache
+    def bench_for(label):
+        """The fitting and held-out members tested once per label; every sample reuses them."""
+        _ctx = dwf.conditional.context(run, label) if conditional else dwf.reporting.context(run)
+        return dwf.evaluate.Bench.of(_ctx)
+
+    return (bench_for,)
+
+
+@app.cell
+def _(mo):
+    get_history, set_history = mo.state([])   # every sample of this session, to compare settings
+    return get_history, set_history
+
+
+@app.cell
+def _(bench_for, class_label, conditional, dwf, guidance, mo, n_samples, ode_steps, run, sample_button, seed,
+      set_history, solver, source_std):
     mo.stop(not sample_button.value, mo.md("Set the controls and press **Sample**."))
     import dataclasses as _dc
     import time as _time
 
+    _whole = lambda v: int(v) if isinstance(v, float) and v.is_integer() else v  # noqa: E731
+    try:
+        _spec = _dc.replace(run.experiment.sample, n=n_samples.value, steps=ode_steps.value, method=solver.value,
+                            source_std=source_std.value, seed=_whole(seed.value),
+                            guidance=guidance.value if conditional else 1.0)
+    except dwf.DwfError as _e:
+        mo.stop(True, mo.callout(mo.md(f"**Not sampled:** {_e}"), kind="warn"))
+    label = class_label.value if conditional else None
     _t0 = _time.perf_counter()
-    _spec = _dc.replace(run.experiment.sample, n=n_samples.value, steps=ode_steps.value, method=solver.value,
-                        source_std=source_std.value, seed=int(seed.value),
-                        guidance=guidance.value if conditional else 1.0)
-    with mo.status.spinner(title="Sampling and testing the networks..."):
+    stage_seconds = {}
+    _names = ["testing the members (once per experiment)", "sampling, decoding and BatchNorm",
+              "testing the generated nets"]
+    with mo.status.progress_bar(total=3, title="Sample", subtitle=_names[0], remove_on_exit=True) as _bar:
         try:
-            if conditional:   # scored on the label's own dataset, beside that dataset's zoo
-                label = class_label.value
-                generated = dwf.conditional.generate_for(run, label, _spec)
-                _ctx = dwf.conditional.context(run, label)
-            else:
-                label = None
-                _ctx = dwf.reporting.context(run)
-                generated = dwf.sample.generate(run.flow, run.pca, run.experiment.arch, _spec, _ctx.data.x_train)
-            populations = dwf.evaluate.compare(_ctx, generated)
+            _t = _time.perf_counter()
+            _bench = bench_for(label)                        # cached after the first sample
+            stage_seconds[_names[0]] = _time.perf_counter() - _t
+            _bar.update(subtitle=_names[1])
+            _t = _time.perf_counter()
+            generated = (dwf.conditional.generate_for(run, label, _spec) if conditional else
+                         dwf.sample.generate(run.flow, run.pca, run.experiment.arch, _spec, _bench.ctx.data.x_train))
+            stage_seconds[_names[1]] = _time.perf_counter() - _t
+            _bar.update(subtitle=_names[2])
+            _t = _time.perf_counter()
+            populations = _bench.compare(generated)
+            stage_seconds[_names[2]] = _time.perf_counter() - _t
+            _bar.update()
         except dwf.DwfError as _e:
             mo.stop(True, mo.callout(str(_e), kind="danger"))
-    dataset = _ctx.data
-    metric = _ctx.task.metric
+    dataset = _bench.ctx.data
+    metric = _bench.ctx.task.metric
     action_seconds = _time.perf_counter() - _t0
-    return action_seconds, dataset, generated, label, metric, populations
+    _g = populations[-1]
+    set_history(lambda h: [*h, {
+        "#": len(h) + 1, "experiment": run.experiment.name,
+        "for": run.experiment.labels[label] if conditional else dataset.name,
+        "n": _spec.n, "ODE steps": _spec.steps, "solver": _spec.method, "source std": run.flow.spec.source_std if _spec.source_std is None else _spec.source_std,
+        "seed": _spec.seed, **({"guidance": _spec.guidance} if conditional else {}),
+        "score": round(dwf.report.score_format(metric)[0] * _g.score.mean, 4), "novelty": round(_g.novelty.mean, 3),
+        "spread": round(_g.spread.mean, 3), "memorized": round(_g.memorized.mean, 2),
+        "seconds": round(action_seconds, 2), "metric": metric, "scores": list(_g.per_net.score)}])
+    return action_seconds, dataset, generated, label, metric, populations, stage_seconds
 
 
 @app.cell
-def _(action_seconds, dataset, dwf, generated, label, metric, mo, populations, run):
+def _(action_seconds, dataset, dwf, label, metric, mo, populations, run, stage_seconds):
     _z, _g = populations[0], populations[-1]
     _h = populations[1] if len(populations) == 3 else None
     _f, _d, _label = dwf.report.score_format(metric)
@@ -211,8 +265,9 @@ def _(action_seconds, dataset, dwf, generated, label, metric, mo, populations, r
                  f"{_z.novelty_held_out.mean:.3f} there)" if _g.novelty_held_out and _z.novelty_held_out else "")
               + f"; spread {_g.spread.mean:.3f}; memorized {100 * _g.memorized.mean:.0f} %; "
               f"error similarity {_g.error_similarity.mean:.3f}.\n\n"
-              f"{_g.n} networks sampled and decoded in {generated.seconds:.2f} s; the whole action "
-              f"(sampling, BatchNorm, testing) took {action_seconds:.2f} s."),
+              f"The whole action took {action_seconds:.2f} s: "
+              + ", ".join(f"{k} {v:.2f} s" for k, v in stage_seconds.items())
+              + ". No baselines, frontier or transfer run here (the report has them)."),
         *([mo.callout(mo.md("\n\n".join(_warn)), kind="warn")] if _warn else []),
         mo.ui.plotly(dwf.plots.accuracy_distributions(
             {p.name: p.per_net.score for p in populations}, metric=metric,
@@ -232,6 +287,23 @@ def _(action_seconds, dataset, dwf, generated, label, metric, mo, populations, r
                       "coverage": round(p.coverage.mean, 2) if p.coverage else None,
                       "error similarity": round(p.error_similarity.mean, 3)} for p in populations],
                     selection=None, label="Populations"),
+    ])
+    return
+
+
+@app.cell
+def _(dwf, get_history, mo):
+    _h = get_history()
+    mo.stop(not _h)
+    _last = [e for e in _h[-2:] if e["metric"] == _h[-1]["metric"]]
+    mo.vstack([
+        mo.md("### Samples so far\n\nEvery sample of this session, to compare settings (score in "
+              "display units; novelty, spread and memorized as above)."),
+        mo.ui.table([{k: v for k, v in e.items() if k not in ("scores", "metric")} for e in _h],
+                    selection=None, page_size=10, label="Sample history"),
+        mo.ui.plotly(dwf.plots.score_histograms(
+            {f"sample {e['#']} (seed {e['seed']}, std {e['source std']:g})": e["scores"] for e in _last},
+            metric=_h[-1]["metric"], title="The last two samples, net by net")),
     ])
     return
 
@@ -305,7 +377,7 @@ def _(dwf, generated, mo, run):
 
 
 @app.cell
-def _(generated, label, mo, run, safetensors_bytes):
+def _(dwf, generated, label, mo, run, safetensors_bytes):
     import dataclasses
     import json
 
@@ -316,7 +388,9 @@ def _(generated, label, mo, run, safetensors_bytes):
         _for = {} if label is None else {"label": str(label), "dataset": _exp.labels[label]}
         return safetensors_bytes(generated.params, metadata={
             "experiment": _exp.name, "profile": _exp.profile, "n_models": str(generated.n),
-            "sample": json.dumps(dataclasses.asdict(generated.spec)), **_for})
+            "sample": json.dumps(dataclasses.asdict(generated.spec)),   # every sampling setting
+            "flow_config_hash": _exp.stage_hash("flow"), "flow_seed": str(run.flow.spec.seed),
+            "flow": json.dumps(dataclasses.asdict(run.flow.spec)), "dwf_version": dwf.__version__, **_for})
 
     mo.download(data=_weights, filename=f"generated_{run.experiment.name}.safetensors",
                 mimetype="application/octet-stream",

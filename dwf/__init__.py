@@ -12,6 +12,12 @@ from .report import Report
 from .sample import Generated, generate
 from .zoo import Zoo, train_zoo
 
+try:
+    from importlib.metadata import version as _version
+    __version__ = _version("dwf")
+except Exception:   # not installed (a bare checkout on sys.path)
+    __version__ = "0+unknown"
+
 __all__ = ["AlignSpec", "ArchSpec", "ArtifactError", "ConditionalExperiment", "ConfigError",
            "DataSpec", "DatasetUnavailable", "DualPCA", "DwfError", "EvalSpec", "Experiment",
            "FlowSpec", "Generated", "Interval", "PCASpec", "ParamLayout", "PopulationSpec", "Report",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 
 from .errors import ConfigError
@@ -89,6 +90,9 @@ class FlowSpec:
     label_dropout: float = 0.1     # conditional flows: share of training labels replaced by the null label
 
 
+SOLVERS = ("euler", "midpoint", "rk4")   # dwf.ode
+
+
 @dataclass(frozen=True)
 class SampleSpec:
     n: int = 100
@@ -98,6 +102,19 @@ class SampleSpec:
     guidance: float = 1.0          # conditional flows: classifier-free guidance weight (1 = plain conditional)
     bn_samples: int = 1024         # training images for BatchNorm recalibration
     seed: int = 0
+
+    def __post_init__(self):
+        whole = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
+        for name, least in (("n", 1), ("steps", 1), ("bn_samples", 1), ("seed", 0)):
+            v = getattr(self, name)
+            if not whole(v) or v < least:
+                raise ConfigError(f"sampling: {name} must be a whole number >= {least}, got {v!r}")
+        if self.method not in SOLVERS:
+            raise ConfigError(f"sampling: unknown ODE solver {self.method!r}; use one of {', '.join(SOLVERS)}")
+        if self.source_std is not None and not (math.isfinite(self.source_std) and self.source_std > 0):
+            raise ConfigError(f"sampling: the source std must be a finite number > 0, got {self.source_std!r}")
+        if not math.isfinite(self.guidance):
+            raise ConfigError(f"sampling: the guidance weight must be finite, got {self.guidance!r}")
 
 
 @dataclass(frozen=True)

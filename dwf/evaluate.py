@@ -40,7 +40,7 @@ from .report import PerNet, PopulationResult
 from .sample import Generated
 from .task import CLASSIFICATION, Task, task_for
 
-__all__ = ["Context", "Measured", "build", "compare", "coverage", "declared", "error_similarity", "evaluate",
+__all__ = ["Bench", "Context", "Measured", "build", "compare", "coverage", "declared", "error_similarity", "evaluate",
            "measure", "memorized_fraction", "novelty", "spread"]
 
 States = dict[str, torch.Tensor]
@@ -177,6 +177,7 @@ class Reference:
     held_out: torch.Tensor | None      # (h, d)
     errors: torch.Tensor               # (n, N) the fitting members' error signatures
     median_nn: float
+    preds: torch.Tensor                # (n, N) the fitting members' test predictions (own BN statistics)
 
     @classmethod
     def of(cls, ctx: Context) -> "Reference":
@@ -184,13 +185,15 @@ class Reference:
         preds = stacked.predict(archs.build(ctx.arch), ctx.fit, x, task=ctx.task)
         fit = ctx.vectors(ctx.fit)
         held = ctx.vectors(ctx.held_out) if ctx.held_out is not None else None
-        return cls(fit, held, ctx.task.signature(preds, y), loo_median_nn(fit))
+        return cls(fit, held, ctx.task.signature(preds, y), loo_median_nn(fit), preds)
 
 
 def measure(ctx: Context, ref: Reference, spec: PopulationSpec, states: States) -> Measured:
-    """Every metric of one population from one pass over the test split."""
+    """Every metric of one population from one pass over the test split (none for the fitting
+    members with their own statistics: the reference already ran them)."""
     task, y = ctx.task, ctx.data.y_test
-    preds = stacked.predict(archs.build(ctx.arch), states, ctx.data.x_test, task=task)
+    preds = (ref.preds if spec == PopulationSpec("zoo", "own") else
+             stacked.predict(archs.build(ctx.arch), states, ctx.data.x_test, task=task))
     V = ctx.vectors(states)
     self_zoo, self_held = spec.source == "zoo", spec.source == "held_out"
     sim = task.similarity(task.signature(preds, y), ref.errors)
@@ -240,13 +243,33 @@ def evaluate(ctx: Context, specs: Sequence[PopulationSpec],
     return [summarize(ctx, s, runs[s.key], ref.median_nn) for s in specs], ref, runs
 
 
+@dataclass(frozen=True)
+class Bench:
+    """The fitting and held-out members measured once, to compare any number of samples with
+    them: what an interactive sampler needs (each sample then costs only its own nets)."""
+    ctx: Context
+    ref: Reference
+    members: tuple[tuple[PopulationSpec, Measured], ...]
+
+    @classmethod
+    def of(cls, ctx: Context) -> "Bench":
+        ref = Reference.of(ctx)
+        specs = [PopulationSpec("zoo", "own")] + ([PopulationSpec("held_out", "own")] if ctx.held_out else [])
+        return cls(ctx, ref, tuple((s, measure(ctx, ref, s, build(ctx, s))) for s in specs))
+
+    def compare(self, generated: Generated, spec: PopulationSpec | None = None) -> list[PopulationResult]:
+        """The members, then one sample of nets (one replicate, no baselines). `spec` defaults
+        to the plain generated population (a conditional sample: for its label)."""
+        spec = spec or PopulationSpec("generated", label=generated.label)
+        nets = build(self.ctx, spec, 0, {(spec.label, spec.guidance): generated})
+        measured = [*self.members, (spec, measure(self.ctx, self.ref, spec, nets))]
+        return [summarize(self.ctx, s, [m], self.ref.median_nn) for s, m in measured]
+
+
 def compare(ctx: Context, generated: Generated, spec: PopulationSpec | None = None) -> list[PopulationResult]:
-    """One sample of nets beside the fitting and held-out members (one replicate, no
-    baselines): what an interactive sampler shows. `spec` defaults to the plain generated
-    population (a conditional sample: for its label)."""
-    spec = spec or PopulationSpec("generated", label=generated.label)
-    specs = [PopulationSpec("zoo", "own")] + ([PopulationSpec("held_out", "own")] if ctx.held_out else []) + [spec]
-    return evaluate(ctx, specs, [{(spec.label, spec.guidance): generated}])[0]
+    """One sample of nets beside the fitting and held-out members (`Bench.compare`, measuring
+    the members first)."""
+    return Bench.of(ctx).compare(generated, spec)
 
 
 def error_similarity(preds: torch.Tensor, ref_preds: torch.Tensor, y: torch.Tensor,

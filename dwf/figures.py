@@ -22,7 +22,7 @@ from .replicas import ReplicatedReport
 from .report import Report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-PNG_SCALE = 1.5
+PNG_SCALE = 2
 
 
 def figures(r: Report) -> dict[str, go.Figure]:

@@ -16,6 +16,7 @@ of the baselines'.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Mapping
 
 from . import evaluate as ev
 from . import flow as flow_mod
@@ -29,23 +30,31 @@ LAMBDAS = (0.05, 0.15, 0.3, 0.5)
 STANDARDIZED_STDS = (0.1, 0.3, 1.0)
 
 
-def sweep(exp: Experiment, ctx: ev.Context, ref: ev.Reference, flow: Flow,
-          progress: bool = False) -> list[FrontierPoint]:
+def sweep(exp: Experiment, ctx: ev.Context, ref: ev.Reference, flow: Flow, progress: bool = False,
+          measured: Mapping[str, ev.Measured] | None = None) -> list[FrontierPoint]:
     """Every frontier point of one experiment. The generated points use `exp.eval.frontier_stds`
-    and the recipe's own std; every point has max(8, `exp.eval.n_baseline`) nets."""
+    and the recipe's own std; every point has max(8, `exp.eval.n_baseline`) nets. `measured`
+    (the report's replicate-0 populations by spec key) is reused instead of measured again: the
+    recipe point is the report's generated population (flow replicate 0 at the recipe's std), and
+    a noisy-copy point whose σ and size the report shares is the very same nets."""
     n = max(8, exp.eval.n_baseline)
     ctx = replace(ctx, eval=replace(ctx.eval, n_baseline=n))
     recipe_std = exp.sample.source_std if exp.sample.source_std is not None else flow.spec.source_std
     generated = PopulationSpec("generated")
     points: list[FrontierPoint] = []
+    known = dict(measured or {})
 
     def add(family: str, param: float, spec: PopulationSpec, flow_: Flow | None = None,
             recipe: bool = False) -> None:
-        gens = None
-        if flow_ is not None:
-            gens = {(None, None): generate(flow_, ctx.pca, exp.arch, replace(exp.sample, n=n, source_std=param),
-                                           ctx.data.x_train)}
-        m = ev.measure(ctx, ref, spec, ev.build(ctx, spec, 0, gens))
+        reuse = known.get(spec.key) if (recipe or (flow_ is None and n == exp.eval.n_baseline)) else None
+        if reuse is not None:
+            m = reuse
+        else:
+            gens = None
+            if flow_ is not None:
+                gens = {(None, None): generate(flow_, ctx.pca, exp.arch, replace(exp.sample, n=n, source_std=param),
+                                               ctx.data.x_train)}
+            m = ev.measure(ctx, ref, spec, ev.build(ctx, spec, 0, gens))
         points.append(FrontierPoint(family, param, float(m.score.mean()),
                                     float(m.score.std()) if len(m.score) > 1 else 0.0, m.novelty,
                                     float(m.error_similarity.mean()), recipe))

@@ -5,10 +5,10 @@ from typing import Callable
 
 import torch
 
+from .config import SOLVERS as METHODS
 from .errors import ConfigError
 
 Field = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x (B, d), t (B,)) -> (B, d)
-METHODS = ("euler", "midpoint", "rk4")
 
 
 def _step(v: Field, x: torch.Tensor, t: float, h: float, method: str) -> torch.Tensor:

@@ -30,6 +30,20 @@ def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
     return fig
 
 
+def _log_axis(fig: go.Figure, values: Sequence[float], axis: str = "x") -> None:
+    """A log axis labelled only at clean major ticks: each power of ten when the values span a
+    decade or more, else 1-2-5 steps (plotly would label minor ticks such as '2' and '5')."""
+    pos = [v for v in values if v is not None and math.isfinite(v) and v > 0]
+    lo, hi = (min(pos), max(pos)) if pos else (1.0, 10.0)
+    if math.log10(hi) - math.log10(lo) >= 1:
+        ticks = dict(dtick=1, exponentformat="power")
+    else:
+        e0, e1 = math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1
+        vals = [m * 10.0 ** e for e in range(e0, e1 + 1) for m in (1, 2, 5)]
+        ticks = dict(tickmode="array", tickvals=vals, ticktext=[f"{v:g}" for v in vals])
+    (fig.update_xaxes if axis == "x" else fig.update_yaxes)(type="log", minor=dict(showgrid=False), **ticks)
+
+
 def _scaled(values: Sequence[float], metric: str) -> list[float]:
     f = score_format(metric)[0]
     return [f * v for v in values]
@@ -83,7 +97,7 @@ def flow_loss(history: Mapping[str, Sequence[float]], title: str = "Flow-matchin
     val = history.get("val_loss") or []
     if any(v is not None and math.isfinite(v) for v in val):
         fig.add_scatter(x=history["step"], y=val, name="held-out codes (EMA net)")
-    fig.update_yaxes(type="log")
+    _log_axis(fig, [*history["train_loss"], *val], "y")
     return _layout(fig, title, "step", "loss")
 
 
@@ -91,6 +105,16 @@ def _bars(ivs: Sequence[Interval], f: float = 1.0) -> dict:
     """Asymmetric error bars of 95 % intervals (none for values fixed over replicates)."""
     return dict(type="data", symmetric=False, array=[f * (i.hi - i.mean) for i in ivs],
                 arrayminus=[f * (i.mean - i.lo) for i in ivs])
+
+
+def score_histograms(samples: Mapping[str, Sequence[float]], metric: str = "accuracy",
+                     title: str = "Per-net score of two samples") -> go.Figure:
+    """Overlaid histograms of per-net score, one per named sample (e.g. the app's last two)."""
+    fig = go.Figure()
+    for (name, scores), color in zip(samples.items(), (COLORS["generated"], COLORS["zoo"], *_OTHERS)):
+        fig.add_histogram(x=_scaled(scores, metric), name=name, opacity=0.6, marker_color=color, nbinsx=30)
+    fig.update_layout(barmode="overlay")
+    return _layout(fig, title, _score_label(metric), "nets")
 
 
 def novelty_scatter(populations: Sequence[PopulationResult], metric: str = "accuracy",
@@ -136,12 +160,13 @@ def frontier(points: Sequence[FrontierPoint], zoo_score: float, metric: str = "a
               **dict(zip([x for x in families if x not in ("generated", "interpolation")], _OTHERS))}
     symbol = {"generated": "s=", "generated, standardized codes": "s=", "noisy copies": "σ=",
               "interpolation": "λ="}
-    for fam in families:
+    for fam in families:   # each point's setting on hover, not as a label (labels overlap)
         ps = sorted((p for p in points if p.family == fam), key=lambda p: p.novelty)
         fig.add_trace(go.Scatter(
-            x=[p.novelty for p in ps], y=[f * p.score for p in ps], mode="lines+markers+text",
-            name=fam, text=[f"{symbol.get(fam, '')}{p.param:g}" for p in ps], textposition="top center",
-            textfont=dict(size=9), line=dict(color=colors[fam]), marker=dict(size=8, color=colors[fam])))
+            x=[p.novelty for p in ps], y=[f * p.score for p in ps], mode="lines+markers",
+            name=fam,
+            hovertext=[f"{fam}: {symbol.get(fam, '')}{p.param:g}" for p in ps], hoverinfo="text+x+y",
+            line=dict(color=colors[fam]), marker=dict(size=8, color=colors[fam])))
     recipe = [p for p in points if p.recipe]
     if recipe:
         fig.add_trace(go.Scatter(x=[p.novelty for p in recipe], y=[f * p.score for p in recipe],
@@ -149,9 +174,11 @@ def frontier(points: Sequence[FrontierPoint], zoo_score: float, metric: str = "a
                                  marker=dict(size=18, color="rgba(0,0,0,0)", line=dict(width=2, color="black"))))
     fig.add_hline(y=f * zoo_score, line_dash="dash", line_color=COLORS["zoo"],
                   annotation_text="zoo mean", annotation_position="bottom right")
-    fig.update_xaxes(type="log")
-    return _layout(fig, title, "novelty: NN distance to the fitting members / their own NN distance (log)",
-                   _score_label(metric))
+    _log_axis(fig, [p.novelty for p in points])
+    fig = _layout(fig, title, "novelty: NN distance to the fitting members / their own NN distance (log)",
+                  _score_label(metric))
+    fig.update_layout(height=520, legend=dict(orientation="h", y=-0.25))
+    return fig
 
 
 def nn_distance_histogram(populations: Mapping[str, Sequence[float]],
@@ -325,7 +352,7 @@ def stage_timings(timings: Mapping[str, float], title: str = "Where the time goe
     fig = go.Figure(go.Bar(x=[max(timings[k], 1e-3) for k in names], y=names, orientation="h",
                            text=[f"{timings[k]:.2f} s" for k in names], textposition="outside",
                            cliponaxis=False, marker_color=COLORS["zoo"]))
-    fig.update_xaxes(type="log")
+    _log_axis(fig, [max(timings[k], 1e-3) for k in names])
     fig.update_yaxes(autorange="reversed")
     fig = _layout(fig, title, "seconds (log)", "")
     fig.update_layout(margin=dict(r=90))

@@ -105,7 +105,7 @@ def report(run: "Run", folder: Path, progress: bool = False,
     if exp.eval.frontier_stds:
         on_stage("frontier")
         t0 = time.perf_counter()
-        points = frontier.sweep(exp, ctx, ref, run.flow, progress)
+        points = frontier.sweep(exp, ctx, ref, run.flow, progress, {k: v[0] for k, v in runs.items()})
         timings["frontier"] = time.perf_counter() - t0
     info = run.aligned.info
     zoo = ZooSummary(len(run.fit_idx), run.held_idx, int(info.get("reference", 0)),

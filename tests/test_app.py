@@ -4,14 +4,16 @@ plots and a download on the page; a new seed must change them; an experiment wit
 must offer training and then sample; a conditional flow samples for the chosen label."""
 from __future__ import annotations
 
-import os
+import dataclasses
 import json
+import os
 import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -22,6 +24,7 @@ from playwright.sync_api import expect, sync_playwright
 from safetensors import safe_open
 from safetensors.torch import load_file
 
+import dwf
 from dwf import Zoo, experiments
 from dwf.export import load_bert
 
@@ -78,6 +81,8 @@ def test_sampling_and_training_in_the_browser(server, tmp_path):
         browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 2400}, accept_downloads=True)
+            requests: list[str] = []
+            page.on("request", lambda r: requests.append(r.url))
             page.goto(server)
             sample = page.get_by_role("button", name="Sample")
             expect(sample).to_be_visible(timeout=60_000)
@@ -89,13 +94,19 @@ def test_sampling_and_training_in_the_browser(server, tmp_path):
             summary = page.get_by_role("heading", name=SUMMARY)
             expect(summary).to_be_visible(timeout=60_000)
             first = summary.inner_text()
-            expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=30_000)
+            # two plots of this sample and the history's histogram
+            expect(page.locator(".js-plotly-plot")).to_have_count(3, timeout=30_000)
             expect(page.get_by_text("Each generated net")).to_be_visible(timeout=30_000)
+            # Sample ran only what it shows (fmnist_mlp's report also has a frontier and baselines)
+            stages = page.get_by_text(re.compile(r"The whole action took")).inner_text()
+            assert re.search(r"testing the members \(once per experiment\) \d+\.\d+ s, sampling, decoding and "
+                             r"BatchNorm \d+\.\d+ s, testing the generated nets \d+\.\d+ s\.", stages), stages
+            assert "frontier" not in stages.split("No baselines")[0]
             page.screenshot(path=str(SHOTS / "sampled.png"), full_page=True)
 
-            # the line between two generated nets: a third plot
+            # the line between two generated nets: one more plot
             page.get_by_role("button", name="Interpolate").click()
-            expect(page.locator(".js-plotly-plot")).to_have_count(3, timeout=60_000)
+            expect(page.locator(".js-plotly-plot")).to_have_count(4, timeout=60_000)
             expect(page.get_by_text("Between generated nets 0 and 1")).to_be_visible(timeout=30_000)
 
             # the download loads back as a dwf zoo of the right architecture, named in its metadata
@@ -105,9 +116,13 @@ def test_sampling_and_training_in_the_browser(server, tmp_path):
             dl.value.save_as(path)
             assert path.name == "generated_fmnist_mlp.safetensors"
             assert Zoo(experiments.get("fmnist_mlp", "smoke").arch, load_file(str(path))).n == 64
+            exp = experiments.get("fmnist_mlp", "smoke")
             with safe_open(str(path), "pt") as f:
-                assert f.metadata()["experiment"] == "fmnist_mlp"
-                assert json.loads(f.metadata()["sample"])["n"] == 64    # every sampling setting recorded
+                meta = f.metadata()
+            assert meta["experiment"] == "fmnist_mlp" and meta["dwf_version"] == dwf.__version__
+            assert json.loads(meta["sample"]) == {**dataclasses.asdict(exp.sample), "n": 64,   # every setting
+                                                "source_std": exp.flow.source_std}
+            assert meta["flow_config_hash"] == exp.stage_hash("flow") and meta["flow_seed"] == str(exp.flow.seed)
             # the held-out members are shown beside the generated nets
             body = page.inner_text("body")
             assert "held-out members" in body and "spread" in body
@@ -117,6 +132,29 @@ def test_sampling_and_training_in_the_browser(server, tmp_path):
             expect(page.get_by_role("textbox", name=re.compile("seed"))).to_have_value("1")
             sample.click()
             expect(page.get_by_role("heading", name=SUMMARY)).not_to_have_text(first, timeout=60_000)
+            # the history keeps both samples, and their histograms side by side
+            history = page.locator("marimo-table[data-label*='Sample history']")
+            expect(history.get_by_role("row")).to_have_count(3, timeout=30_000)      # header + 2 samples
+            expect(page.get_by_text("sample 1 (seed 0").first).to_be_attached()
+            expect(page.get_by_text("sample 2 (seed 1").first).to_be_attached()
+
+            # a bad input is named, not clamped: nothing is sampled and the history stays at two
+            page.get_by_role("textbox", name=re.compile("seed")).fill("1.5")
+            sample.click()
+            expect(page.get_by_text("Not sampled: sampling: seed must be a whole number >= 0, got 1.5")).to_be_visible(
+                timeout=30_000)
+            expect(history.get_by_role("row")).to_have_count(3)
+            page.get_by_role("textbox", name=re.compile("seed")).fill("1")
+
+            # an experiment whose data is not on disk says so in the picker, and offers no training
+            why = dwf.data.unavailable(experiments.get("cifar10_resnet20", "smoke").data)
+            options = page.get_by_role("combobox", name="Experiment").inner_text()
+            assert ("cifar10_resnet20 — data not on disk" in options) == (why is not None)
+            if why is not None:
+                page.get_by_role("combobox", name="Experiment").select_option(label="cifar10_resnet20 — data not on disk")
+                expect(page.get_by_text("cifar10_resnet20 cannot be trained or sampled here")).to_be_visible(
+                    timeout=30_000)
+                expect(page.get_by_role("button", name="Train the smoke profile")).to_have_count(0)
 
             # an experiment without artifacts: train it from the page, then sample it
             page.get_by_role("combobox", name="Experiment").select_option("digits_mlp")
@@ -164,7 +202,7 @@ def test_sampling_and_training_in_the_browser(server, tmp_path):
             page.get_by_role("button", name="Sample").click()
             heading = page.get_by_role("heading", name=re.compile(r"Generated on digits28: mean accuracy"))
             expect(heading).to_be_visible(timeout=60_000)
-            expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=30_000)
+            expect(page.locator(".js-plotly-plot")).to_have_count(3, timeout=30_000)
             page.screenshot(path=str(SHOTS / "conditional.png"), full_page=True)
             with page.expect_download(timeout=30_000) as dl:
                 page.get_by_text("Download the generated weights").click()
@@ -173,5 +211,8 @@ def test_sampling_and_training_in_the_browser(server, tmp_path):
             with safe_open(str(path), "pt") as f:
                 assert f.metadata()["dataset"] == "digits28" and f.metadata()["label"] == "1"
             assert Zoo(experiments.conditional("fmnist_digits_mlp", "smoke").arch, load_file(str(path))).n == 64
+            # nothing on the page was fetched from anywhere but the app's own server (no CDN)
+            foreign = {urllib.parse.urlsplit(u).hostname for u in requests} - {"127.0.0.1", "localhost", None}
+            assert not foreign, sorted(u for u in requests if urllib.parse.urlsplit(u).hostname in foreign)
         finally:
             browser.close()

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from dwf import ConfigError, DataSpec, FlowSpec, TestSplitLocked, data, flow
+from dwf import ConfigError, DataSpec, DatasetUnavailable, FlowSpec, TestSplitLocked, data, flow
 
 
 def test_digits_resized_to_28_keep_their_splits_and_labels():
@@ -85,3 +85,17 @@ def test_a_selection_step_that_reaches_for_the_test_split_fails():
 
     with pytest.raises(TestSplitLocked):
         pick_by_test_accuracy([0, 1, 2])
+
+
+def test_unavailable_names_missing_data_without_loading_it(monkeypatch, tmp_path):
+    data_mod = data
+    assert data_mod.unavailable(DataSpec("digits")) is None and data_mod.unavailable(DataSpec("vader")) is None
+    assert data_mod.unavailable(DataSpec("fmnist")) is None            # the Debian package is installed
+    monkeypatch.setattr(data_mod, "TORCHVISION_ROOT", tmp_path)
+    why = data_mod.unavailable(DataSpec("cifar10"))
+    assert why and "cifar10" in why and "download=True" not in why
+    with pytest.raises(DatasetUnavailable) as e:                       # loading says the same, no torchvision advice
+        data_mod.load(DataSpec("cifar10"))
+    assert str(e.value) == why
+    monkeypatch.setattr(data_mod, "FMNIST_DIR", tmp_path)
+    assert "dataset-fashion-mnist" in data_mod.unavailable(DataSpec("fmnist"))

@@ -146,3 +146,14 @@ def test_replicates_fitted_as_one_stack_match_fits_alone():
     assert not torch.allclose(together[0].net.net[0].weight, together[1].net.net[0].weight)
     with pytest.raises(ConfigError, match="differ only in their seed"):
         flow.fit_many(Z, [spec, dataclasses.replace(spec, hidden=64)], progress=False)
+
+
+@pytest.mark.parametrize("change, words", [
+    (dict(n=0), "n must be a whole number >= 1"), (dict(seed=1.5), "seed must be a whole number"),
+    (dict(seed=-1), "seed must be a whole number >= 0"), (dict(steps=True), "steps must be"),
+    (dict(method="heun"), "unknown ODE solver 'heun'"), (dict(source_std=0.0), "source std must be"),
+    (dict(source_std=float("inf")), "source std must be"), (dict(guidance=float("nan")), "guidance")])
+def test_sample_spec_refuses_bad_settings_by_name(change, words):
+    from dwf import SampleSpec
+    with pytest.raises(ConfigError, match=words):
+        SampleSpec(**change)

@@ -34,3 +34,32 @@ def test_frontier_sweeps_every_family_in_the_report(fmnist_smoke_run):
     md = tables.results_markdown([rep])
     assert "Accuracy–novelty frontier" in md and "(paper recipe)" in md
     assert "frontier" in figures.figures(rep)
+
+
+def test_frontier_reuses_the_reports_measurements_exactly(fmnist_smoke_run):
+    """The recipe point is the report's generated population, and a noisy-copy point the report
+    shares (same σ, same size) is the very same nets: measuring it again gives the same numbers."""
+    rep, exp = fmnist_smoke_run.report, fmnist_smoke_run.experiment
+    g = rep.generated
+    recipe = next(p for p in rep.frontier if p.recipe)
+    assert abs(recipe.score - sum(g.per_net.score) / g.n) < 1e-6 and recipe.novelty > 0
+    sigma = exp.eval.noise_sigmas[0]
+    point = next(p for p in rep.frontier if p.family == "noisy copies" and p.param == sigma)
+    ctx = reporting.context(fmnist_smoke_run)
+    spec = PopulationSpec("noisy", sigma=sigma)
+    again = evaluate.measure(ctx, evaluate.Reference.of(ctx), spec, evaluate.build(ctx, spec, 0))
+    assert point.score == float(again.score.mean()) and point.novelty == again.novelty
+
+
+def test_frontier_plot_has_no_point_labels_and_clean_log_ticks(fmnist_smoke_run):
+    pts = fmnist_smoke_run.report.frontier
+    fig = plots.frontier(pts, 0.8)
+    lines = [t for t in fig.data if t.name != "paper recipe"]
+    assert all("text" not in t.mode for t in lines)                       # settings on hover only
+    assert all(len(t.hovertext) == len(t.x) for t in lines)
+    assert fig.layout.xaxis.type == "log"
+    ax = fig.layout.xaxis
+    if ax.tickvals is not None:                                           # under a decade: 1-2-5 ticks
+        assert {f"{v:g}"[0] for v in ax.tickvals} <= {"1", "2", "5"}
+    else:
+        assert ax.dtick == 1                                              # powers of ten only
