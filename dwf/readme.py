@@ -45,8 +45,34 @@ def block(summary: dict) -> str:
             f"{_iv(gen['spread'], 1, 3)} | {_iv(gen['memorized'], 1, 2)} |")
         verdicts += e.get("verdicts", [])
     lines += ["", "In words:", ""] + ([f"- {v}." for v in verdicts] or ["- no flow collapsed or memorizes."])
-    lines += ["", END]
+    lines += ["", *timing_lines(summary), "", END]
     return "\n".join(lines)
+
+
+STAGES = ("zoo", "align", "pca", "flow", "sample", "evaluate", "frontier", "transfer")
+
+
+def timing_lines(summary: dict) -> list[str]:
+    """Seconds per stage and experiment (its ablation variants summed in their own column), and
+    the whole `make reproduce` when results.json records it."""
+    exps = summary.get("experiments", [])
+    out = ["Run time per stage (seconds, on the machine that made these numbers; a stage loaded from "
+           "the cache reports the time it took when computed):", "",
+           "| experiment | " + " | ".join(STAGES) + " | variants (all stages after the zoo) | total |",
+           "|---" * (len(STAGES) + 3) + "|"]
+    for e in (e for e in exps if not e["variant"]):
+        t = e["timings"]
+        zoo = sum(v for k, v in t.items() if k == "zoo" or k.startswith("zoo "))
+        own = {k: (zoo if k == "zoo" else t.get(k, 0.0)) for k in STAGES}
+        var = sum(v for x in exps if x["variant"] and x["experiment"] == e["experiment"]
+                  for k, v in x["timings"].items() if k in STAGES and k != "zoo")
+        out.append(f"| {e['experiment']} | " + " | ".join(f"{own[k]:.0f}" for k in STAGES)
+                   + f" | {var:.0f} | {sum(own.values()) + var:.0f} |")
+    wall = summary.get("reproduce")
+    if wall:
+        out += ["", f"The whole `make reproduce` ({wall['profile']} profile, figures included, `make setup` not) "
+                f"took **{wall['seconds'] / 60:.1f} minutes** there."]
+    return out
 
 
 def update(readme: str | Path, results: str | Path) -> bool:

@@ -58,12 +58,28 @@ def _(dwf, experiment_name, mo):
 @app.cell
 def _(artifacts, dwf, mo, picker, profile):
     exp = dwf.experiments.get(picker.value, profile)
-    with mo.status.spinner(title=f"Building {exp.name} [{profile}] (cached stages load in seconds)"):
-        run = dwf.pipeline.build(exp, artifacts, progress=False)
+    # an experiment that is not built yet waits for a click (building can take minutes), so the
+    # sections below never show one experiment's text under another's name; a script run builds
+    build_button = mo.ui.run_button(label=f"Build {exp.name} [{profile}]")
+    _built = dwf.pipeline.is_built(exp, artifacts)
+    None if _built else mo.vstack([mo.callout(mo.md(
+        f"**{exp.name}** [{profile}] is not built in `{artifacts}` yet: building trains its zoo, aligns, "
+        "compresses, fits the flows and evaluates (quick: minutes). The sections below appear when it is done."),
+        kind="warn"), build_button])
+    return build_button, exp
+
+
+@app.cell
+def _(artifacts, build_button, dwf, exp, mo, profile):
+    mo.stop(not (dwf.pipeline.is_built(exp, artifacts) or build_button.value or mo.app_meta().mode == "script"))
+    _stages = ["data", *exp.STAGES, "sample", "evaluate", "barrier", "transfer", "frontier"]
+    with mo.status.progress_bar(total=len(_stages), title=f"{exp.name} [{profile}]", remove_on_exit=True) as _bar:
+        run = dwf.pipeline.build(exp, artifacts, progress=False,
+                                 on_stage=lambda stage: _bar.update(subtitle=f"stage: {stage}"))
     report = run.report
     mo.md(f"Loaded **{exp.name}** with the **{exp.profile}** profile from "
           f"`{run.root}`: every stage is cached there, keyed by a hash of its config.")
-    return exp, report, run
+    return report, run
 
 
 @app.cell(hide_code=True)
@@ -482,9 +498,10 @@ def _(artifacts, dwf, exp, mo, report):
         _variants = [dwf.pipeline.build(_e, artifacts, progress=False).report for _e in dwf.experiments.ablations(exp)]
     _cells = dwf.tables.flow_alignment_cells(report, _variants)
     print("ablation " + ", ".join(f"{w} {a}: {report.fmt(iv.mean)}" for (w, a), iv in _cells.items()))
+    variants = _variants
     mo.vstack([dwf.plots.flow_alignment(_cells, report.zoo_population.score.mean, report.metric),
                mo.md(dwf.tables.ablation_markdown(report, _variants))])
-    return
+    return (variants,)
 
 
 @app.cell
@@ -600,8 +617,9 @@ def _(mo):
 
 
 @app.cell
-def _(dwf, mo, report):
-    mo.md(dwf.tables.results_markdown([report], title=""))
+def _(dwf, mo, report, variants):
+    # the experiment and the variants built above: every table here is from this same run
+    mo.md(dwf.tables.results_markdown([report, *variants], title=""))
     return
 
 
