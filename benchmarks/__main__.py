@@ -12,7 +12,7 @@ import torch
 
 from dwf.io import save_json
 
-from . import bench_align, bench_convzoo, bench_pca, bench_pca_stream, bench_transfusion, bench_zoo
+from . import bench_align, bench_convzoo, bench_families, bench_pca, bench_pca_stream, bench_transfusion, bench_zoo
 
 OUT = Path("artifacts/bench/results.json")
 
@@ -25,7 +25,8 @@ def _table(rows: list[tuple[str, ...]]) -> str:
 def report(zoos: list[bench_zoo.ZooResult], pca: bench_pca.PCAResult,
            convs: list[bench_convzoo.ConvZooResult], aligns: list[bench_align.AlignResult],
            stream: bench_pca_stream.StreamResult,
-           fusions: list[bench_transfusion.TransFusionResult]) -> str:
+           fusions: list[bench_transfusion.TransFusionResult],
+           families: list[bench_families.FamilyResult]) -> str:
     zoo_rows = [("MLPs", "train samples", "epochs", "batched s", "sequential s", "ratio",
                  "acc batched", "acc sequential", "models equal")]
     for z in zoos:
@@ -53,7 +54,16 @@ def report(zoos: list[bench_zoo.ZooResult], pca: bench_pca.PCAResult,
     for f in fusions:
         fusion_rows.append((f.case, f"{f.n_params:,}", str(f.n_models), f"{f.s_per_model:.3f}",
                             f"{f.recovered}/{f.n_models}"))
+    family_rows = [("experiment (quick)", "family", "models", "batch", "batched s / step", "loop s / step",
+                    "loop / batched")]
+    for f in families:
+        family_rows.append((f.experiment, f.family, str(f.n_models), str(f.batch_size),
+                            f"{f.batched_s_per_step:.4f}", f"{f.loop_s_per_step:.4f}", f"{f.ratio:.2f}x"))
     return "\n".join([
+        f"One training step of {bench_families.N_MODELS} models per family: train_zoo's batched step vs "
+        f"a per-model loop of nn.Modules (best of {bench_families.REPEATS} × {bench_families.STEPS} steps)",
+        _table(family_rows),
+        "",
         f"Convnet zoo training step (fmnist_resnet20 quick recipe: batch {convs[0].batch_size}, "
         f"{convs[0].train_samples} training images per epoch; CPU, best of {bench_convzoo.REPEATS}): "
         "one functional call per model (train_zoo's choice on the CPU) vs torch.func.vmap",
@@ -104,7 +114,8 @@ def main() -> None:
     aligns = [bench_align.run(*case) for case in bench_align.CASES]
     stream = bench_pca_stream.run()
     fusions = [bench_transfusion.run(*case) for case in bench_transfusion.CASES]
-    print(report(zoos, pca, convs, aligns, stream, fusions))
+    families = [bench_families.run(name) for name in bench_families.CASES]
+    print(report(zoos, pca, convs, aligns, stream, fusions, families))
     total = time.perf_counter() - t0
     print(f"\ntotal {total:.1f} s; results in {OUT}")
     save_json(OUT, {
@@ -115,6 +126,8 @@ def main() -> None:
                         for c in convs],
         "align": [{**asdict(a), "noise": bench_align.NOISE, "repeats": bench_align.REPEATS} for a in aligns],
         "pca_stream": {**asdict(stream), "noise": bench_pca_stream.NOISE},
+        "families": [{**asdict(f), "steps": bench_families.STEPS, "repeats": bench_families.REPEATS}
+                     for f in families],
         "transfusion": [{**asdict(f), "noise": bench_transfusion.NOISE, "repeats": bench_transfusion.REPEATS}
                         for f in fusions],
         "pca": {**asdict(pca), "signal_rank": bench_pca.SIGNAL_RANK, "decay": bench_pca.DECAY,

@@ -57,17 +57,24 @@ def timing_lines(summary: dict) -> list[str]:
     the whole `make reproduce` when results.json records it."""
     exps = summary.get("experiments", [])
     out = ["Run time per stage (seconds, on the machine that made these numbers; a stage loaded from "
-           "the cache reports the time it took when computed):", "",
-           "| experiment | " + " | ".join(STAGES) + " | variants (all stages after the zoo) | total |",
-           "|---" * (len(STAGES) + 3) + "|"]
+           "the cache reports the time it took when computed; *other*: BatchNorm recalibration, loss "
+           "barrier; a conditional flow's labels share one run):", "",
+           "| run | " + " | ".join(STAGES) + " | other | variants (all stages after the zoo) | total |",
+           "|---" * (len(STAGES) + 4) + "|"]
+    seen = set()
     for e in (e for e in exps if not e["variant"]):
+        run = e.get("run", e["experiment"])
+        if run in seen:
+            continue
+        seen.add(run)
         t = e["timings"]
         zoo = sum(v for k, v in t.items() if k == "zoo" or k.startswith("zoo "))
         own = {k: (zoo if k == "zoo" else t.get(k, 0.0)) for k in STAGES}
+        other = sum(v for k, v in t.items() if k not in STAGES and not k.startswith("zoo "))
         var = sum(v for x in exps if x["variant"] and x["experiment"] == e["experiment"]
-                  for k, v in x["timings"].items() if k in STAGES and k != "zoo")
-        out.append(f"| {e['experiment']} | " + " | ".join(f"{own[k]:.0f}" for k in STAGES)
-                   + f" | {var:.0f} | {sum(own.values()) + var:.0f} |")
+                  for k, v in x["timings"].items() if k != "zoo" and not k.startswith("zoo "))
+        out.append(f"| {run} | " + " | ".join(f"{own[k]:.0f}" for k in STAGES)
+                   + f" | {other:.0f} | {var:.0f} | {sum(own.values()) + other + var:.0f} |")
     wall = summary.get("reproduce")
     if wall:
         out += ["", f"The whole `make reproduce` ({wall['profile']} profile, figures included, `make setup` not) "

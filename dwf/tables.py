@@ -253,6 +253,7 @@ def results_json(reports: Sequence[Report], figure_files: dict[str, list[str]] |
     return strict_json({"zoo_replicates": [{**to_json(rep), "verdicts": rep.verdicts()} for rep in replicated],
                         "experiments": [
         {"experiment": r.experiment, "variant": r.variant, "profile": r.profile, "task": r.task,
+         "run": r.config.get("name", r.experiment),   # a conditional flow's labels share one run
          "metric": r.metric, "replicates": r.replicates, "gap": to_json(r.gap), "verdicts": r.verdicts(),
          "populations": [{**{k: v for k, v in to_json(p).items() if k != "per_net"}, "collapsed": p.collapsed,
                           "memorizes": p.memorizes} for p in r.populations],

@@ -6,17 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
 import urllib.parse
-import urllib.request
 import zipfile
-from pathlib import Path
 
 import pytest
 import torch
@@ -25,60 +18,25 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 import dwf
+from benchmarks.browser import ROOT, chromium, serve
 from dwf import Zoo, experiments
 from dwf.export import load_bert
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-quic", "--no-first-run"]
 SUMMARY = re.compile(r"Generated( on \w+)?: mean accuracy \d+\.\d+%")
 SHOTS = ROOT / "artifacts" / "screenshots"   # kept for a look after the run (gitignored)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture()
 def server(artifacts, tmp_path):
     """URL of the app served on a private copy of the smoke artifacts (the test trains into it)."""
-    root = shutil.copytree(artifacts, tmp_path / "artifacts")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("marimo")), "run", "app.py", "--headless", "--no-token",
-         "--port", str(port), "--", "--profile", "smoke", "--artifacts", str(root)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"marimo did not serve the app: {proc.stdout.read().decode()[-2000:]}")
-                time.sleep(0.5)
+    with serve("smoke", shutil.copytree(artifacts, tmp_path / "artifacts")) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_sampling_and_training_in_the_browser(server, tmp_path):
-    chromium = shutil.which("chromium")
     SHOTS.mkdir(parents=True, exist_ok=True)
-    assert chromium, "Debian chromium is required (make test installs it)"
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        browser = chromium(pw)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 2400}, accept_downloads=True)
             requests: list[str] = []

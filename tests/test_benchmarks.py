@@ -61,3 +61,19 @@ def test_paper_profile_estimate_scales_the_probe_to_the_paper_profile():
     assert min(e.startup_s, e.validation_s, e.example_s) >= 0
     assert np.isclose(e.flow_s, e.flow_probe_s * exp.flow.steps / 20)
     assert e.total_s == e.zoo_s + e.flow_s
+
+
+def test_family_bench_compares_the_same_training_step():
+    """Batched and looped steps start from the same weights, see the same batches and make the
+    same update, so the ratio measures batching alone."""
+    from benchmarks import bench_families
+
+    batched, loop, state, modules = bench_families.steps("fmnist_mlp", 3)
+    batched()
+    loop()
+    for i, m in enumerate(modules):
+        for k, v in m.named_parameters():
+            assert torch.allclose(state[k][i], v, atol=1e-5), (i, k)
+    before = {k: v.detach().clone() for k, v in state.items()}
+    batched()
+    assert any(not torch.equal(before[k], state[k]) for k in state)    # the step does update

@@ -302,3 +302,16 @@ def test_readme_results_block_is_generated_from_the_committed_results_json(tmp_p
     text = doc.read_text()
     assert text.startswith("intro\n") and text.endswith("\noutro\n") and "stale" not in text
     assert not readme.update(doc, ROOT / "paper_figures" / "results.json")      # already current
+
+
+def test_readme_timing_table_sums_variants_and_shows_a_conditional_run_once():
+    t = {"zoo": 10.0, "flow": 5.0, "evaluate": 2.0, "barrier": 1.0}
+    exps = [{"experiment": "a", "variant": "", "run": "a", "timings": t},
+            {"experiment": "a", "variant": "unaligned", "run": "a", "timings": {"zoo": 10.0, "flow": 4.0}},
+            {"experiment": "c_x", "variant": "", "run": "c", "timings": {"zoo x": 3.0, "zoo y": 4.0, "flow": 6.0}},
+            {"experiment": "c_y", "variant": "", "run": "c", "timings": {"zoo x": 3.0, "zoo y": 4.0, "flow": 6.0}}]
+    lines = readme.timing_lines({"experiments": exps, "reproduce": {"profile": "quick", "seconds": 300.0}})
+    rows = [line for line in lines if line.startswith("| a |") or line.startswith("| c |")]
+    assert rows == ["| a | 10 | 0 | 0 | 5 | 0 | 2 | 0 | 0 | 1 | 4 | 22 |",     # the variant's zoo is shared
+                    "| c | 7 | 0 | 0 | 6 | 0 | 0 | 0 | 0 | 0 | 0 | 13 |"]      # both member zoos, one row
+    assert lines[-1].endswith("took **5.0 minutes** there.")

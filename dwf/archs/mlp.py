@@ -24,12 +24,17 @@ class MLP(nn.Module):
         """n MLPs at once with batched matmuls (what vmap would do, without its overhead).
 
         params: {name: (n, *shape)}; x: (B, ...) shared or (n, B, ...) per model -> (n, B, out).
+        Activations are kept feature-major, h (n, features, B), so every layer is h ← W h + b
+        with W (n, out, in) as stored: neither the forward nor the weight gradient dW = dh hᵀ
+        needs a transposed copy of W or of the input batch (which is a strided view).
         """
         x = x.flatten(1) if shared_input else x.flatten(2)  # (B, in) or (n, B, in)
+        w0 = params["fc.0.weight"]                                   # (n, out, in)
+        h = x.T.expand(w0.shape[0], -1, -1) if shared_input else x.transpose(1, 2)   # (n, in, B)
         last = len(self.fc) - 1
         for i in range(last + 1):
             w, b = params[f"fc.{i}.weight"], params[f"fc.{i}.bias"]   # (n, out, in), (n, out)
-            x = torch.matmul(x, w.transpose(1, 2)) + b[:, None]      # (n, B, out)
+            h = torch.baddbmm(b[:, :, None], w, h)                    # (n, out, B)
             if i < last:
-                x = torch.relu(x)
-        return x
+                h = torch.relu(h)
+        return h.transpose(1, 2)                                      # (n, B, out)
