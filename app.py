@@ -149,7 +149,9 @@ def _(artifacts, conditional, dwf, exp, mo, run):
 @app.cell
 def _(conditional, mo, run):
     _s = run.experiment.sample
-    n_samples = mo.ui.slider(8, 256, value=64, step=8, label="samples", show_value=True)
+    # the experiment's own sample size (at most 64): a ResNet is tested on 10k images per net
+    n_samples = mo.ui.slider(8, 256, value=min(64, max(8, 8 * round(_s.n / 8))), step=8, label="samples",
+                             show_value=True)
     ode_steps = mo.ui.slider(1, 200, value=_s.steps, label="ODE steps", show_value=True)
     solver = mo.ui.dropdown(["euler", "midpoint", "rk4"], value=_s.method, label="solver")
     # no bounds on the number fields: a bad value gets a message on Sample, never a silent clamp
@@ -181,6 +183,9 @@ def _(conditional, dwf, run):
         _ctx = dwf.conditional.context(run, label) if conditional else dwf.reporting.context(run)
         return dwf.evaluate.Bench.of(_ctx)
 
+    if not conditional:   # test the members now, while the controls are read, not on the first Sample
+        with mo.status.spinner(title="Testing the fitting and held-out members once (every sample reuses them)"):
+            bench_for(None)
     return (bench_for,)
 
 

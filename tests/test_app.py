@@ -73,12 +73,12 @@ def test_sampling_and_training_in_the_browser(server, tmp_path):
             path = tmp_path / dl.value.suggested_filename
             dl.value.save_as(path)
             assert path.name == "generated_fmnist_mlp.safetensors"
-            assert Zoo(experiments.get("fmnist_mlp", "smoke").arch, load_file(str(path))).n == 64
             exp = experiments.get("fmnist_mlp", "smoke")
+            assert Zoo(exp.arch, load_file(str(path))).n == exp.sample.n == 16   # the experiment's own size
             with safe_open(str(path), "pt") as f:
                 meta = f.metadata()
             assert meta["experiment"] == "fmnist_mlp" and meta["dwf_version"] == dwf.__version__
-            assert json.loads(meta["sample"]) == {**dataclasses.asdict(exp.sample), "n": 64,   # every setting
+            assert json.loads(meta["sample"]) == {**dataclasses.asdict(exp.sample),   # every setting
                                                 "source_std": exp.flow.source_std}
             assert meta["flow_config_hash"] == exp.stage_hash("flow") and meta["flow_seed"] == str(exp.flow.seed)
             # the held-out members are shown beside the generated nets
@@ -168,7 +168,8 @@ def test_sampling_and_training_in_the_browser(server, tmp_path):
             dl.value.save_as(path)
             with safe_open(str(path), "pt") as f:
                 assert f.metadata()["dataset"] == "digits28" and f.metadata()["label"] == "1"
-            assert Zoo(experiments.conditional("fmnist_digits_mlp", "smoke").arch, load_file(str(path))).n == 64
+            cexp = experiments.conditional("fmnist_digits_mlp", "smoke")
+            assert Zoo(cexp.arch, load_file(str(path))).n == cexp.sample.n
             # nothing on the page was fetched from anywhere but the app's own server (no CDN)
             foreign = {urllib.parse.urlsplit(u).hostname for u in requests} - {"127.0.0.1", "localhost", None}
             assert not foreign, sorted(u for u in requests if urllib.parse.urlsplit(u).hostname in foreign)
