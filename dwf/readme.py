@@ -57,8 +57,8 @@ def timing_lines(summary: dict) -> list[str]:
     the whole `make reproduce` when results.json records it."""
     exps = summary.get("experiments", [])
     out = ["Run time per stage (seconds, on the machine that made these numbers; a stage loaded from "
-           "the cache reports the time it took when computed; *other*: BatchNorm recalibration, loss "
-           "barrier; a conditional flow's labels share one run):", "",
+           "the cache reports the time it took when computed; *other*: BatchNorm recalibration; the loss "
+           "barrier and figure rendering are only in the total below; a conditional flow's labels share one run):", "",
            "| run | " + " | ".join(STAGES) + " | other | variants (all stages after the zoo) | total |",
            "|---" * (len(STAGES) + 4) + "|"]
     seen = set()
