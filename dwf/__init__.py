@@ -1,5 +1,12 @@
 """dwf: generate complete neural-network weights with re-basined flow matching (DeepWeightFlow)."""
-from . import (align, archs, bn, columns, conditional, data, evaluate, experiments, export, families, figures,
+try:
+    from importlib.metadata import version as _version
+    __version__ = _version("dwf")
+except Exception:   # not installed (a bare checkout on sys.path)
+    __version__ = "0+unknown"
+
+# modules below read __version__ (artifact records), so it is set first
+from . import (align, archs, bn, cache, columns, conditional, data, evaluate, experiments, export, families, figures,
                flow, frontier, interpolate, novelty, ode, pipeline, plots, progress, published, rebasin, replicas,
                reporting, sample, tables, task, transfer)
 from .config import (AlignSpec, ArchSpec, ConditionalExperiment, DataSpec, EvalSpec, Experiment, FlowSpec, PCASpec,
@@ -12,16 +19,10 @@ from .report import Report
 from .sample import Generated, generate
 from .zoo import Zoo, train_zoo
 
-try:
-    from importlib.metadata import version as _version
-    __version__ = _version("dwf")
-except Exception:   # not installed (a bare checkout on sys.path)
-    __version__ = "0+unknown"
-
 __all__ = ["AlignSpec", "ArchSpec", "ArtifactError", "ConditionalExperiment", "ConfigError",
            "DataSpec", "DatasetUnavailable", "DualPCA", "DwfError", "EvalSpec", "Experiment",
            "FlowSpec", "Generated", "Interval", "PCASpec", "ParamLayout", "PopulationSpec", "Report",
            "SampleSpec", "TestSplitLocked", "TransferSpec", "Zoo", "ZooSpec", "align", "archs", "bn",
-           "columns", "conditional", "data", "evaluate", "experiments", "export", "families", "figures",
+           "cache", "columns", "conditional", "data", "evaluate", "experiments", "export", "families", "figures",
            "flow", "frontier", "generate", "interpolate", "novelty", "ode", "pipeline", "plots",
            "progress", "published", "rebasin", "replicas", "reporting", "sample", "tables", "task", "train_zoo", "transfer"]

@@ -13,6 +13,7 @@ zoos are their own experiments' (shared with them).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,16 +21,19 @@ from typing import Callable
 
 import torch
 
-from . import align, data as data_mod, evaluate as ev, families
+from . import align, data as data_mod, evaluate as ev, families, lock
 from .config import ConditionalExperiment, PopulationSpec, SampleSpec
 from .data import Dataset
 from .errors import ConfigError
 from .flow import Flow
 from .pca import DualPCA
-from .pipeline import cached_stage, flow_stage, is_cached, saved, zoo_stage
+from .cache import cached_stage, is_cached
+from .pipeline import flow_stage, saved, zoo_stage
 from .report import ConditionalInfo, FlowSummary, Report, ZooSummary
 from .sample import Generated, generate
 from .zoo import Zoo, split
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -59,8 +63,14 @@ def root(cexp: ConditionalExperiment, artifacts: str | Path = "artifacts") -> Pa
 
 def build(cexp: ConditionalExperiment, artifacts: str | Path = "artifacts", progress: bool = True,
           evaluate: bool = True, on_stage: Callable[[str], None] | None = None) -> ConditionalRun:
-    """Every stage (cached): member zoos, joint alignment, PCA, conditional flows, reports."""
-    tell = on_stage or (lambda name: None)
+    """Every stage (cached): member zoos, joint alignment, PCA, conditional flows, reports.
+    One build at a time per folder (`dwf.lock`; the member zoos take their own folders' locks)."""
+    with lock.locked(root(cexp, artifacts), on_wait=log.warning):
+        return _build(cexp, artifacts, progress, evaluate, on_stage or (lambda name: None))
+
+
+def _build(cexp: ConditionalExperiment, artifacts: str | Path, progress: bool, evaluate: bool,
+           tell: Callable[[str], None]) -> ConditionalRun:
     base = root(cexp, artifacts)
     timings: dict[str, float] = {}
     tell("data")

@@ -14,6 +14,7 @@ from typing import Any, BinaryIO, Iterator, Mapping
 
 import torch
 from safetensors import SafetensorError
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from .errors import ArtifactError
@@ -87,6 +88,15 @@ def load_tensors(path: str | Path, check_finite: bool = True) -> dict[str, torch
             raise ArtifactError(f"{path} holds NaN or infinite values in {bad[:5]}; the run that "
                                 "wrote it diverged: delete it and re-run (lower the learning rate?)")
     return tensors
+
+
+def load_metadata(path: str | Path) -> dict[str, str]:
+    """The string metadata a safetensors file carries in its header (`save_tensors(metadata=)`)."""
+    try:
+        with safe_open(str(path), "pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ArtifactError(f"{path} is not a readable safetensors file ({e}); delete it and re-run the stage") from e
 
 
 def strict_json(obj: Any) -> Any:

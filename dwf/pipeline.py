@@ -2,17 +2,18 @@
 stage cached under artifacts/<experiment>/<profile>/seed<seed>/<stage>/ and keyed on the hash of the config
 it depends on.
 
-A stage folder is complete when its `stage.json` (written last) carries the current hash; a
-folder with another hash is cleared and recomputed. Zoo training checkpoints every epoch, so an
-interrupted run resumes where it stopped. Replicate r's flow (seed + r) lives in flow/r<r>/ and
-is cached on its own, so raising the replicate count fits only the new flows.
+A stage folder is complete when its record (`dwf.cache`) carries the current hash and seed
+and its files are unchanged; a folder with another hash is cleared and recomputed. One run at a
+time builds in a seed folder (`dwf.lock`; a second one waits). Zoo training checkpoints every
+epoch and flow fitting every `eval_every` steps, so an interrupted run resumes where it stopped.
+Replicate r's flow (seed + r) lives in flow/r<r>/ and is cached on its own, so raising the
+replicate count fits only the new flows.
 
 Only the report stage reads the test split (`Dataset.for_reporting`).
 """
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,11 +21,13 @@ from typing import Callable
 
 import torch
 
-from . import align, data as data_mod, families, flow as flow_mod, reporting
+from . import align, cache, data as data_mod, families, flow as flow_mod, lock, reporting
+from .cache import cached_stage, is_cached
 from .config import ConditionalExperiment, Experiment
 from .data import Dataset
 from .flow import Flow
-from .io import load_json, save_json
+from .errors import ArtifactError
+from .io import atomic_write_bytes
 from .pca import DualPCA
 from .report import Report
 from .zoo import Zoo, split, train_zoo
@@ -90,9 +93,14 @@ def build(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool =
           on_stage: Callable[[str], None] | None = None) -> Run:
     """Run (or load from cache) every stage; returns all artifacts. `on_stage(name)` is called
     as each stage starts (for progress displays)."""
+    with lock.locked(seed_dir(exp, artifacts), on_wait=log.warning):
+        return _build(exp, artifacts, progress, device, evaluate, on_stage or (lambda name: None))
+
+
+def _build(exp: Experiment, artifacts: str | Path, progress: bool, device: str, evaluate: bool,
+           tell: Callable[[str], None]) -> Run:
     root = experiment_dir(exp, artifacts)
     timings: dict[str, float] = {}
-    tell = on_stage or (lambda name: None)
     tell("data")
     data = data_mod.load(exp.data)
 
@@ -114,18 +122,26 @@ def build(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool =
     run = Run(exp, root, data, zoo, aligned, fit_idx, held_idx, pca, codes, flows, timings=timings)
     if evaluate:
         def report(d: Path) -> Report:
-            rep = saved(reporting.report(run, d, progress=progress, on_stage=tell), d / "report.json")
-            return saved(rep, root / "report.json")
+            return saved(reporting.report(run, d, progress=progress, on_stage=tell), d / "report.json")
 
         run.report, _ = stage("report", lambda d: Report.load(d / "report.json"), report)
+        publish(stage_dir(exp, "report", artifacts) / "report.json", root / "report.json")
     return run
 
 
 def zoo_stage(exp: Experiment, data: Dataset, artifacts: str | Path = "artifacts", progress: bool = True,
               device: str = "auto", tell: Callable[[str], None] = lambda name: None) -> tuple[Zoo, float]:
     """(the experiment's trained zoo, seconds its training took), from the cache when built."""
-    return cached_stage(stage_dir(exp, "zoo", artifacts), exp, "zoo", Zoo.load, lambda d: train_zoo(
-        data, exp.arch, exp.zoo, out_dir=d, progress=progress, device=device), tell)
+    def load(d: Path) -> Zoo:
+        zoo = Zoo.load(d)
+        if zoo.arch != exp.arch or zoo.n != exp.zoo.n_models:
+            raise ArtifactError(f"{d} holds {zoo.n} nets of {zoo.arch}, but {exp.name} [{exp.profile}] trains "
+                                f"{exp.zoo.n_models} of {exp.arch}; delete {d} to retrain it")
+        return zoo
+
+    with lock.locked(seed_dir(exp, artifacts), on_wait=log.warning):
+        return cached_stage(stage_dir(exp, "zoo", artifacts), exp, "zoo", load, lambda d: train_zoo(
+            data, exp.arch, exp.zoo, out_dir=d, progress=progress, device=device), tell)
 
 
 def align_zoo(zoo: Zoo, exp: Experiment, data: Dataset, progress: bool = False) -> Zoo:
@@ -134,51 +150,18 @@ def align_zoo(zoo: Zoo, exp: Experiment, data: Dataset, progress: bool = False) 
                            exclude=families.buffer_names(exp.arch), progress=progress)
 
 
+def publish(source: Path, path: Path) -> None:
+    """Copy the report stage's report.json to the experiment's top level whenever the copy is
+    missing or differs (deleted or edited by hand since)."""
+    text = source.read_bytes()
+    if not path.exists() or path.read_bytes() != text:
+        atomic_write_bytes(path, text)
+
+
 def saved(artifact, path: Path):
     """`artifact.save(path)`, then the artifact (for stage functions that compute and save)."""
     artifact.save(path)
     return artifact
-
-
-def _stage(d: Path, name: str, exp: Experiment | ConditionalExperiment) -> tuple[Path, bool]:
-    """(folder, done) for stage `name` in folder d; clears a folder computed for another config."""
-    h = exp.stage_hash(name)
-    marker = d / "stage.json"
-    if marker.exists():
-        try:
-            if load_json(marker).get("hash") == h:
-                return d, True
-        except Exception:  # an unreadable marker means an unfinished stage
-            pass
-    pending = d / "pending.json"
-    if d.exists() and not (pending.exists() and load_json(pending).get("hash") == h):
-        shutil.rmtree(d)
-    d.mkdir(parents=True, exist_ok=True)
-    save_json(pending, {"hash": h})
-    return d, False
-
-
-def cached_stage(folder: Path, exp: Experiment | ConditionalExperiment, name: str,
-                 load: Callable[[Path], object], compute: Callable[[Path], object],
-                 tell: Callable[[str], None]) -> tuple:
-    """(artifact, seconds its computation took): loaded from the stage folder when cached for
-    this config, else computed (the function saves into the folder) and marked done."""
-    tell(name)
-    d, done = _stage(folder, name, exp)
-    if done:
-        return load(d), float(load_json(d / "stage.json").get("seconds") or 0.0)
-    t0 = time.perf_counter()
-    artifact = compute(d)
-    seconds = time.perf_counter() - t0
-    _done(d, exp, name, seconds)
-    return artifact, seconds
-
-
-def _done(d: Path, exp: Experiment | ConditionalExperiment, name: str, seconds: float) -> None:
-    """Mark stage `name` in folder d complete for this config (its stage.json is written last)."""
-    save_json(d / "stage.json", {"hash": exp.stage_hash(name), "experiment": exp.name,
-                                 "profile": exp.profile, "config": exp.to_dict(), "seconds": seconds})
-    (d / "pending.json").unlink(missing_ok=True)
 
 
 def flow_stage(folders: list[Path], exp: Experiment | ConditionalExperiment, codes: torch.Tensor, progress: bool,
@@ -186,17 +169,17 @@ def flow_stage(folders: list[Path], exp: Experiment | ConditionalExperiment, cod
     """(replicate r's flow for each folder r, seconds their fits took): each replicate cached in
     its own folder; the missing ones fitted together as one stack (`flow.fit_many`)."""
     tell("flow")
-    state = [_stage(d, "flow", exp) for d in folders]
-    missing = [r for r, (_, done) in enumerate(state) if not done]
-    flows: dict[int, Flow] = {r: Flow.load(d) for r, (d, done) in enumerate(state) if done}
-    seconds = sum(float(load_json(d / "stage.json").get("seconds") or 0.0) for d, done in state if done)
+    records = [cache.open_stage(d, exp, "flow") for d in folders]
+    missing = [r for r, rec in enumerate(records) if rec is None]
+    flows: dict[int, Flow] = {r: Flow.load(d) for r, (d, rec) in enumerate(zip(folders, records)) if rec}
+    seconds = sum(rec.seconds for rec in records if rec)
     if missing:
         t0 = time.perf_counter()
         fitted = flow_mod.fit_many(codes, [flow_spec(exp, r) for r in missing], progress, labels)
         each = (time.perf_counter() - t0) / len(missing)
         for r, f in zip(missing, fitted):
             f.save(folders[r])
-            _done(folders[r], exp, "flow", each)
+            cache.finish(folders[r], exp, "flow", each)
             flows[r] = f
         seconds += each * len(missing)
     return [flows[r] for r in range(len(folders))], seconds
@@ -216,14 +199,5 @@ def is_built(exp: Experiment, artifacts: str | Path = "artifacts", stage: str = 
     return is_cached(folder, exp, stage)
 
 
-def is_cached(folder: Path, exp: Experiment | ConditionalExperiment, stage: str) -> bool:
-    """Whether `folder` holds stage `stage`, finished for exactly `exp`'s config."""
-    marker = folder / "stage.json"
-    try:
-        return marker.exists() and load_json(marker).get("hash") == exp.stage_hash(stage)
-    except Exception:
-        return False
-
-
 __all__ = ["Run", "build", "cached_stage", "experiment_dir", "flow_spec", "flow_stage", "is_built", "is_cached", "run",
-           "saved", "seed_dir", "stage_dir", "zoo_stage"]
+           "publish", "saved", "seed_dir", "stage_dir", "zoo_stage"]

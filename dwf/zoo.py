@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import json
 import logging
 import math
 import time
@@ -23,12 +25,12 @@ from .config import ArchSpec, ZooSpec
 from .data import Dataset
 from .devices import resolve
 from .errors import ArtifactError, ConfigError
-from .io import load_json, load_tensors, save_json, save_tensors
+from .io import load_json, load_metadata, load_tensors, save_json, save_tensors
 from .layout import ParamLayout
 from .task import Task, task_for
 
 log = logging.getLogger(__name__)
-WEIGHTS, MANIFEST, CKPT, CKPT_META = "weights.safetensors", "manifest.json", "checkpoint.safetensors", "checkpoint.json"
+WEIGHTS, MANIFEST, CKPT = "weights.safetensors", "manifest.json", "checkpoint.safetensors"
 
 
 @dataclass
@@ -167,7 +169,11 @@ def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path 
     score (accuracy, or Spearman ρ for a regression dataset).
 
     With `out_dir`, a checkpoint is written after every epoch and a later call resumes from it
-    (identical result to an uninterrupted run); the finished zoo is saved there too.
+    (identical result to an uninterrupted run at the same thread count); the finished zoo is
+    saved there too. The checkpoint is one file (weights, optimizer state and, in its header,
+    the epoch, losses and a fingerprint of the arch, spec and data), written atomically: a crash
+    leaves either the previous epoch's checkpoint or this one, and a checkpoint of another
+    configuration is never resumed.
     """
     if spec.schedule not in ("constant", "cosine"):
         raise ConfigError(f"unknown zoo learning-rate schedule {spec.schedule!r}; use 'constant' or 'cosine'")
@@ -190,9 +196,13 @@ def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path 
     start_epoch, losses = 0, []
 
     ck = Path(out_dir) / CKPT if out_dir else None
+    fingerprint = _fingerprint(arch, spec, data)
     if ck is not None and ck.exists():
-        start_epoch, losses = _resume(ck, state, best, best_val, best_epoch, opt)
-        log.info("resuming zoo training at epoch %d", start_epoch)
+        if load_metadata(ck).get("fingerprint") != fingerprint:
+            log.warning("%s was written for another zoo configuration; training from the start", ck)
+        else:
+            start_epoch, losses = _resume(ck, state, best, best_val, best_epoch, opt)
+            log.info("resuming zoo training at epoch %d", start_epoch)
 
     xtr, ytr = data.x_train.to(dev), data.y_train.to(dev)
     xval, yval = data.x_val.to(dev), data.y_val.to(dev)
@@ -229,7 +239,7 @@ def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path 
         losses.append((epoch_loss / steps).cpu().tolist())
         bar.set_postfix(val_acc=f"{val_acc.mean():.3f}")
         if ck is not None:
-            _checkpoint(ck, epoch + 1, state, best, best_val, best_epoch, opt, losses)
+            _checkpoint(ck, fingerprint, epoch + 1, state, best, best_val, best_epoch, opt, losses)
         if on_epoch_end is not None:
             on_epoch_end(epoch)
     bar.close()
@@ -240,11 +250,10 @@ def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path 
                "train_loss": [ep[i] for ep in losses]} for i in range(n)]
     zoo = Zoo(arch, {k: v.cpu() for k, v in best.items()}, models,
               {"spec": dataclasses.asdict(spec), "dataset": data.name,
-               "train_seconds": time.perf_counter() - t0})
+               "train_seconds": time.perf_counter() - t0, "threads": torch.get_num_threads()})
     if out_dir is not None:
         zoo.save(out_dir)
         ck.unlink(missing_ok=True)
-        (Path(out_dir) / CKPT_META).unlink(missing_ok=True)
     return zoo
 
 
@@ -260,20 +269,30 @@ def _check_fits(model: torch.nn.Module, x: torch.Tensor, arch: ArchSpec, dataset
                               "Match in_dim/image_size/vocab to the data") from e
 
 
-def _checkpoint(path: Path, epoch, state, best, best_val, best_epoch, opt, losses) -> None:
+def _fingerprint(arch: ArchSpec, spec: ZooSpec, data: Dataset) -> str:
+    """What a checkpoint must match to be resumed: the architecture, the zoo spec (seed
+    included) and the training data's name and size."""
+    payload = json.dumps([dataclasses.asdict(arch), dataclasses.asdict(spec), data.name, len(data.x_train)],
+                         sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _checkpoint(path: Path, fingerprint: str, epoch, state, best, best_val, best_epoch, opt, losses) -> None:
     t = {f"state.{k}": v.detach() for k, v in state.items()}
     t |= {f"best.{k}": v for k, v in best.items()}
     t |= {"best_val": best_val, "best_epoch": best_epoch}
     for i, st in opt.state_dict()["state"].items():
         t |= {f"opt.{i}.{k}": torch.as_tensor(v) for k, v in st.items()}
-    save_tensors(path, t)
-    save_json(path.with_name(CKPT_META), {"epoch": epoch, "losses": losses})
+    save_tensors(path, t, metadata={"fingerprint": fingerprint, "epoch": str(epoch), "losses": json.dumps(losses)})
 
 
 def _resume(path: Path, state, best, best_val, best_epoch, opt) -> tuple[int, list]:
     t = load_tensors(path)
-    meta = load_json(path.with_name(CKPT_META))
+    meta = load_metadata(path)
     try:
+        epoch, losses = int(meta["epoch"]), json.loads(meta["losses"])
+        if len(losses) != epoch:
+            raise ValueError(f"{len(losses)} epochs of losses for epoch {epoch}")
         with torch.no_grad():
             for k in state:
                 state[k].copy_(t[f"state.{k}"])
@@ -284,7 +303,7 @@ def _resume(path: Path, state, best, best_val, best_epoch, opt) -> tuple[int, li
         for i in range(len(opt.param_groups[0]["params"])):
             sd["state"][i] = {k.split(".")[2]: v for k, v in t.items() if k.startswith(f"opt.{i}.")}
         opt.load_state_dict(sd)
-    except (KeyError, RuntimeError) as e:
-        raise ArtifactError(f"checkpoint {path} does not match this zoo's configuration ({e}); "
+    except (KeyError, RuntimeError, ValueError) as e:
+        raise ArtifactError(f"checkpoint {path} is damaged or does not match this zoo ({e}); "
                             "delete it to start training afresh") from e
-    return int(meta["epoch"]), meta["losses"]
+    return epoch, losses

@@ -50,6 +50,48 @@ def test_resume_after_interruption_gives_the_same_zoo(digits, tmp_path):
     assert loaded.n == 6 and loaded.models[0]["val_acc"] == resumed.models[0]["val_acc"]
 
 
+@pytest.mark.parametrize("last_epoch", [0, 1])
+def test_resume_at_every_epoch_boundary_equals_the_uninterrupted_zoo(digits, tmp_path, last_epoch):
+    full = train_zoo(digits, ARCH, SPEC, progress=False)
+    with pytest.raises(Interrupt):
+        train_zoo(digits, ARCH, SPEC, out_dir=tmp_path, progress=False, on_epoch_end=stop_after(last_epoch))
+    resumed = train_zoo(digits, ARCH, SPEC, out_dir=tmp_path, progress=False)
+    assert all(torch.equal(full.params[k], resumed.params[k]) for k in full.params)
+    assert [m["train_loss"] for m in resumed.models] == [m["train_loss"] for m in full.models]
+
+
+def test_a_crash_while_writing_a_checkpoint_keeps_the_previous_one(digits, tmp_path, monkeypatch):
+    """The checkpoint is one file renamed into place: killed mid-write (here: the rename of the
+    second epoch's checkpoint fails), the first epoch's checkpoint is intact and resumes exactly."""
+    import dwf.io
+    full = train_zoo(digits, ARCH, SPEC, progress=False)
+    real_replace, calls = dwf.io.os.replace, []
+
+    def crash_on_second(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise Interrupt
+        real_replace(src, dst)
+
+    monkeypatch.setattr(dwf.io.os, "replace", crash_on_second)
+    with pytest.raises(Interrupt):
+        train_zoo(digits, ARCH, SPEC, out_dir=tmp_path, progress=False)
+    monkeypatch.setattr(dwf.io.os, "replace", real_replace)
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.safetensors"]    # no temp file left
+    assert dwf.io.load_metadata(tmp_path / "checkpoint.safetensors")["epoch"] == "1"
+    resumed = train_zoo(digits, ARCH, SPEC, out_dir=tmp_path, progress=False)
+    assert all(torch.equal(full.params[k], resumed.params[k]) for k in full.params)
+
+
+def test_a_checkpoint_of_another_configuration_is_not_resumed(digits, tmp_path):
+    other = replace(SPEC, seed=6)
+    with pytest.raises(Interrupt):
+        train_zoo(digits, ARCH, SPEC, out_dir=tmp_path, progress=False, on_epoch_end=stop_after(0))
+    resumed = train_zoo(digits, ARCH, other, out_dir=tmp_path, progress=False)
+    fresh = train_zoo(digits, ARCH, other, progress=False)
+    assert all(torch.equal(fresh.params[k], resumed.params[k]) for k in fresh.params)
+
+
 def test_selection_uses_validation(digits):
     zoo = train_zoo(digits, ARCH, SPEC, progress=False)
     for m in zoo.models:
