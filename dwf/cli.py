@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import tempfile
+from pathlib import Path
 
 from . import conditional, experiments, families, pipeline, readme, replicas, selection
 from .errors import ConfigError, DwfError
@@ -37,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if args.cmd in ("run", "select"):
+            writable_folder(args.artifacts)
         if args.cmd == "list":
             for name in experiments.names():
                 e = experiments.get(name, "quick")
@@ -89,6 +93,19 @@ def main(argv: list[str] | None = None) -> int:
     except DwfError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+def writable_folder(folder: str) -> None:
+    """Check up front that the artifacts folder is (or can become) a folder this user can write."""
+    p = Path(folder)
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"--artifacts {folder} is a file, not a folder; give a folder path")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=p).close()
+    except OSError as e:
+        raise ConfigError(f"cannot write into --artifacts {folder} ({e.strerror}); give a folder you can "
+                          "write to") from e
 
 
 if __name__ == "__main__":

@@ -91,6 +91,7 @@ class FlowSpec:
 
 
 SOLVERS = ("euler", "midpoint", "rk4")   # dwf.ode
+MAX_SEED = 2**31 - 1   # derived seeds (seed · 1_000_003 + i) stay far inside torch's 64-bit range
 
 
 @dataclass(frozen=True)
@@ -254,7 +255,9 @@ class Experiment:
         return dataclasses.replace(self, variant=name, **changes)
 
     def with_seed(self, seed: int) -> "Experiment":
-        """The same experiment with every stage seeded from `seed`."""
+        """The same experiment with every stage seeded from `seed` (0 ≤ seed < 2³¹)."""
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise ConfigError(f"seed must be an integer from 0 to {MAX_SEED}, got {seed!r}")
         r = dataclasses.replace
         return r(self, data=r(self.data, seed=seed), zoo=r(self.zoo, seed=seed),
                  align=r(self.align, seed=seed), flow=r(self.flow, seed=seed),

@@ -72,7 +72,14 @@ def _read_idx(path: Path) -> np.ndarray:
             f"{path} is missing. Fashion-MNIST comes from the Debian package "
             "'dataset-fashion-mnist' (sudo apt-get install dataset-fashion-mnist), "
             "or point DWF_FMNIST_DIR at a folder with the four *-idx?-ubyte.gz files.")
-    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    try:
+        raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    except (OSError, EOFError) as e:   # gzip.BadGzipFile is an OSError
+        raise DatasetUnavailable(f"{path} cannot be read ({e}); it is not the gzipped IDX file it should be: "
+                                 "reinstall dataset-fashion-mnist or fix DWF_FMNIST_DIR") from e
+    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 8 or not 1 <= raw[3] <= 4 or len(raw) < 4 + 4 * raw[3]:
+        raise DatasetUnavailable(f"{path} is not an IDX file of bytes (bad header {raw[:4]!r}); reinstall "
+                                 "dataset-fashion-mnist or fix DWF_FMNIST_DIR")
     ndim = raw[3]
     dims = np.frombuffer(raw, dtype=">i4", count=ndim, offset=4)
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)

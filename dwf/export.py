@@ -64,7 +64,12 @@ def load_bert(directory: str | Path) -> BertRegressor:
     if not (d / "config.json").exists() or not (d / HEAD).exists():
         raise ArtifactError(f"{d} is not a dwf BERT export (config.json and {HEAD} expected); "
                             "write one with dwf.export.save_bert")
-    model = BertRegressor(BertModel.from_pretrained(str(d), local_files_only=True))
+    if not (d / "model.safetensors").exists():
+        pickles = sorted(p.name for p in d.glob("*.bin")) or ["no model.safetensors"]
+        raise ArtifactError(f"{d} holds {', '.join(pickles)} but no model.safetensors; dwf reads weights "
+                            "from safetensors only (a pickle file can run code when loaded). Export the "
+                            "net with dwf.export.save_bert")
+    model = BertRegressor(BertModel.from_pretrained(str(d), local_files_only=True, use_safetensors=True))
     head = load_tensors(d / HEAD)
     with torch.no_grad():
         model.head.weight.copy_(head["weight"])

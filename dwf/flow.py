@@ -14,15 +14,17 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from . import ode
+from . import checkpoint as ckpt, ode
 from .config import FlowSpec
 from .errors import ArtifactError, ConfigError, DwfError
 from .io import load_json, load_tensors, save_json, save_tensors
+from .record import from_json
 from .velocity_stack import VelocityStack
 
 
@@ -117,9 +119,12 @@ class Flow:
         d = Path(directory)
         meta = load_json(d / "flow.json")
         t = load_tensors(d / "flow.safetensors")
-        spec = FlowSpec(**{**meta["spec"], "betas": tuple(meta["spec"]["betas"])})
+        if not isinstance(meta, dict) or not {"spec", "history"} <= set(meta) or "scale" not in t:
+            raise ArtifactError(f"{d} is not a saved flow (flow.json needs 'spec' and 'history', "
+                                "flow.safetensors needs 'scale'); delete the folder and re-run")
+        spec = from_json(FlowSpec, meta["spec"], str(d / "flow.json") + ".spec")
         net = VelocityNet(t["scale"].shape[0], spec.hidden, spec.time_dim, spec.dropout,
-                          meta.get("n_labels", 0))
+                          int(meta.get("n_labels", 0)))
         try:
             net.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("net.")})
         except RuntimeError as e:
@@ -139,11 +144,18 @@ def fit(Z: torch.Tensor, spec: FlowSpec, generator: torch.Generator | None = Non
 
 
 def fit_many(Z: torch.Tensor, specs: list[FlowSpec], progress: bool = True,
-             labels: torch.Tensor | None = None) -> list[Flow]:
+             labels: torch.Tensor | None = None, checkpoint_path: Path | None = None,
+             on_eval: Callable[[int], None] | None = None) -> list[Flow]:
     """One flow per spec (specs that differ only in seed: replicates), trained as one stack
     (dwf.velocity_stack) in one loop. Replicate r draws everything from its own seed (its
     validation split, initialization, batches, noise, dropout), so it is the flow `fit` returns
-    for specs[r] alone, up to floating-point summation order."""
+    for specs[r] alone, up to floating-point summation order.
+
+    With `checkpoint_path`, the whole training state (weights, EMA, optimizer, scheduler, every
+    generator, histories, best snapshots) is saved there at each validation step (`dwf.checkpoint`)
+    and a later call with the same codes and specs resumes from it: the result equals an
+    uninterrupted fit bit for bit at the same thread count. `on_eval(step)` runs after each
+    validation step (and its checkpoint)."""
     Z = torch.as_tensor(Z).float()
     if Z.ndim != 2 or Z.shape[0] < 2:
         raise ConfigError(f"flow needs codes of shape (n >= 2, d), got {tuple(Z.shape)}")
@@ -187,7 +199,13 @@ def fit_many(Z: torch.Tensor, specs: list[FlowSpec], progress: bool = True,
     run = torch.zeros(R)
     bs = min(spec.batch_size, train.shape[1])
     rows = torch.arange(R)[:, None]
-    for step in tqdm(range(1, spec.steps + 1), disable=not progress, desc=f"flow ×{R}", unit="step"):
+    fp = ckpt.fingerprint(Z, labels, [dataclasses.asdict(s) for s in specs])
+    start = 1
+    saved = ckpt.load(checkpoint_path, fp) if checkpoint_path is not None else None
+    if saved is not None:
+        start = _restore(saved, stack, ema, opt, sched, gens, hists, best, best_loss) + 1
+    for step in tqdm(range(start, spec.steps + 1), initial=start - 1, total=spec.steps, disable=not progress,
+                     desc=f"flow ×{R}", unit="step"):
         idx = torch.stack([torch.randint(train.shape[1], (bs,), generator=g) for g in gens])   # (R, bs)
         y = None
         if n_labels:   # each label is replaced by the null label with prob. label_dropout
@@ -213,6 +231,10 @@ def fit_many(Z: torch.Tensor, specs: list[FlowSpec], progress: bool = True,
                 if not n_val or vl[r] < best_loss[r]:
                     best_loss[r], best[r] = vl[r], stack.state_dict(r, ema)
             run.zero_()
+            if checkpoint_path is not None and step < spec.steps:
+                _save(checkpoint_path, fp, step, stack, ema, opt, sched, gens, hists, best, best_loss)
+            if on_eval is not None:
+                on_eval(step)
     flows = []
     for r, s in enumerate(specs):
         net = VelocityNet(d, spec.hidden, spec.time_dim, spec.dropout, n_labels)
@@ -220,6 +242,33 @@ def fit_many(Z: torch.Tensor, specs: list[FlowSpec], progress: bool = True,
         hists[r]["best_val_loss"] = best_loss[r]
         flows.append(Flow(net.eval(), s, scale, hists[r]))
     return flows
+
+
+def _save(path: Path, fp: str, step: int, stack: VelocityStack, ema: dict, opt, sched, gens, hists, best,
+          best_loss) -> None:
+    t = {f"param.{k}": v.detach() for k, v in stack.params.items()} | {f"ema.{k}": v for k, v in ema.items()}
+    t |= {f"best.{r}.{k}": v for r, sd in enumerate(best) for k, v in sd.items()}
+    t |= {f"generator.{r}": g.get_state() for r, g in enumerate(gens)} | ckpt.optimizer_tensors(opt)
+    groups = [{k: v for k, v in g.items() if k != "params"} for g in opt.state_dict()["param_groups"]]
+    ckpt.save(path, fp, t, {"step": step, "histories": hists, "best_loss": best_loss, "param_groups": groups,
+                            "scheduler": sched.state_dict()})
+
+
+def _restore(saved, stack: VelocityStack, ema: dict, opt, sched, gens, hists, best, best_loss) -> int:
+    """Load a `_save`d training state in place; returns its step."""
+    t, meta = saved
+    with torch.no_grad():
+        for k, v in stack.params.items():
+            v.copy_(t[f"param.{k}"])
+            ema[k].copy_(t[f"ema.{k}"])
+    for r, g in enumerate(gens):
+        g.set_state(t[f"generator.{r}"])
+        best[r] = {k: t[f"best.{r}.{k}"] for k in best[r]}
+        best_loss[r] = float(meta["best_loss"][r])
+        hists[r].update(meta["histories"][r])
+    ckpt.restore_optimizer(opt, t, meta["param_groups"])
+    sched.load_state_dict(meta["scheduler"])
+    return int(meta["step"])
 
 
 def _path_loss(stack: VelocityStack, params: dict, x1: torch.Tensor, spec: FlowSpec,

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .devices import resolve
-from .errors import ConfigError, DwfError
+from .errors import ArtifactError, ConfigError, DwfError
 from .io import load_tensors, save_tensors
 
 
@@ -171,16 +171,35 @@ class DualPCA:
 
     @classmethod
     def load(cls, path: str | Path) -> "DualPCA":
+        """A saved PCA, its tensors checked against each other: mean (d,), components (k, d),
+        coef (k, n), train codes (n, k), per-component statistics (k,)."""
         t = load_tensors(path)
+        need = ("mean", "components", "explained_variance", "explained_variance_ratio", "singular_values",
+                "total_variance", "n_samples")
+        missing = [key for key in need if key not in t]
+        if missing:
+            raise ArtifactError(f"{path} lacks {missing}; it was not written by DualPCA.save or is damaged: "
+                                "delete the pca folder and re-run")
+        k, d = t["components"].shape if t["components"].ndim == 2 else (-1, -1)
+        n = int(t["n_samples"]) if t["n_samples"].numel() == 1 else -1
+        expected = {"mean": (d,), "components": (k, d), "explained_variance": (k,),
+                    "explained_variance_ratio": (k,), "singular_values": (k,), "total_variance": (),
+                    "n_samples": (), "coef": (k, n) if "coef" in t and t["coef"].numel() else None,
+                    "train_codes": (n, k) if "train_codes" in t else None}
+        wrong = [f"{key} {tuple(t[key].shape)} (expected {shape})" for key, shape in expected.items()
+                 if shape is not None and (k < 0 or n < 0 or tuple(t[key].shape) != shape)]
+        if wrong:
+            raise ArtifactError(f"{path} has inconsistent shapes: {', '.join(wrong)}; delete the pca folder "
+                                "and re-run")
         pca = cls(device="cpu")
         pca.mean_, pca.components_ = t["mean"], t["components"]
-        pca.dim_ = pca.components_.shape[1]
-        pca.coef_ = t.get("coef", torch.empty(pca.components_.shape[0], 0))
+        pca.dim_ = d
+        pca.coef_ = t.get("coef", torch.empty(k, 0))
         if "train_codes" in t:
             pca.train_codes_ = t["train_codes"]
         pca.explained_variance_ = t["explained_variance"]
         pca.explained_variance_ratio_ = t["explained_variance_ratio"]
         pca.singular_values_ = t["singular_values"]
         pca.total_variance_ = float(t["total_variance"])
-        pca.n_samples_ = int(t["n_samples"])
+        pca.n_samples_ = n
         return pca

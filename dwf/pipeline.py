@@ -175,7 +175,9 @@ def flow_stage(folders: list[Path], exp: Experiment | ConditionalExperiment, cod
     seconds = sum(rec.seconds for rec in records if rec)
     if missing:
         t0 = time.perf_counter()
-        fitted = flow_mod.fit_many(codes, [flow_spec(exp, r) for r in missing], progress, labels)
+        ck = folders[missing[0]] / "checkpoint.safetensors"     # resumed by a rerun with the same missing set
+        fitted = flow_mod.fit_many(codes, [flow_spec(exp, r) for r in missing], progress, labels, checkpoint_path=ck)
+        ck.unlink(missing_ok=True)
         each = (time.perf_counter() - t0) / len(missing)
         for r, f in zip(missing, fitted):
             f.save(folders[r])

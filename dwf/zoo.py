@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import json
 import logging
 import math
 import time
@@ -20,12 +18,12 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from . import archs, stacked
+from . import archs, checkpoint, stacked
 from .config import ArchSpec, ZooSpec
 from .data import Dataset
 from .devices import resolve
 from .errors import ArtifactError, ConfigError
-from .io import load_json, load_metadata, load_tensors, save_json, save_tensors
+from .io import load_json, load_tensors, save_json, save_tensors
 from .layout import ParamLayout
 from .task import Task, task_for
 
@@ -196,13 +194,11 @@ def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path 
     start_epoch, losses = 0, []
 
     ck = Path(out_dir) / CKPT if out_dir else None
-    fingerprint = _fingerprint(arch, spec, data)
-    if ck is not None and ck.exists():
-        if load_metadata(ck).get("fingerprint") != fingerprint:
-            log.warning("%s was written for another zoo configuration; training from the start", ck)
-        else:
-            start_epoch, losses = _resume(ck, state, best, best_val, best_epoch, opt)
-            log.info("resuming zoo training at epoch %d", start_epoch)
+    fp = checkpoint.fingerprint(dataclasses.asdict(arch), dataclasses.asdict(spec), data.name, len(data.x_train))
+    resumed = _resume(ck, fp, state, best, best_val, best_epoch, opt) if ck is not None else None
+    if resumed is not None:
+        start_epoch, losses = resumed
+        log.info("resuming zoo training at epoch %d", start_epoch)
 
     xtr, ytr = data.x_train.to(dev), data.y_train.to(dev)
     xval, yval = data.x_val.to(dev), data.y_val.to(dev)
@@ -239,7 +235,7 @@ def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path 
         losses.append((epoch_loss / steps).cpu().tolist())
         bar.set_postfix(val_acc=f"{val_acc.mean():.3f}")
         if ck is not None:
-            _checkpoint(ck, fingerprint, epoch + 1, state, best, best_val, best_epoch, opt, losses)
+            _checkpoint(ck, fp, epoch + 1, state, best, best_val, best_epoch, opt, losses)
         if on_epoch_end is not None:
             on_epoch_end(epoch)
     bar.close()
@@ -269,28 +265,20 @@ def _check_fits(model: torch.nn.Module, x: torch.Tensor, arch: ArchSpec, dataset
                               "Match in_dim/image_size/vocab to the data") from e
 
 
-def _fingerprint(arch: ArchSpec, spec: ZooSpec, data: Dataset) -> str:
-    """What a checkpoint must match to be resumed: the architecture, the zoo spec (seed
-    included) and the training data's name and size."""
-    payload = json.dumps([dataclasses.asdict(arch), dataclasses.asdict(spec), data.name, len(data.x_train)],
-                         sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+def _checkpoint(path: Path, fp: str, epoch, state, best, best_val, best_epoch, opt, losses) -> None:
+    t = {f"state.{k}": v.detach() for k, v in state.items()} | {f"best.{k}": v for k, v in best.items()}
+    t |= {"best_val": best_val, "best_epoch": best_epoch} | checkpoint.optimizer_tensors(opt)
+    checkpoint.save(path, fp, t, {"epoch": epoch, "losses": losses})
 
 
-def _checkpoint(path: Path, fingerprint: str, epoch, state, best, best_val, best_epoch, opt, losses) -> None:
-    t = {f"state.{k}": v.detach() for k, v in state.items()}
-    t |= {f"best.{k}": v for k, v in best.items()}
-    t |= {"best_val": best_val, "best_epoch": best_epoch}
-    for i, st in opt.state_dict()["state"].items():
-        t |= {f"opt.{i}.{k}": torch.as_tensor(v) for k, v in st.items()}
-    save_tensors(path, t, metadata={"fingerprint": fingerprint, "epoch": str(epoch), "losses": json.dumps(losses)})
-
-
-def _resume(path: Path, state, best, best_val, best_epoch, opt) -> tuple[int, list]:
-    t = load_tensors(path)
-    meta = load_metadata(path)
+def _resume(path: Path, fp: str, state, best, best_val, best_epoch, opt) -> tuple[int, list] | None:
+    """(epoch, losses) of the checkpoint restored into the training state; None without one for `fp`."""
+    saved = checkpoint.load(path, fp)
+    if saved is None:
+        return None
+    t, meta = saved
     try:
-        epoch, losses = int(meta["epoch"]), json.loads(meta["losses"])
+        epoch, losses = int(meta["epoch"]), list(meta["losses"])
         if len(losses) != epoch:
             raise ValueError(f"{len(losses)} epochs of losses for epoch {epoch}")
         with torch.no_grad():
@@ -299,11 +287,8 @@ def _resume(path: Path, state, best, best_val, best_epoch, opt) -> tuple[int, li
                 best[k].copy_(t[f"best.{k}"])
         best_val.copy_(t["best_val"])
         best_epoch.copy_(t["best_epoch"])
-        sd = opt.state_dict()
-        for i in range(len(opt.param_groups[0]["params"])):
-            sd["state"][i] = {k.split(".")[2]: v for k, v in t.items() if k.startswith(f"opt.{i}.")}
-        opt.load_state_dict(sd)
-    except (KeyError, RuntimeError, ValueError) as e:
+        checkpoint.restore_optimizer(opt, t)
+    except (KeyError, RuntimeError, ValueError, TypeError) as e:
         raise ArtifactError(f"checkpoint {path} is damaged or does not match this zoo ({e}); "
                             "delete it to start training afresh") from e
     return epoch, losses

@@ -136,3 +136,48 @@ def test_tensors_are_written_as_standard_safetensors_without_a_second_copy(tmp_p
     with pytest.raises(ArtifactError, match="dtype"):
         save_tensors(tmp_path / "c.safetensors", {"z": torch.zeros(2, dtype=torch.complex64)})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.safetensors"]
+
+
+@pytest.mark.parametrize("content", [b"this is not gzip at all", b""])
+def test_fashion_mnist_files_that_are_not_gzip_are_refused_by_name(tmp_path, monkeypatch, content):
+    import dwf.data
+    from dwf import DataSpec, DatasetUnavailable
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+                 "t10k-labels-idx1-ubyte.gz"):
+        (tmp_path / name).write_bytes(content)
+    monkeypatch.setattr(dwf.data, "FMNIST_DIR", tmp_path)
+    with pytest.raises(DatasetUnavailable, match="train-images-idx3-ubyte.gz"):
+        dwf.data.load(DataSpec("fmnist"))
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--seed", "-1"], "seed must be an integer from 0 to 2147483647"),
+    (["--seed", "99999999999999999999"], "seed must be an integer from 0"),
+    (["--artifacts", "FILE"], "is a file, not a folder"),
+    (["--artifacts", "FILE/sub"], "cannot write into --artifacts"),
+])
+def test_cli_checks_its_input_before_any_work(tmp_path, capsys, args, words):
+    (tmp_path / "FILE").write_text("")
+    args = [a.replace("FILE", str(tmp_path / "FILE")) for a in args]
+    if "--artifacts" not in args:
+        args += ["--artifacts", str(tmp_path / "a")]
+    assert main(["run", "iris_mlp", "--profile", "smoke", "--no-progress", *args]) == 2
+    assert words in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() or not any((tmp_path / "a").iterdir())   # nothing half-started
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda t: t.pop("n_samples"), r"lacks \['n_samples'\]"),
+    (lambda t: t.update(mean=t["mean"][:-1]), "inconsistent shapes: mean"),
+    (lambda t: t.update(components=t["components"][:, :-1].contiguous()), "inconsistent shapes"),
+])
+def test_a_damaged_pca_file_is_refused_with_its_problem(tmp_path, damage, words):
+    from dwf import DualPCA
+    X = torch.randn(6, 20, generator=torch.Generator().manual_seed(0))
+    DualPCA(device="cpu").fit(X).save(tmp_path / "pca.safetensors")
+    from safetensors.torch import load_file
+    t = load_file(str(tmp_path / "pca.safetensors"))
+    damage(t)
+    save_file(t, str(tmp_path / "pca.safetensors"))
+    with pytest.raises(ArtifactError, match=words):
+        DualPCA.load(tmp_path / "pca.safetensors")

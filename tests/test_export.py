@@ -55,3 +55,13 @@ def test_export_errors(tmp_path):
     with pytest.raises(ArtifactError, match="missing"):
         save_bert(TINY, partial, tmp_path / "y")
     assert not (tmp_path / "y").exists()
+
+
+def test_load_bert_refuses_a_pickle_weight_file(tmp_path):
+    """A folder whose weights are a pickle (pytorch_model.bin) is refused before anything reads
+    it: unpickling can run code, and dwf reads safetensors only."""
+    from dwf import ArtifactError
+    out = save_bert(TINY, archs.build(TINY, seed=3).state_dict(), tmp_path / "bert")
+    (out / "model.safetensors").rename(out / "pytorch_model.bin")
+    with pytest.raises(ArtifactError, match="pytorch_model.bin but no model.safetensors"):
+        load_bert(out)

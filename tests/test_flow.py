@@ -157,3 +157,67 @@ def test_sample_spec_refuses_bad_settings_by_name(change, words):
     from dwf import SampleSpec
     with pytest.raises(ConfigError, match=words):
         SampleSpec(**change)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def _equal_flows(a: list[flow.Flow], b: list[flow.Flow]) -> bool:
+    return all(x.history == y.history and all(torch.equal(v, y.net.state_dict()[k])
+                                              for k, v in x.net.state_dict().items()) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("labelled", [False, True])
+def test_a_fit_resumed_at_every_checkpoint_equals_the_uninterrupted_fit(tmp_path, labelled):
+    """Killed after any validation step (its checkpoint written), a rerun resumes there and ends
+    with the same flows, histories and best snapshots, bit for bit."""
+    Z = torch.randn(30, 6, generator=torch.Generator().manual_seed(0))
+    labels = torch.arange(30) % 3 if labelled else None
+    spec = FlowSpec(steps=60, eval_every=20, hidden=32, time_dim=8, dropout=0.2)
+    specs = [dataclasses.replace(spec, seed=s) for s in (0, 1)]
+    full = flow.fit_many(Z, specs, progress=False, labels=labels)
+    for stop in (20, 40):
+        ck = tmp_path / f"stop{stop}.safetensors"
+
+        def interrupt(step, stop=stop):
+            if step == stop:
+                raise Interrupt
+
+        with pytest.raises(Interrupt):
+            flow.fit_many(Z, specs, progress=False, labels=labels, checkpoint_path=ck, on_eval=interrupt)
+        assert ck.exists()
+        resumed = flow.fit_many(Z, specs, progress=False, labels=labels, checkpoint_path=ck)
+        assert _equal_flows(full, resumed), stop
+
+
+def test_a_checkpoint_of_other_codes_or_specs_is_not_resumed(tmp_path):
+    Z = torch.randn(30, 6, generator=torch.Generator().manual_seed(0))
+    spec = FlowSpec(steps=40, eval_every=20, hidden=16, time_dim=8)
+    ck = tmp_path / "checkpoint.safetensors"
+
+    def interrupt(step):
+        raise Interrupt
+
+    with pytest.raises(Interrupt):
+        flow.fit_many(Z, [spec], progress=False, checkpoint_path=ck, on_eval=interrupt)
+    for Z2, spec2 in ((Z + 1, spec), (Z, dataclasses.replace(spec, seed=5))):
+        fresh = flow.fit_many(Z2, [spec2], progress=False)
+        assert _equal_flows(fresh, flow.fit_many(Z2, [spec2], progress=False, checkpoint_path=ck))
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda meta: meta.pop("spec"), "needs 'spec'"),
+    (lambda meta: meta["spec"].update(width=3), "unknown field"),
+    (lambda meta: meta["spec"].update(hidden="wide"), "hidden"),
+])
+def test_a_damaged_flow_json_is_an_artifact_error(tmp_path, damage, words):
+    import json
+    from dwf import ArtifactError
+    Z = torch.randn(20, 4, generator=torch.Generator().manual_seed(0))
+    flow.fit(Z, FlowSpec(steps=20, eval_every=10, hidden=16, time_dim=8), progress=False).save(tmp_path)
+    meta = json.loads((tmp_path / "flow.json").read_text())
+    damage(meta)
+    (tmp_path / "flow.json").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match=words):
+        flow.Flow.load(tmp_path)

@@ -1,3 +1,4 @@
+import json
 from dataclasses import replace
 
 import pytest
@@ -78,7 +79,7 @@ def test_a_crash_while_writing_a_checkpoint_keeps_the_previous_one(digits, tmp_p
         train_zoo(digits, ARCH, SPEC, out_dir=tmp_path, progress=False)
     monkeypatch.setattr(dwf.io.os, "replace", real_replace)
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.safetensors"]    # no temp file left
-    assert dwf.io.load_metadata(tmp_path / "checkpoint.safetensors")["epoch"] == "1"
+    assert json.loads(dwf.io.load_metadata(tmp_path / "checkpoint.safetensors")["meta"])["epoch"] == 1
     resumed = train_zoo(digits, ARCH, SPEC, out_dir=tmp_path, progress=False)
     assert all(torch.equal(full.params[k], resumed.params[k]) for k in full.params)
 
