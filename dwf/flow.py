@@ -11,6 +11,7 @@ v_null + w (v_y - v_null): w = 1 is the plain conditional field, w > 1 pushes to
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,8 @@ from .errors import ArtifactError, ConfigError, DwfError
 from .io import load_json, load_tensors, save_json, save_tensors
 from .record import from_json
 from .velocity_stack import VelocityStack
+
+log = logging.getLogger(__name__)
 
 
 class VelocityNet(nn.Module):
@@ -204,6 +207,7 @@ def fit_many(Z: torch.Tensor, specs: list[FlowSpec], progress: bool = True,
     saved = ckpt.load(checkpoint_path, fp) if checkpoint_path is not None else None
     if saved is not None:
         start = _restore(saved, stack, ema, opt, sched, gens, hists, best, best_loss) + 1
+        log.info("resuming flow fitting at step %d of %d", start, spec.steps)
     for step in tqdm(range(start, spec.steps + 1), initial=start - 1, total=spec.steps, disable=not progress,
                      desc=f"flow ×{R}", unit="step"):
         idx = torch.stack([torch.randint(train.shape[1], (bs,), generator=g) for g in gens])   # (R, bs)
