@@ -196,10 +196,18 @@ def _(mo):
 
 
 @app.cell
+def _(mo, run):
+    _experiment = run.experiment               # another experiment starts with no sample shown
+    get_sample, set_sample = mo.state(None)    # the last finished sample, shown until the next one
+    return get_sample, set_sample
+
+
+@app.cell
 def _(bench_for, class_label, conditional, dwf, guidance, mo, n_samples, ode_steps, run, sample_button, seed,
-      set_history, solver, source_std):
+      set_history, set_sample, solver, source_std):
     mo.stop(not sample_button.value, mo.md("Set the controls and press **Sample**."))
     import dataclasses as _dc
+    import threading as _threading
     import time as _time
 
     _whole = lambda v: int(v) if isinstance(v, float) and v.is_integer() else v  # noqa: E731
@@ -209,40 +217,72 @@ def _(bench_for, class_label, conditional, dwf, guidance, mo, n_samples, ode_ste
                             guidance=guidance.value if conditional else 1.0)
     except dwf.DwfError as _e:
         mo.stop(True, mo.callout(mo.md(f"**Not sampled:** {_e}"), kind="warn"))
-    label = class_label.value if conditional else None
-    _t0 = _time.perf_counter()
-    stage_seconds = {}
-    _names = ["testing the members (once per experiment)", "sampling, decoding and BatchNorm",
-              "testing the generated nets"]
-    with mo.status.progress_bar(total=3, title="Sample", subtitle=_names[0], remove_on_exit=True) as _bar:
+    _label = class_label.value if conditional else None
+    _cancel = _threading.Event()
+    cancel_button = mo.ui.button(label="Cancel", on_click=lambda _: _cancel.set())
+
+    class _Cancelled(Exception):
+        pass
+
+    def _sample() -> None:
+        """The Sample action in a marimo thread, so the page keeps listening (Cancel, other
+        controls) while it runs; it stops at the next stage once cancelled or superseded."""
+        _me = mo.current_thread()
+        _t0 = _time.perf_counter()
+        _seconds = {}
+
+        def _stage(name, bar, work):
+            if _cancel.is_set() or _me.should_exit:
+                raise _Cancelled
+            bar.update(increment=0, subtitle=name)
+            _t = _time.perf_counter()
+            out = work()
+            _seconds[name] = _time.perf_counter() - _t
+            bar.update()
+            return out
+
         try:
-            _t = _time.perf_counter()
-            _bench = bench_for(label)                        # cached after the first sample
-            stage_seconds[_names[0]] = _time.perf_counter() - _t
-            _bar.update(subtitle=_names[1])
-            _t = _time.perf_counter()
-            generated = (dwf.conditional.generate_for(run, label, _spec) if conditional else
-                         dwf.sample.generate(run.flow, run.pca, run.experiment.arch, _spec, _bench.ctx.data.x_train))
-            stage_seconds[_names[1]] = _time.perf_counter() - _t
-            _bar.update(subtitle=_names[2])
-            _t = _time.perf_counter()
-            populations = _bench.compare(generated)
-            stage_seconds[_names[2]] = _time.perf_counter() - _t
-            _bar.update()
+            with mo.status.progress_bar(total=3, title="Sample", remove_on_exit=True) as _bar:
+                _bench = _stage("testing the members (once per experiment)", _bar, lambda: bench_for(_label))
+                _generated = _stage("sampling, decoding and BatchNorm", _bar, lambda: (
+                    dwf.conditional.generate_for(run, _label, _spec) if conditional else
+                    dwf.sample.generate(run.flow, run.pca, run.experiment.arch, _spec, _bench.ctx.data.x_train)))
+                _populations = _stage("testing the generated nets", _bar, lambda: _bench.compare(_generated))
+                if _cancel.is_set() or _me.should_exit:
+                    raise _Cancelled
+        except _Cancelled:
+            mo.output.replace(mo.callout(mo.md(
+                "**Sample cancelled**: nothing from it is shown or kept; the last finished sample "
+                "stays below."), kind="info"))
+            return
         except dwf.DwfError as _e:
-            mo.stop(True, mo.callout(str(_e), kind="danger"))
-    dataset = _bench.ctx.data
-    metric = _bench.ctx.task.metric
-    action_seconds = _time.perf_counter() - _t0
-    _g = populations[-1]
-    set_history(lambda h: [*h, {
-        "#": len(h) + 1, "experiment": run.experiment.name,
-        "for": run.experiment.labels[label] if conditional else dataset.name,
-        "n": _spec.n, "ODE steps": _spec.steps, "solver": _spec.method, "source std": run.flow.spec.source_std if _spec.source_std is None else _spec.source_std,
-        "seed": _spec.seed, **({"guidance": _spec.guidance} if conditional else {}),
-        "score": round(dwf.report.score_format(metric)[0] * _g.score.mean, 4), "novelty": round(_g.novelty.mean, 3),
-        "spread": round(_g.spread.mean, 3), "memorized": round(_g.memorized.mean, 2),
-        "seconds": round(action_seconds, 2), "metric": metric, "scores": list(_g.per_net.score)}])
+            mo.output.replace(mo.callout(str(_e), kind="danger"))
+            return
+        _action = _time.perf_counter() - _t0
+        _metric, _g = _bench.ctx.task.metric, _populations[-1]
+        set_history(lambda h: [*h, {
+            "#": len(h) + 1, "experiment": run.experiment.name,
+            "for": run.experiment.labels[_label] if conditional else _bench.ctx.data.name,
+            "n": _spec.n, "ODE steps": _spec.steps, "solver": _spec.method,
+            "source std": run.flow.spec.source_std if _spec.source_std is None else _spec.source_std,
+            "seed": _spec.seed, **({"guidance": _spec.guidance} if conditional else {}),
+            "score": round(dwf.report.score_format(_metric)[0] * _g.score.mean, 4),
+            "novelty": round(_g.novelty.mean, 3), "spread": round(_g.spread.mean, 3),
+            "memorized": round(_g.memorized.mean, 2), "seconds": round(_action, 2), "metric": _metric,
+            "scores": list(_g.per_net.score)}])
+        set_sample((_action, _bench.ctx.data, _generated, _label, _metric, _populations, _seconds))
+        mo.output.clear()
+
+    mo.output.replace(mo.hstack([cancel_button, mo.md("_Sampling… Cancel stops it at the next stage._")],
+                                justify="start"))
+    mo.Thread(target=_sample, daemon=True).start()
+    return
+
+
+@app.cell
+def _(get_sample, mo):
+    mo.stop(get_sample() is None)
+    action_seconds, dataset, generated, label, metric, populations, stage_seconds = get_sample()
     return action_seconds, dataset, generated, label, metric, populations, stage_seconds
 
 

@@ -1,7 +1,8 @@
 """The app in a real browser: `marimo run app.py` served locally on a copy of the smoke artifacts,
 driven by Playwright in headless Chromium. Sampling must put the generated nets' accuracy, the
 plots and a download on the page; a new seed must change them; an experiment without artifacts
-must offer training and then sample; a conditional flow samples for the chosen label."""
+must offer training and then sample; a conditional flow samples for the chosen label; a long
+sample can be cancelled."""
 from __future__ import annotations
 
 import dataclasses
@@ -103,6 +104,18 @@ def test_sampling_and_training_in_the_browser(server, tmp_path):
                 timeout=30_000)
             expect(history.get_by_role("row")).to_have_count(3)
             page.get_by_role("textbox", name=re.compile("seed")).fill("1")
+
+            # a long sample (256 nets, 200 RK4 steps) runs in the background and can be cancelled:
+            # nothing of it is kept, the last finished sample stays on the page
+            for name in ("samples", "ODE steps"):
+                page.get_by_role("slider", name=re.compile(name)).press("End")
+            shown = page.get_by_role("heading", name=SUMMARY).inner_text()
+            sample.click()
+            page.get_by_role("button", name="Cancel").click(timeout=30_000)
+            expect(page.get_by_text("Sample cancelled")).to_be_visible(timeout=60_000)
+            expect(history.get_by_role("row")).to_have_count(3)
+            assert page.get_by_role("heading", name=SUMMARY).inner_text() == shown
+            page.screenshot(path=str(SHOTS / "cancelled.png"), full_page=True)
 
             # an experiment whose data is not on disk says so in the picker, and offers no training
             why = dwf.data.unavailable(experiments.get("cifar10_resnet20", "smoke").data)
