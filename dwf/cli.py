@@ -93,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     except DwfError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished stages and the last zoo/flow checkpoint are kept; run the same "
+              "command again to resume", file=sys.stderr)
+        return 130
 
 
 def writable_folder(folder: str) -> None:

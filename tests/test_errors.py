@@ -181,3 +181,14 @@ def test_a_damaged_pca_file_is_refused_with_its_problem(tmp_path, damage, words)
     save_file(t, str(tmp_path / "pca.safetensors"))
     with pytest.raises(ArtifactError, match=words):
         DualPCA.load(tmp_path / "pca.safetensors")
+
+
+def test_ctrl_c_in_the_cli_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    import dwf.pipeline
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dwf.pipeline, "run", interrupted)
+    assert main(["run", "iris_mlp", "--profile", "smoke", "--artifacts", str(tmp_path), "--no-progress"]) == 130
+    assert "run the same command again to resume" in capsys.readouterr().err
