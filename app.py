@@ -6,12 +6,14 @@ app = marimo.App(width="medium", app_title="dwf: sample neural networks", html_h
 
 @app.cell
 def _():
+    import threading
+
     import marimo as mo
     from safetensors.torch import save as safetensors_bytes
 
     import dwf
 
-    return dwf, mo, safetensors_bytes
+    return dwf, mo, safetensors_bytes, threading
 
 
 @app.cell(hide_code=True)
@@ -47,7 +49,7 @@ def _(mo):
 def _(dwf, mo):
     @mo.cache
     def load_run(name: str, profile: str, artifacts: str, conditional: bool):
-        """Every artifact up to the flow (trained where missing), kept in memory per experiment."""
+        """Every artifact up to the flow of a built experiment, loaded once and kept in memory."""
         if conditional:
             exp = dwf.experiments.conditional(name, profile)
             build, n_stages = dwf.conditional.build, 4 + len(exp.members)
@@ -114,14 +116,46 @@ def _(artifacts, dwf, experiment, get_trainings, missing_data, mo, profile):
 
 
 @app.cell
-def _(artifacts, built, conditional, dwf, exp, load_run, mo, profile, set_trainings, train):
-    mo.stop(not (built or train.value))
+def _(artifacts, built, conditional, dwf, exp, mo, profile, set_trainings, threading, train):
+    mo.stop(built or not train.value)
+    _cancel = threading.Event()
+    _cancel_button = mo.ui.button(label="Cancel training", on_click=lambda _: _cancel.set())
+
+    def _train() -> None:
+        """Training in a marimo thread, so Cancel is heard; it stops at the next stage, zoo epoch
+        or flow checkpoint and keeps what finished, so Train resumes there."""
+        _me = mo.current_thread()
+        _build, _n = ((dwf.conditional.build, 4 + len(exp.members)) if conditional else (dwf.pipeline.build, 5))
+        try:
+            with mo.status.progress_bar(total=_n, title=f"Training {exp.name} [{profile}]",
+                                        remove_on_exit=True) as _bar:
+                _build(exp, artifacts, progress=False, evaluate=False,
+                       on_stage=lambda stage: _bar.update(subtitle=f"stage: {stage}"),
+                       cancel=lambda: _cancel.is_set() or _me.should_exit)
+        except dwf.Cancelled:
+            mo.output.replace(mo.callout(mo.md(
+                "**Training cancelled.** Finished stages and the last zoo or flow checkpoint are kept: "
+                "**Train** again resumes there."), kind="info"))
+            return
+        except dwf.DwfError as _e:
+            mo.output.replace(mo.callout(str(_e), kind="danger"))
+            return
+        mo.output.clear()
+        set_trainings(lambda n: n + 1)                 # the status above now finds it built
+
+    mo.output.replace(mo.hstack([_cancel_button, mo.md("_Training… Cancel stops it at the next epoch or "
+                                                       "checkpoint._")], justify="start"))
+    mo.Thread(target=_train, daemon=True).start()
+    return
+
+
+@app.cell
+def _(artifacts, built, conditional, dwf, exp, load_run, mo, profile):
+    mo.stop(not built)
     try:
         run = load_run(exp.name, profile, artifacts, conditional)
     except dwf.DwfError as _e:
         mo.stop(True, mo.callout(str(_e), kind="danger"))
-    if not built:
-        set_trainings(lambda n: n + 1)
     _zoo = (f"one conditional flow over {run.aligned.n} `{exp.arch.kind}` networks ("
             + ", ".join(f"{z.n} on {name}" for z, name in zip(run.zoos, exp.labels)) + ")"
             if conditional else f"a zoo of {run.zoo.n} `{exp.arch.kind}` networks")
@@ -204,10 +238,9 @@ def _(mo, run):
 
 @app.cell
 def _(bench_for, class_label, conditional, dwf, guidance, mo, n_samples, ode_steps, run, sample_button, seed,
-      set_history, set_sample, solver, source_std):
+      set_history, set_sample, solver, source_std, threading):
     mo.stop(not sample_button.value, mo.md("Set the controls and press **Sample**."))
     import dataclasses as _dc
-    import threading as _threading
     import time as _time
 
     _whole = lambda v: int(v) if isinstance(v, float) and v.is_integer() else v  # noqa: E731
@@ -218,8 +251,8 @@ def _(bench_for, class_label, conditional, dwf, guidance, mo, n_samples, ode_ste
     except dwf.DwfError as _e:
         mo.stop(True, mo.callout(mo.md(f"**Not sampled:** {_e}"), kind="warn"))
     _label = class_label.value if conditional else None
-    _cancel = _threading.Event()
-    cancel_button = mo.ui.button(label="Cancel", on_click=lambda _: _cancel.set())
+    _cancel = threading.Event()
+    _cancel_button = mo.ui.button(label="Cancel", on_click=lambda _: _cancel.set())
 
     class _Cancelled(Exception):
         pass
@@ -273,7 +306,7 @@ def _(bench_for, class_label, conditional, dwf, guidance, mo, n_samples, ode_ste
         set_sample((_action, _bench.ctx.data, _generated, _label, _metric, _populations, _seconds))
         mo.output.clear()
 
-    mo.output.replace(mo.hstack([cancel_button, mo.md("_Sampling… Cancel stops it at the next stage._")],
+    mo.output.replace(mo.hstack([_cancel_button, mo.md("_Sampling… Cancel stops it at the next stage._")],
                                 justify="start"))
     mo.Thread(target=_sample, daemon=True).start()
     return

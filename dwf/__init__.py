@@ -11,7 +11,7 @@ from . import (align, archs, bn, cache, columns, conditional, data, evaluate, ex
                reporting, sample, tables, task, transfer)
 from .config import (AlignSpec, ArchSpec, ConditionalExperiment, DataSpec, EvalSpec, Experiment, FlowSpec, PCASpec,
                      PopulationSpec, SampleSpec, TransferSpec, ZooSpec)
-from .errors import ArtifactError, ConfigError, DatasetUnavailable, DwfError, TestSplitLocked
+from .errors import ArtifactError, Cancelled, ConfigError, DatasetUnavailable, DwfError, TestSplitLocked
 from .interval import Interval
 from .layout import ParamLayout
 from .pca import DualPCA
@@ -19,7 +19,7 @@ from .report import Report
 from .sample import Generated, generate
 from .zoo import Zoo, train_zoo
 
-__all__ = ["AlignSpec", "ArchSpec", "ArtifactError", "ConditionalExperiment", "ConfigError",
+__all__ = ["AlignSpec", "ArchSpec", "ArtifactError", "Cancelled", "ConditionalExperiment", "ConfigError",
            "DataSpec", "DatasetUnavailable", "DualPCA", "DwfError", "EvalSpec", "Experiment",
            "FlowSpec", "Generated", "Interval", "PCASpec", "ParamLayout", "PopulationSpec", "Report",
            "SampleSpec", "TestSplitLocked", "TransferSpec", "Zoo", "ZooSpec", "align", "archs", "bn",

@@ -28,7 +28,7 @@ from .errors import ConfigError
 from .flow import Flow
 from .pca import DualPCA
 from .cache import cached_stage, is_cached
-from .pipeline import flow_stage, saved, zoo_stage
+from .pipeline import cancel_check, checked, flow_stage, saved, zoo_stage
 from .report import ConditionalInfo, FlowSummary, Report, ZooSummary
 from .sample import Generated, generate
 from .zoo import Zoo, split
@@ -62,22 +62,25 @@ def root(cexp: ConditionalExperiment, artifacts: str | Path = "artifacts") -> Pa
 
 
 def build(cexp: ConditionalExperiment, artifacts: str | Path = "artifacts", progress: bool = True,
-          evaluate: bool = True, on_stage: Callable[[str], None] | None = None) -> ConditionalRun:
+          evaluate: bool = True, on_stage: Callable[[str], None] | None = None,
+          cancel: Callable[[], bool] | None = None) -> ConditionalRun:
     """Every stage (cached): member zoos, joint alignment, PCA, conditional flows, reports.
-    One build at a time per folder (`dwf.lock`; the member zoos take their own folders' locks)."""
+    One build at a time per folder (`dwf.lock`; the member zoos take their own folders' locks);
+    `cancel` as in `pipeline.build`."""
+    check = cancel_check(cancel)
     with lock.locked(root(cexp, artifacts), on_wait=log.warning):
-        return _build(cexp, artifacts, progress, evaluate, on_stage or (lambda name: None))
+        return _build(cexp, artifacts, progress, evaluate, checked(on_stage, check), check)
 
 
 def _build(cexp: ConditionalExperiment, artifacts: str | Path, progress: bool, evaluate: bool,
-           tell: Callable[[str], None]) -> ConditionalRun:
+           tell: Callable[[str], None], check: Callable[[], None]) -> ConditionalRun:
     base = root(cexp, artifacts)
     timings: dict[str, float] = {}
     tell("data")
     datasets = [data_mod.load(m.data) for m in cexp.members]
     zoos = []
     for m, d in zip(cexp.members, datasets):
-        zoo, timings[f"zoo {m.name}"] = zoo_stage(m, d, artifacts, progress, tell=tell)
+        zoo, timings[f"zoo {m.name}"] = zoo_stage(m, d, artifacts, progress, tell=tell, check=check)
         zoos.append(zoo)
     labels = torch.cat([torch.full((z.n,), k, dtype=torch.long) for k, z in enumerate(zoos)])
 
@@ -101,7 +104,7 @@ def _build(cexp: ConditionalExperiment, artifacts: str | Path, progress: bool, e
         DualPCA(cexp.pca.n_components, cexp.pca.variance).fit(fit_vectors), d / "pca.safetensors"))
     codes = pca.transform(fit_vectors)
     flows, timings["flow"] = flow_stage([base / "flow" / f"r{r}" for r in range(cexp.eval.replicates)], cexp, codes,
-                                        progress, tell, labels[fit_idx])
+                                        progress, tell, labels[fit_idx], check)
     run = ConditionalRun(cexp, base, datasets, zoos, aligned, labels, fit_idx, held_idx, pca, codes, flows,
                          timings=timings)
     if evaluate:

@@ -17,6 +17,10 @@ class ArtifactError(DwfError):
     """A saved artifact (zoo, PCA, flow) is missing, truncated, corrupt or inconsistent."""
 
 
+class Cancelled(DwfError):
+    """The caller asked a build to stop; its finished stages and last checkpoint are kept."""
+
+
 class TestSplitLocked(DwfError):
     """A stage that selects (training, alignment, fitting) asked for the test split."""
     __test__ = False   # not a pytest test class, despite its name

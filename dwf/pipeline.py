@@ -26,7 +26,7 @@ from .cache import cached_stage, is_cached
 from .config import ConditionalExperiment, Experiment
 from .data import Dataset
 from .flow import Flow
-from .errors import ArtifactError
+from .errors import ArtifactError, Cancelled
 from .io import atomic_write_bytes
 from .pca import DualPCA
 from .report import Report
@@ -90,15 +90,36 @@ def flow_spec(exp: Experiment | ConditionalExperiment, replicate: int):
 
 def build(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool = True,
           device: str = "auto", evaluate: bool = True,
-          on_stage: Callable[[str], None] | None = None) -> Run:
+          on_stage: Callable[[str], None] | None = None, cancel: Callable[[], bool] | None = None) -> Run:
     """Run (or load from cache) every stage; returns all artifacts. `on_stage(name)` is called
-    as each stage starts (for progress displays)."""
+    as each stage starts (for progress displays). `cancel()` is asked at every stage start, zoo
+    epoch and flow checkpoint; once it says True the build raises `Cancelled` (what finished is
+    kept, so building again resumes)."""
+    check = cancel_check(cancel)
     with lock.locked(seed_dir(exp, artifacts), on_wait=log.warning):
-        return _build(exp, artifacts, progress, device, evaluate, on_stage or (lambda name: None))
+        return _build(exp, artifacts, progress, device, evaluate, checked(on_stage, check), check)
+
+
+def cancel_check(cancel: Callable[[], bool] | None) -> Callable[[], None]:
+    """A function that raises `Cancelled` once `cancel()` is true (never, for None)."""
+    def check() -> None:
+        if cancel is not None and cancel():
+            raise Cancelled("build cancelled: its finished stages and last zoo/flow checkpoint are kept, "
+                            "so building again resumes there")
+    return check
+
+
+def checked(on_stage: Callable[[str], None] | None, check: Callable[[], None]) -> Callable[[str], None]:
+    """`on_stage` that first checks for cancellation."""
+    def tell(name: str) -> None:
+        check()
+        if on_stage is not None:
+            on_stage(name)
+    return tell
 
 
 def _build(exp: Experiment, artifacts: str | Path, progress: bool, device: str, evaluate: bool,
-           tell: Callable[[str], None]) -> Run:
+           tell: Callable[[str], None], check: Callable[[], None]) -> Run:
     root = experiment_dir(exp, artifacts)
     timings: dict[str, float] = {}
     tell("data")
@@ -107,7 +128,7 @@ def _build(exp: Experiment, artifacts: str | Path, progress: bool, device: str, 
     def stage(name, load, compute, folder=None):
         return cached_stage(folder or stage_dir(exp, name, artifacts), exp, name, load, compute, tell)
 
-    zoo, timings["zoo"] = zoo_stage(exp, data, artifacts, progress, device, tell)
+    zoo, timings["zoo"] = zoo_stage(exp, data, artifacts, progress, device, tell, check)
     aligned, timings["align"] = stage("align", Zoo.load, lambda d: saved(
         align_zoo(zoo, exp, data, progress), d))
     fit_idx, held_idx = split(aligned.n, exp.pca.held_out, exp.zoo.seed, keep=int(aligned.info.get("reference", 0)))
@@ -117,7 +138,7 @@ def _build(exp: Experiment, artifacts: str | Path, progress: bool, device: str, 
         d / "pca.safetensors"))
     codes = pca.transform(fit_vectors)
     flows, timings["flow"] = flow_stage([stage_dir(exp, "flow", artifacts) / f"r{r}" for r in range(exp.eval.replicates)],
-                                        exp, codes, progress, tell)
+                                        exp, codes, progress, tell, check=check)
 
     run = Run(exp, root, data, zoo, aligned, fit_idx, held_idx, pca, codes, flows, timings=timings)
     if evaluate:
@@ -130,8 +151,10 @@ def _build(exp: Experiment, artifacts: str | Path, progress: bool, device: str, 
 
 
 def zoo_stage(exp: Experiment, data: Dataset, artifacts: str | Path = "artifacts", progress: bool = True,
-              device: str = "auto", tell: Callable[[str], None] = lambda name: None) -> tuple[Zoo, float]:
-    """(the experiment's trained zoo, seconds its training took), from the cache when built."""
+              device: str = "auto", tell: Callable[[str], None] = lambda name: None,
+              check: Callable[[], None] = lambda: None) -> tuple[Zoo, float]:
+    """(the experiment's trained zoo, seconds its training took), from the cache when built;
+    `check()` runs after every epoch (it raises to stop training there)."""
     def load(d: Path) -> Zoo:
         zoo = Zoo.load(d)
         if zoo.arch != exp.arch or zoo.n != exp.zoo.n_models:
@@ -141,7 +164,8 @@ def zoo_stage(exp: Experiment, data: Dataset, artifacts: str | Path = "artifacts
 
     with lock.locked(seed_dir(exp, artifacts), on_wait=log.warning):
         return cached_stage(stage_dir(exp, "zoo", artifacts), exp, "zoo", load, lambda d: train_zoo(
-            data, exp.arch, exp.zoo, out_dir=d, progress=progress, device=device), tell)
+            data, exp.arch, exp.zoo, out_dir=d, progress=progress, device=device,
+            on_epoch_end=lambda epoch: check()), tell)
 
 
 def align_zoo(zoo: Zoo, exp: Experiment, data: Dataset, progress: bool = False) -> Zoo:
@@ -165,9 +189,11 @@ def saved(artifact, path: Path):
 
 
 def flow_stage(folders: list[Path], exp: Experiment | ConditionalExperiment, codes: torch.Tensor, progress: bool,
-               tell: Callable[[str], None], labels: torch.Tensor | None = None) -> tuple[list[Flow], float]:
+               tell: Callable[[str], None], labels: torch.Tensor | None = None,
+               check: Callable[[], None] = lambda: None) -> tuple[list[Flow], float]:
     """(replicate r's flow for each folder r, seconds their fits took): each replicate cached in
-    its own folder; the missing ones fitted together as one stack (`flow.fit_many`)."""
+    its own folder; the missing ones fitted together as one stack (`flow.fit_many`), `check()`
+    running after every checkpoint."""
     tell("flow")
     records = [cache.open_stage(d, exp, "flow") for d in folders]
     missing = [r for r, rec in enumerate(records) if rec is None]
@@ -176,7 +202,8 @@ def flow_stage(folders: list[Path], exp: Experiment | ConditionalExperiment, cod
     if missing:
         t0 = time.perf_counter()
         ck = folders[missing[0]] / "checkpoint.safetensors"     # resumed by a rerun with the same missing set
-        fitted = flow_mod.fit_many(codes, [flow_spec(exp, r) for r in missing], progress, labels, checkpoint_path=ck)
+        fitted = flow_mod.fit_many(codes, [flow_spec(exp, r) for r in missing], progress, labels, checkpoint_path=ck,
+                                   on_eval=lambda step: check())
         ck.unlink(missing_ok=True)
         each = (time.perf_counter() - t0) / len(missing)
         for r, f in zip(missing, fitted):
@@ -201,5 +228,5 @@ def is_built(exp: Experiment, artifacts: str | Path = "artifacts", stage: str = 
     return is_cached(folder, exp, stage)
 
 
-__all__ = ["Run", "build", "cached_stage", "experiment_dir", "flow_spec", "flow_stage", "is_built", "is_cached", "run",
+__all__ = ["Run", "build", "cancel_check", "checked", "cached_stage", "experiment_dir", "flow_spec", "flow_stage", "is_built", "is_cached", "run",
            "publish", "saved", "seed_dir", "stage_dir", "zoo_stage"]

@@ -2,7 +2,7 @@
 driven by Playwright in headless Chromium. Sampling must put the generated nets' accuracy, the
 plots and a download on the page; a new seed must change them; an experiment without artifacts
 must offer training and then sample; a conditional flow samples for the chosen label; a long
-sample can be cancelled."""
+sample and a training can be cancelled."""
 from __future__ import annotations
 
 import dataclasses
@@ -133,6 +133,11 @@ def test_sampling_and_training_in_the_browser(server, tmp_path):
             expect(train).to_be_visible(timeout=30_000)
             expect(page.get_by_text("No trained digits_mlp")).to_be_visible()
             assert not SUMMARY.search(page.inner_text("body"))
+            # training runs in the background and can be cancelled; Train again resumes and finishes
+            train.click()
+            page.get_by_role("button", name="Cancel training").click(timeout=30_000)
+            expect(page.get_by_text("Training cancelled")).to_be_visible(timeout=60_000)
+            expect(page.get_by_text("No trained digits_mlp")).to_be_visible()
             train.click()
             expect(page.get_by_text("digits_mlp [smoke]: a zoo of 8")).to_be_visible(timeout=60_000)
             expect(page.get_by_text("No trained digits_mlp")).to_be_hidden()

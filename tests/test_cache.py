@@ -192,3 +192,18 @@ def test_concurrent_cli_runs_into_one_folder_each_end_with_their_own_report(iris
     assert outs[0][0] == outs[1][0]                                    # both seed-0 runs print the same table
     assert any("waiting for PID" in err for _, err in outs[:2])
     json.loads((root / exp.name / "smoke" / "seed1" / "report.json").read_text())
+
+
+def test_a_cancelled_build_keeps_its_work_and_resumes_to_the_same_report(artifacts, tmp_path):
+    """`cancel` is asked at stage starts, zoo epochs and flow checkpoints: cancelled inside the
+    flow stage, the build raises Cancelled; building again resumes from the flow checkpoint and
+    gives the report of an uninterrupted build."""
+    from dwf import Cancelled
+    exp = experiments.get("iris_mlp", "smoke")
+    seen = []
+    with pytest.raises(Cancelled, match="building again resumes"):
+        pipeline.build(exp, tmp_path, progress=False, on_stage=seen.append, cancel=lambda: "flow" in seen)
+    assert seen[-1] == "flow" and cache.is_cached(pipeline.stage_dir(exp, "pca", tmp_path), exp, "pca")
+    assert (pipeline.stage_dir(exp, "flow", tmp_path) / "r0" / "checkpoint.safetensors").exists()
+    resumed = pipeline.build(exp, tmp_path, progress=False).report
+    assert _scores(resumed) == _scores(Report.load(pipeline.experiment_dir(exp, artifacts) / "report.json"))
