@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from dwf import archs, experiments, stacked
-from dwf.zoo import model_seed
+from dwf.batches import model_seed
 
 from .timing import best_of
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from dwf import archs, stacked, train_zoo
 from dwf.config import ArchSpec, DataSpec, ZooSpec
 from dwf.data import Dataset, load
-from dwf.zoo import epoch_order, model_seed
+from dwf.batches import epoch_order, model_seed
 
 from .timing import best_of
 

@@ -51,6 +51,7 @@ class ZooSpec:
     weight_decay: float = 0.0
     schedule: str = "constant"     # "constant" | "cosine" (per step, from lr to 0 over all epochs)
     seed: int = 0                  # model i starts from seed + i
+    data_order: str = "rotated"    # "rotated" | "independent": which samples each member sees (dwf.batches)
 
 
 @dataclass(frozen=True)

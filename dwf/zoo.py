@@ -19,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 from . import archs, checkpoint, stacked
+from .batches import DATA_ORDERS, minibatches, model_seed
 from .config import ArchSpec, ZooSpec
 from .data import Dataset
 from .devices import resolve
@@ -108,44 +109,6 @@ def split(n: int, held_out: float, seed: int, keep: int = 0) -> tuple[list[int],
     return [i for i in range(n) if i not in held], held
 
 
-def model_seed(zoo_seed: int, i: int) -> int:
-    return zoo_seed * 1_000_003 + i
-
-
-def epoch_permutation(zoo_seed: int, epoch: int, n_samples: int) -> torch.Tensor:
-    """The epoch's shared shuffle of the training set."""
-    return torch.randperm(n_samples, generator=torch.Generator().manual_seed(zoo_seed * 1009 + epoch))
-
-
-def model_offset(i: int, n_models: int, n_samples: int) -> int:
-    """Where model i starts reading the shared shuffle: offsets spread evenly over the epoch."""
-    return i * (n_samples // n_models)
-
-
-def epoch_order(zoo_seed: int, epoch: int, i: int, n_models: int, n_samples: int) -> torch.Tensor:
-    """Sample order of model i in one epoch: the shared shuffle rotated by the model's offset.
-
-    Every model sees every sample once per epoch, cut into different minibatches at different
-    times. Rotations of one shuffle (rather than n independent shuffles) make each step's n
-    minibatches a strided view of one buffer, so no per-step gather is needed.
-    """
-    return epoch_permutation(zoo_seed, epoch, n_samples).roll(-model_offset(i, n_models, n_samples))
-
-
-def _minibatches(x: torch.Tensor, y: torch.Tensor, perm: torch.Tensor, n: int, B: int):
-    """Yield (x (n, B, ...), y (n, B)) for each step: model i's step-s batch is rows
-    [s*B + offset_i, s*B + offset_i + B) of the shuffled data repeated twice (so rotations
-    never wrap). Views, not copies."""
-    N, c = len(x), len(x) // n
-    xs, ys = x[perm].reshape(N, -1), y[perm]
-    xs, ys = torch.cat([xs, xs]), torch.cat([ys, ys])                 # (2N, D), (2N,)
-    D = xs.shape[1]
-    for s in range(N // B):
-        xb = xs.as_strided((n, B, D), (c * D, D, 1), s * B * D)
-        yb = ys.as_strided((n, B), (c, 1), s * B)
-        yield xb.view(n, B, *x.shape[1:]), yb
-
-
 def learning_rate(spec: ZooSpec, step: int, total_steps: int) -> float:
     """The learning rate of a given optimizer step (0-based): constant, or a cosine from
     `spec.lr` down to 0 at the last step, so every model ends training with settled weights and
@@ -162,9 +125,10 @@ def _score(model, params, x, y, task: Task) -> torch.Tensor:
 
 def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path | None = None,
               progress: bool = True, device: str = "auto",
-              on_epoch_end: Callable[[int], None] | None = None) -> Zoo:
-    """Train `spec.n_models` nets at once; keep, per model, the epoch with the best validation
-    score (accuracy, or Spearman ρ for a regression dataset).
+              on_epoch_end: Callable[[int], None] | None = None, members: range | None = None) -> Zoo:
+    """Train `spec.n_models` nets at once (or only `members`, indices into that zoo: with the
+    independent data order, part of a zoo trains as it would in the whole; see `grow`); keep, per
+    model, the epoch with the best validation score (accuracy, or Spearman ρ for a regression dataset).
 
     With `out_dir`, a checkpoint is written after every epoch and a later call resumes from it
     (identical result to an uninterrupted run at the same thread count); the finished zoo is
@@ -175,11 +139,16 @@ def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path 
     """
     if spec.schedule not in ("constant", "cosine"):
         raise ConfigError(f"unknown zoo learning-rate schedule {spec.schedule!r}; use 'constant' or 'cosine'")
+    if spec.data_order not in DATA_ORDERS:
+        raise ConfigError(f"unknown zoo data order {spec.data_order!r}; use one of {DATA_ORDERS}")
     dev = resolve(device)
     task = task_for(data)
     model = archs.build(arch).to(dev)
-    n = spec.n_models
-    inits = [archs.build(arch, seed=model_seed(spec.seed, i)).state_dict() for i in range(n)]
+    members = range(spec.n_models) if members is None else members
+    n = len(members)
+    if n < 1 or members.start < 0 or members.stop > spec.n_models or members.step != 1:
+        raise ConfigError(f"members {members} are not a run of indices into a zoo of {spec.n_models}")
+    inits = [archs.build(arch, seed=model_seed(spec.seed, i)).state_dict() for i in members]
     names = [k for k, _ in model.named_parameters()]
     params = {k: torch.stack([sd[k] for sd in inits]).to(dev).requires_grad_() for k in names}
     # persistent buffers (BatchNorm running statistics): stacked too, updated in place per model
@@ -194,7 +163,8 @@ def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path 
     start_epoch, losses = 0, []
 
     ck = Path(out_dir) / CKPT if out_dir else None
-    fp = checkpoint.fingerprint(dataclasses.asdict(arch), dataclasses.asdict(spec), data.name, len(data.x_train))
+    fp = checkpoint.fingerprint(dataclasses.asdict(arch), dataclasses.asdict(spec), data.name, len(data.x_train),
+                                [members.start, members.stop])
     resumed = _resume(ck, fp, state, best, best_val, best_epoch, opt) if ck is not None else None
     if resumed is not None:
         start_epoch, losses = resumed
@@ -205,17 +175,17 @@ def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path 
     _check_fits(model, xtr, arch, data.name)
     N, B = len(xtr), min(spec.batch_size, len(xtr))
     steps = N // B
-    if n > N:
+    if n > N and spec.data_order == "rotated":
         raise ConfigError(f"{n} models but only {N} training samples: every model needs its own "
                           "starting point in the data; train fewer models or use more data")
     t0 = time.perf_counter()
     bar = tqdm(total=spec.epochs * steps, initial=start_epoch * steps, disable=not progress,
                desc=f"zoo: {n} models", unit="step")
     for epoch in range(start_epoch, spec.epochs):
-        perm = epoch_permutation(spec.seed, epoch, N).to(dev)
         epoch_loss = torch.zeros(n, device=dev)
         model.train()
-        for s, (x, y) in enumerate(_minibatches(xtr, ytr, perm, n, B)):     # (n, B, ...), (n, B)
+        batches = minibatches(xtr, ytr, spec.seed, epoch, members, spec.n_models, B, spec.data_order)
+        for s, (x, y) in enumerate(batches):                                  # (n, B, ...), (n, B)
             opt.param_groups[0]["lr"] = learning_rate(spec, epoch * steps + s, spec.epochs * steps)
             outputs = stacked.forward(model, state, x, shared_input=False)     # (n, B, C)
             loss = task.loss(outputs, y).mean(1)                               # (n,)
@@ -241,9 +211,9 @@ def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path 
     bar.close()
 
     # no test score here: the test split is the report stage's alone (dwf.data)
-    models = [{"seed": model_seed(spec.seed, i), "best_epoch": int(best_epoch[i]),
-               "val_acc": float(best_val[i]),
-               "train_loss": [ep[i] for ep in losses]} for i in range(n)]
+    models = [{"seed": model_seed(spec.seed, i), "best_epoch": int(best_epoch[j]),
+               "val_acc": float(best_val[j]),
+               "train_loss": [ep[j] for ep in losses]} for j, i in enumerate(members)]
     zoo = Zoo(arch, {k: v.cpu() for k, v in best.items()}, models,
               {"spec": dataclasses.asdict(spec), "dataset": data.name,
                "train_seconds": time.perf_counter() - t0, "threads": torch.get_num_threads()})
@@ -251,6 +221,25 @@ def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path 
         zoo.save(out_dir)
         ck.unlink(missing_ok=True)
     return zoo
+
+
+def grow(zoo: Zoo, data: Dataset, spec: ZooSpec, **train) -> Zoo:
+    """`zoo` (the first zoo.n members of a zoo of `spec`) extended to spec.n_models members:
+    only the new members train (`train_zoo(..., members=range(zoo.n, spec.n_models), **train)`).
+    Needs the independent data order, under which the result is the zoo trained at full size."""
+    if spec.data_order != "independent":
+        raise ConfigError("only a zoo with data_order='independent' can grow: in the rotated order every "
+                          "member's minibatches depend on the zoo's size")
+    trained = zoo.info.get("spec")
+    if trained != {**dataclasses.asdict(spec), "n_models": trained.get("n_models") if trained else None}:
+        raise ConfigError(f"the zoo was trained with {trained}, not as the first members of {spec}; "
+                          "train a new zoo instead")
+    if spec.n_models <= zoo.n:
+        raise ConfigError(f"the zoo already has {zoo.n} members; grow it to more than that, not {spec.n_models}")
+    new = train_zoo(data, zoo.arch, spec, members=range(zoo.n, spec.n_models), **train)
+    return Zoo(zoo.arch, {k: torch.cat([zoo.params[k], new.params[k]]) for k in zoo.params},
+               zoo.models + new.models, {**new.info, "grown_from": zoo.n,
+                                         "train_seconds": zoo.info.get("train_seconds", 0.0) + new.info["train_seconds"]})
 
 
 def _check_fits(model: torch.nn.Module, x: torch.Tensor, arch: ArchSpec, dataset: str) -> None:

@@ -4,7 +4,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from dwf import ArchSpec, DataSpec, Zoo, ZooSpec, data, train_zoo
+from dwf import ArchSpec, ConfigError, DataSpec, Zoo, ZooSpec, data, train_zoo
 
 ARCH = ArchSpec("mlp", 64, (16,), 10)
 SPEC = ZooSpec(n_models=6, epochs=3, batch_size=64, lr=3e-3, seed=5)
@@ -100,21 +100,47 @@ def test_selection_uses_validation(digits):
         assert len(m["train_loss"]) == SPEC.epochs
 
 
-def test_minibatch_views_follow_each_models_epoch_order():
-    from dwf.zoo import _minibatches, epoch_order, epoch_permutation
+@pytest.mark.parametrize("order", ["rotated", "independent"])
+def test_minibatches_follow_each_models_epoch_order(order):
+    from dwf.batches import epoch_order, minibatches
     N, n, B = 50, 4, 8
     x = torch.arange(N, dtype=torch.float32)[:, None] * torch.ones(1, 3)   # row r holds r
     y = torch.arange(N)
-    perm = epoch_permutation(7, 2, N)
-    batches = list(_minibatches(x, y, perm, n, B))
+    batches = list(minibatches(x, y, 7, 2, range(n), n, B, order))
     assert len(batches) == N // B
     for i in range(n):
-        order = epoch_order(7, 2, i, n, N)
-        assert sorted(order.tolist()) == list(range(N))          # each sample once per epoch
+        ordered = epoch_order(7, 2, i, n, N, order)
+        assert sorted(ordered.tolist()) == list(range(N))          # each sample once per epoch
         seen = torch.cat([yb[i] for _, yb in batches])
-        assert torch.equal(seen, order[: len(seen)])
+        assert torch.equal(seen, ordered[: len(seen)])
         assert torch.equal(torch.cat([xb[i, :, 0] for xb, _ in batches]).long(), seen)
-    assert not torch.equal(epoch_order(7, 2, 0, n, N), epoch_order(7, 2, 1, n, N))
+    assert not torch.equal(epoch_order(7, 2, 0, n, N, order), epoch_order(7, 2, 1, n, N, order))
+    if order == "rotated":      # one shuffle, rotated: member 1 reads member 0's sequence shifted
+        assert torch.equal(epoch_order(7, 2, 1, n, N).roll(N // n), epoch_order(7, 2, 0, n, N))
+    else:                       # an own shuffle, the same in a zoo of any size
+        assert torch.equal(epoch_order(7, 2, 1, n, N, order), epoch_order(7, 2, 1, 2 * n, N, order))
+        rows = list(minibatches(x, y, 7, 2, range(2, 4), n, B, order))   # part of the zoo alone
+        assert all(torch.equal(part, whole[2:4]) for (_, part), (_, whole) in zip(rows, batches))
+
+
+def test_a_zoo_grown_from_n_to_2n_equals_the_zoo_trained_at_2n(digits):
+    """With the independent data order each member's init, minibatches and updates are its own,
+    so growing a zoo trains only the new members and gives the zoo trained at full size."""
+    from dwf.zoo import grow
+    spec = replace(SPEC, n_models=8, epochs=2, data_order="independent")
+    full = train_zoo(digits, ARCH, spec, progress=False)
+    half = train_zoo(digits, ARCH, replace(spec, n_models=4), progress=False)
+    grown = grow(half, digits, spec, progress=False)
+    assert grown.n == 8 and grown.info["grown_from"] == 4
+    for k in full.params:
+        assert torch.allclose(full.params[k], grown.params[k], atol=1e-6, rtol=0), k
+    assert [m["seed"] for m in grown.models] == [m["seed"] for m in full.models]
+    assert [m["best_epoch"] for m in grown.models] == [m["best_epoch"] for m in full.models]
+    with pytest.raises(ConfigError, match="data_order='independent'"):
+        grow(train_zoo(digits, ARCH, replace(SPEC, n_models=4), progress=False), digits,
+             replace(SPEC, n_models=8))
+    with pytest.raises(ConfigError, match="not as the first members"):
+        grow(half, digits, replace(spec, lr=1e-2))
 
 
 def test_cosine_schedule_decays_from_lr_to_zero_and_resumes_identically(digits, tmp_path):
