@@ -82,16 +82,22 @@ def check(d: Path, exp, name: str, verify: bool = True) -> StageRecord | None:
     rec = read(d)
     if rec is None or rec.hash != exp.stage_hash(name) or rec.seed != getattr(exp, "seed", None):
         return None
+    return rec if intact(d, rec, name, verify) else None
+
+
+def intact(d: Path, rec: StageRecord, name: str, verify: bool = True) -> bool:
+    """Whether every file of the record is in d (False, with a warning, if one is missing);
+    a file that changed since (size, or with `verify` its SHA-256) raises ArtifactError."""
     for rel, f in rec.files.items():
         p = d / rel
         if not p.is_file():
             log.warning("%s is missing; stage %s will be recomputed", p, name)
-            return None
+            return False
         if p.stat().st_size != f.size or (verify and digest(p) != f.sha256):
             raise ArtifactError(f"{p} changed after stage {name!r} wrote it (size or SHA-256 differs from "
                                 f"{d / RECORD}); it is not this run's result. Delete {d} to recompute the "
                                 "stage, or restore the file")
-    return rec
+    return True
 
 
 def open_stage(d: Path, exp, name: str) -> StageRecord | None:
@@ -151,4 +157,4 @@ def is_cached(folder: Path, exp, stage: str) -> bool:
         return False
 
 
-__all__ = ["FileDigest", "StageRecord", "cached_stage", "check", "finish", "is_cached", "open_stage", "read"]
+__all__ = ["FileDigest", "StageRecord", "cached_stage", "check", "finish", "intact", "is_cached", "open_stage", "read"]

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
                 e = experiments.get(name, "quick")
                 shape = families.describe(e.arch)
                 print(f"{name:<18} {shape} on {e.data.name}; "
-                      f"profiles: {', '.join(experiments.PROFILES)}")
+                      f"profiles: {', '.join(experiments.profiles(name))}")
             for name in experiments.CONDITIONAL:
                 c = experiments.conditional(name)
                 print(f"{name:<18} conditional flow over {' + '.join(m.name for m in c.members)}; "

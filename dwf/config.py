@@ -206,6 +206,8 @@ class Experiment:
     eval: EvalSpec = field(default_factory=EvalSpec)
     transfer: tuple[TransferSpec, ...] = ()  # targets for few-shot transfer, in the report
     variant: str = ""              # an ablation of the experiment: shares its zoo, own later stages
+    members: int | None = None     # from alignment on, only the zoo's first `members` nets (None: all);
+                                   # with the independent data order they are the zoo of that size
     task: str = field(default="", compare=False)  # what the nets do, in words (not hashed)
     zoo_replicates: int = 1        # independent zoos (run seeds seed, seed+1, …) that dwf.replicas
                                    # repeats the whole run over; no stage depends on it
@@ -213,6 +215,8 @@ class Experiment:
     def __post_init__(self):
         if self.zoo_replicates < 1:
             raise ConfigError(f"zoo_replicates must be >= 1, got {self.zoo_replicates}")
+        if self.members is not None and not 3 <= self.members <= self.zoo.n_models:
+            raise ConfigError(f"members must be from 3 to the zoo's {self.zoo.n_models} nets, got {self.members}")
 
     STAGES = ("zoo", "align", "pca", "flow", "report")
     ZOO_SPECS = ("data", "arch", "zoo")      # what a variant may not change
@@ -232,10 +236,10 @@ class Experiment:
         """Hash of everything the given stage depends on (its spec and all upstream specs)."""
         deps = {
             "zoo": ("data", "arch", "zoo"),
-            "align": ("data", "arch", "zoo", "align"),
-            "pca": ("data", "arch", "zoo", "align", "pca"),
-            "flow": ("data", "arch", "zoo", "align", "pca", "flow"),
-            "report": ("data", "arch", "zoo", "align", "pca", "flow", "sample", "eval", "transfer"),
+            "align": ("data", "arch", "zoo", "members", "align"),
+            "pca": ("data", "arch", "zoo", "members", "align", "pca"),
+            "flow": ("data", "arch", "zoo", "members", "align", "pca", "flow"),
+            "report": ("data", "arch", "zoo", "members", "align", "pca", "flow", "sample", "eval", "transfer"),
         }[stage]
         full = self.to_dict()
         payload = json.dumps({k: full[k] for k in deps}, sort_keys=True, default=str)

@@ -7,7 +7,10 @@ from .config import (AlignSpec, ArchSpec, ConditionalExperiment, DataSpec, EvalS
                      FlowSpec, SampleSpec, TransferSpec, ZooSpec)
 from .errors import ConfigError
 
-PROFILES = ("smoke", "quick", "paper")
+PROFILES = ("smoke", "quick", "paper", "scale")
+# the zoo-scaling study (profile "scale", MLPs on digits and Fashion-MNIST): one zoo of the largest
+# size with the independent data order; the smaller zoos are its first N members (dwf.batches)
+SCALE_SIZES = (64, 256, 1024, 4096)
 
 
 # source stds of the accuracy-novelty frontier (dwf.frontier), besides the flow's own 0.01
@@ -15,7 +18,7 @@ FRONTIER = (0.03, 0.1, 0.3, 1.0)
 
 
 def _mlp(name, data, arch, zoo_q, zoo_p, flow_q, flow_p, task="", data_smoke=None,
-         arch_paper=None, sample_q=100, frontier=()) -> dict[str, Experiment]:
+         arch_paper=None, sample_q=100, frontier=(), scale=False) -> dict[str, Experiment]:
     smoke = Experiment(
         name, "smoke", data_smoke or data, arch,
         replace(zoo_q, n_models=8, epochs=max(1, zoo_q.epochs // 10)),
@@ -27,7 +30,20 @@ def _mlp(name, data, arch, zoo_q, zoo_p, flow_q, flow_p, task="", data_smoke=Non
     full = Experiment(name, "paper", replace(data, train_limit=None), arch_paper or arch, zoo_p,
                       flow=flow_p, sample=SampleSpec(n=100), eval=EvalSpec(frontier_stds=frontier),
                       task=task)
-    return {"smoke": smoke, "quick": quick, "paper": full}
+    out = {"smoke": smoke, "quick": quick, "paper": full}
+    if scale:   # the quick recipe on a zoo of max(SCALE_SIZES), every member with its own data order
+        out["scale"] = replace(quick, profile="scale",
+                               zoo=replace(zoo_q, n_models=max(SCALE_SIZES), data_order="independent"))
+    return out
+
+
+def scaling(exp: Experiment) -> list[Experiment]:
+    """The zoo-scaling runs of a scale-profile experiment, smallest first: a variant per size in
+    SCALE_SIZES below the zoo's (its first N members, `Experiment.members`), then the whole zoo."""
+    if exp.zoo.data_order != "independent":
+        raise ConfigError(f"{exp.name} [{exp.profile}] trains its members in the rotated data order, so "
+                          "its first N members are not a zoo of N; use the 'scale' profile")
+    return [exp.ablation(f"n{n}", members=n) for n in SCALE_SIZES if n < exp.zoo.n_models] + [exp]
 
 
 _REGISTRY: dict[str, dict[str, Experiment]] = {
@@ -45,7 +61,7 @@ _REGISTRY: dict[str, dict[str, Experiment]] = {
         ZooSpec(n_models=64, epochs=30, batch_size=32, lr=1e-3),
         ZooSpec(n_models=100, epochs=30, batch_size=32, lr=1e-3),
         FlowSpec(steps=6000, hidden=512), FlowSpec(steps=30_000, hidden=512),
-        task="MLP 64-32-32-10 / sklearn digits (the paper: MNIST)"),
+        task="MLP 64-32-32-10 / sklearn digits (the paper: MNIST)", scale=True),
     "fmnist_mlp": _mlp(
         "fmnist_mlp", DataSpec("fmnist"), ArchSpec("mlp", 784, (32, 32), 10),
         ZooSpec(n_models=64, epochs=4, batch_size=128, lr=1e-3),
@@ -53,7 +69,7 @@ _REGISTRY: dict[str, dict[str, Experiment]] = {
         FlowSpec(steps=6000, hidden=512), FlowSpec(steps=30_000, hidden=512),
         data_smoke=DataSpec("fmnist", train_limit=2000),
         arch_paper=ArchSpec("mlp", 784, (128, 128), 10), frontier=FRONTIER,
-        task="MLP / Fashion-MNIST"),
+        task="MLP / Fashion-MNIST", scale=True),
     # the digits at Fashion-MNIST's size, for the conditional flow over both (same MLP)
     "digits28_mlp": _mlp(
         "digits28_mlp", DataSpec("digits", resize=28), ArchSpec("mlp", 784, (32, 32), 10),
@@ -202,6 +218,8 @@ def _conditional(name: str, members: tuple[str, ...]) -> dict[str, ConditionalEx
     zoos of `members` (same architecture), per profile; the flow as for one MLP zoo."""
     out = {}
     for profile in PROFILES:
+        if any(profile not in _REGISTRY[m] for m in members):
+            continue
         ms = tuple(get(m, profile) for m in members)
         if profile == "paper" and len({m.arch for m in ms}) > 1:   # paper MLPs differ in width
             continue
@@ -225,7 +243,14 @@ def get(name: str, profile: str = "quick") -> Experiment:
                           "(`python -m dwf list` shows them)")
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; use one of {', '.join(PROFILES)}")
+    if profile not in _REGISTRY[name]:
+        raise ConfigError(f"{name} has no {profile!r} profile; use one of {', '.join(profiles(name))}")
     return _REGISTRY[name][profile]
+
+
+def profiles(name: str) -> list[str]:
+    """The profiles an experiment defines (every one has smoke, quick and paper)."""
+    return list(_REGISTRY[name])
 
 
 CONDITIONAL: dict[str, dict[str, ConditionalExperiment]] = {

@@ -13,6 +13,7 @@ Only the report stage reads the test split (`Dataset.for_reporting`).
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field, replace
@@ -30,7 +31,7 @@ from .errors import ArtifactError, Cancelled
 from .io import atomic_write_bytes
 from .pca import DualPCA
 from .report import Report
-from .zoo import Zoo, split, train_zoo
+from .zoo import Zoo, grow, split, train_zoo
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,8 @@ def _build(exp: Experiment, artifacts: str | Path, progress: bool, device: str, 
         return cached_stage(folder or stage_dir(exp, name, artifacts), exp, name, load, compute, tell)
 
     zoo, timings["zoo"] = zoo_stage(exp, data, artifacts, progress, device, tell, check)
+    if exp.members is not None:   # the first members only (with the independent order: the zoo of that size)
+        zoo = zoo.select(list(range(exp.members)))
     aligned, timings["align"] = stage("align", Zoo.load, lambda d: saved(
         align_zoo(zoo, exp, data, progress), d))
     fit_idx, held_idx = split(aligned.n, exp.pca.held_out, exp.zoo.seed, keep=int(aligned.info.get("reference", 0)))
@@ -162,10 +165,33 @@ def zoo_stage(exp: Experiment, data: Dataset, artifacts: str | Path = "artifacts
                                 f"{exp.zoo.n_models} of {exp.arch}; delete {d} to retrain it")
         return zoo
 
+    def compute(d: Path) -> Zoo:
+        train = dict(out_dir=d, progress=progress, device=device, on_epoch_end=lambda epoch: check())
+        if smaller is None:
+            return train_zoo(data, exp.arch, exp.zoo, **train)
+        log.info("growing the zoo in %s from %d to %d members", d, smaller.n, exp.zoo.n_models)
+        return saved(grow(smaller, data, exp.zoo, **train), d)
+
+    folder = stage_dir(exp, "zoo", artifacts)
     with lock.locked(seed_dir(exp, artifacts), on_wait=log.warning):
-        return cached_stage(stage_dir(exp, "zoo", artifacts), exp, "zoo", load, lambda d: train_zoo(
-            data, exp.arch, exp.zoo, out_dir=d, progress=progress, device=device,
-            on_epoch_end=lambda epoch: check()), tell)
+        smaller = _smaller_zoo(folder, exp)
+        return cached_stage(folder, exp, "zoo", load, compute, tell)
+
+
+def _smaller_zoo(folder: Path, exp: Experiment) -> Zoo | None:
+    """The finished zoo in `folder` when it is this experiment's zoo with fewer members (same
+    data, architecture and zoo spec but n_models, independent data order): growing it gives
+    the zoo the experiment asks for, training only the new members (`zoo.grow`)."""
+    rec = cache.read(folder)
+    if exp.zoo.data_order != "independent" or rec is None or rec.seed != exp.seed:
+        return None
+    norm = lambda d: json.loads(json.dumps(d, default=str))  # noqa: E731   (tuples as JSON lists)
+    want, had = norm({k: exp.to_dict()[k] for k in ("data", "arch", "zoo")}), rec.config
+    if ({k: had.get(k) for k in ("data", "arch")} != {k: want[k] for k in ("data", "arch")}
+            or {**had.get("zoo", {}), "n_models": 0} != {**want["zoo"], "n_models": 0}
+            or not had["zoo"]["n_models"] < exp.zoo.n_models or not cache.intact(folder, rec, "zoo")):
+        return None
+    return Zoo.load(folder)
 
 
 def align_zoo(zoo: Zoo, exp: Experiment, data: Dataset, progress: bool = False) -> Zoo:

@@ -1,0 +1,55 @@
+"""The zoo-scaling profile on a tiny N: one zoo in the independent data order, grown rather than
+retrained when it gets bigger, and smaller zoos read as its first members."""
+from dataclasses import replace
+
+import pytest
+import torch
+
+from dwf import ConfigError, EvalSpec, FlowSpec, SampleSpec, experiments, pipeline
+
+
+def tiny(n_models: int):
+    """digits_mlp's scale profile shrunk to seconds: n_models members, 2 epochs, a short flow."""
+    exp = experiments.get("digits_mlp", "scale")
+    return replace(exp, zoo=replace(exp.zoo, n_models=n_models, epochs=2),
+                   flow=FlowSpec(steps=40, eval_every=20, hidden=32), sample=SampleSpec(n=8, steps=4),
+                   eval=EvalSpec(noise_sigmas=(0.01,), n_baseline=4, replicates=2, interpolation=False))
+
+
+def test_the_scale_profile_is_one_large_zoo_in_the_independent_order():
+    for name in ("digits_mlp", "fmnist_mlp"):
+        exp = experiments.get(name, "scale")
+        assert exp.zoo.data_order == "independent" and exp.zoo.n_models == max(experiments.SCALE_SIZES)
+        assert exp.flow == experiments.get(name, "quick").flow            # the quick recipe, N changed
+        runs = experiments.scaling(exp)
+        assert [r.members for r in runs] == [*experiments.SCALE_SIZES[:-1], None]
+        assert len({pipeline.stage_dir(r, "zoo") for r in runs}) == 1       # one zoo for every size
+    with pytest.raises(ConfigError, match="no 'scale' profile"):
+        experiments.get("iris_mlp", "scale")
+    with pytest.raises(ConfigError, match="rotated data order"):
+        experiments.scaling(experiments.get("digits_mlp", "quick"))
+
+
+def test_a_zoo_that_grows_trains_only_its_new_members_and_equals_the_zoo_built_at_full_size(tmp_path, caplog):
+    small, large = tiny(6), tiny(12)
+    pipeline.build(small, tmp_path / "grown", progress=False, evaluate=False)
+    with caplog.at_level("INFO", logger="dwf.pipeline"):
+        grown = pipeline.build(large, tmp_path / "grown", progress=False, evaluate=False)
+    assert "growing the zoo" in caplog.text and grown.zoo.info["grown_from"] == 6
+    fresh = pipeline.build(large, tmp_path / "fresh", progress=False, evaluate=False)
+    for k, v in fresh.zoo.params.items():
+        assert torch.allclose(grown.zoo.params[k], v, atol=1e-6, rtol=0), k
+    assert [m["best_epoch"] for m in grown.zoo.models] == [m["best_epoch"] for m in fresh.zoo.models]
+    # the first 6 members of the 12-member zoo are the 6-member zoo, from alignment on
+    part = pipeline.build(large.ablation("n6", members=6), tmp_path / "fresh", progress=False)
+    alone = pipeline.build(small, tmp_path / "alone", progress=False)
+    for k, v in alone.zoo.params.items():
+        assert torch.allclose(part.zoo.params[k], v, atol=1e-6, rtol=0), k
+    assert part.report.zoo.n_fit == alone.report.zoo.n_fit and part.report.zoo.held_out == alone.report.zoo.held_out
+    assert part.report.zoo.val_score == alone.report.zoo.val_score
+    assert part.report.generated.score.mean == pytest.approx(alone.report.generated.score.mean, abs=1e-6)
+
+
+def test_members_must_fit_the_zoo():
+    with pytest.raises(ConfigError, match="members must be from 3"):
+        tiny(6).ablation("n8", members=8)
