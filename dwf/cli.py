@@ -7,7 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import conditional, experiments, families, pipeline, readme, replicas, selection
+from . import conditional, experiments, families, pipeline, readme, replicas, scaling, selection
 from .errors import ConfigError, DwfError
 from .io import atomic_write_bytes
 from .progress import StageLog
@@ -19,7 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("list", help="list experiments and profiles")
     r = sub.add_parser("run", help="run the whole pipeline for one experiment")
     r.add_argument("experiment")
-    r.add_argument("--profile", default="quick", choices=experiments.PROFILES)
+    r.add_argument("--profile", default="quick", choices=experiments.PROFILES,
+                   help="scale: the zoo-scaling study (digits_mlp, fmnist_mlp) at every zoo size")
     r.add_argument("--artifacts", default="artifacts")
     r.add_argument("--seed", type=int, default=None, help="seed every stage from this number")
     r.add_argument("--zoo-replicates", type=int, default=None, metavar="Z",
@@ -79,6 +80,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.seed is not None:
             exp = exp.with_seed(args.seed)
         zoos = exp.zoo_replicates if args.zoo_replicates is None else args.zoo_replicates
+        if args.profile == "scale":
+            if zoos > 1:
+                raise ConfigError("the scale profile runs one zoo at every size; --zoo-replicates does not apply")
+            points = scaling.run(exp, args.artifacts, progress=not args.no_progress, log=sys.stderr)
+            table = scaling.markdown(points)
+            print(table)
+            out = pipeline.seed_dir(exp, args.artifacts) / "scaling.md"
+            atomic_write_bytes(out, (table + "\n").encode())
+            print(f"table: {out}")
+            return 0
         if zoos > 1:
             rep = replicas.build(exp, args.artifacts, zoos, progress=not args.no_progress)
             print(rep.markdown())

@@ -53,3 +53,19 @@ def test_a_zoo_that_grows_trains_only_its_new_members_and_equals_the_zoo_built_a
 def test_members_must_fit_the_zoo():
     with pytest.raises(ConfigError, match="members must be from 3"):
         tiny(6).ablation("n8", members=8)
+
+
+def test_the_study_runs_every_size_and_compares_with_noisy_copies_at_least_as_novel(tmp_path, monkeypatch):
+    from dwf import scaling
+    monkeypatch.setattr(experiments, "SCALE_SIZES", (6, 12))
+    points = scaling.run(tiny(12), tmp_path, progress=False)
+    assert [p.n for p in points] == [6, 12]
+    assert [p.report.zoo.n_fit + len(p.report.zoo.held_out) for p in points] == [6, 12]
+    for p in points:
+        g = p.report.generated
+        rivals = [q for q in p.report.populations if q.spec.source == "noisy" and q.novelty.mean >= g.novelty.mean]
+        best = max(rivals, key=lambda q: q.score.mean) if rivals else None
+        assert p.noisy_at_least_as_novel() == ((best.spec.sigma, best.score.mean) if best else None)
+        assert p.beats_noisy_copies == (None if best is None else g.score.mean > best.score.mean)
+    table = scaling.markdown(points).splitlines()
+    assert len(table) == 4 and table[2].startswith("| 6 |") and table[3].startswith("| 12 |")
