@@ -7,7 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import conditional, experiments, families, pipeline, readme, replicas, scaling, selection
+from . import conditional, experiments, families, figures, pipeline, readme, recipe, replicas, scaling, selection
 from .errors import ConfigError, DwfError
 from .io import atomic_write_bytes
 from .progress import StageLog
@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="repeat the whole run over Z independent zoos (seeds seed … seed+Z−1) and report "
                         "intervals over zoos (default: the profile's, 3 for paper, else 1)")
     r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--out", default=None, help="scale profile: the folder for its table and figures "
+                   "(default: <artifacts>/<experiment>/scale/seed<S>/scaling)")
     sel = sub.add_parser("select", help="choose a flow hyperparameter on validation data (never test)")
     sel.add_argument("experiment")
     sel.add_argument("--field", required=True, help="a FlowSpec field, e.g. hidden or batch_size")
@@ -34,14 +36,27 @@ def main(argv: list[str] | None = None) -> int:
     sel.add_argument("--profile", default="quick", choices=experiments.PROFILES)
     sel.add_argument("--artifacts", default="artifacts")
     sel.add_argument("--out", default=None, help="also write the table (markdown) to this file")
+    rc = sub.add_parser("recipes", help="compare the flow recipes (dwf.recipe) on validation data at one zoo size")
+    rc.add_argument("experiment")
+    rc.add_argument("--profile", default="scale", choices=experiments.PROFILES)
+    rc.add_argument("--n", type=int, default=None, help="zoo size of the scaling study (default: the whole zoo)")
+    rc.add_argument("--recipes", default=None, help="comma-separated recipe names (default: all of "
+                    + ", ".join(r.name for r in recipe.CANDIDATES) + ")")
+    rc.add_argument("--artifacts", default="artifacts")
+    rc.add_argument("--out", default=None, help="also write the table (markdown) to this file")
     rd = sub.add_parser("readme", help="rewrite README's results block from a results.json")
     rd.add_argument("--results", default="paper_figures/results.json")
     rd.add_argument("--readme", default="README.md")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for chatty in ("kaleido", "choreographer"):   # figure rendering logs every browser step at INFO
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
-        if args.cmd in ("run", "select"):
+        if args.cmd in ("run", "select", "recipes"):
             writable_folder(args.artifacts)
+        if args.cmd == "run" and args.out and args.profile != "scale":
+            raise ConfigError("--out is where the scale profile writes its table and figures; other "
+                              "profiles write their report under --artifacts")
         if args.cmd == "list":
             for name in experiments.names():
                 e = experiments.get(name, "quick")
@@ -66,6 +81,14 @@ def main(argv: list[str] | None = None) -> int:
             if args.out:
                 atomic_write_bytes(args.out, (result.markdown() + "\n").encode())
             return 0
+        if args.cmd == "recipes":
+            sw = recipe.sweep(_sized(experiments.get(args.experiment, args.profile), args.n),
+                              recipe.named(args.recipes.split(",")) if args.recipes else recipe.CANDIDATES,
+                              args.artifacts, log=sys.stderr)
+            print(sw.markdown())
+            if args.out:
+                atomic_write_bytes(args.out, (sw.markdown() + "\n").encode())
+            return 0
         if args.experiment in experiments.CONDITIONAL:
             if args.seed is not None or args.zoo_replicates is not None:
                 raise ConfigError("--seed and --zoo-replicates apply to single-zoo experiments; a "
@@ -86,9 +109,9 @@ def main(argv: list[str] | None = None) -> int:
             points = scaling.run(exp, args.artifacts, progress=not args.no_progress, log=sys.stderr)
             table = scaling.markdown(points)
             print(table)
-            out = pipeline.seed_dir(exp, args.artifacts) / "scaling.md"
-            atomic_write_bytes(out, (table + "\n").encode())
-            print(f"table: {out}")
+            out = Path(args.out) if args.out else pipeline.seed_dir(exp, args.artifacts) / "scaling"
+            figures.write_study(out, scaling.figures(points), table)
+            print(f"table and figures: {out}")
             return 0
         if zoos > 1:
             rep = replicas.build(exp, args.artifacts, zoos, progress=not args.no_progress)
@@ -108,6 +131,16 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: finished stages and the last zoo/flow checkpoint are kept; run the same "
               "command again to resume", file=sys.stderr)
         return 130
+
+
+def _sized(exp, n: int | None):
+    """The scaling study's run of zoo size n (None: the experiment itself)."""
+    if n is None:
+        return exp
+    sizes = {e.members or e.zoo.n_models: e for e in experiments.scaling(exp)}
+    if n not in sizes:
+        raise ConfigError(f"--n {n} is not a size of the scaling study; choose one of {sorted(sizes)}")
+    return sizes[n]
 
 
 def writable_folder(folder: str) -> None:

@@ -89,9 +89,11 @@ class FlowSpec:
     seed: int = 0
     standardize: bool = False      # train on codes divided by their per-component std
     label_dropout: float = 0.1     # conditional flows: share of training labels replaced by the null label
+    snapshot: str = "best"         # the EMA weights returned: "best" held-out loss (early stopping) or "last"
 
 
 SOLVERS = ("euler", "midpoint", "rk4")   # dwf.ode
+SNAPSHOTS = ("best", "last")              # FlowSpec.snapshot
 MAX_SEED = 2**31 - 1   # derived seeds (seed · 1_000_003 + i) stay far inside torch's 64-bit range
 
 

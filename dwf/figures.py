@@ -118,3 +118,22 @@ def write(reports: Sequence[Report], out_dir: str | Path = "paper_figures",
     for path, data in files.items():
         atomic_write_bytes(path, data)
     return summary
+
+
+def write_study(out_dir: str | Path, figs: dict[str, go.Figure], markdown: str) -> list[Path]:
+    """A study's figures (out_dir/<name>.{png,html}) and its table (out_dir/results.md), each file
+    written atomically. Returns the paths written."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=out, prefix=".render-"))
+    try:
+        pngs = render_pngs(list(figs.values()), scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    files = {out / "results.md": (markdown + "\n").encode()}
+    for (name, fig), png in zip(figs.items(), pngs):
+        files[out / f"{name}.png"] = png
+        files[out / f"{name}.html"] = _html(fig, name)
+    for path, data in files.items():
+        atomic_write_bytes(path, data)
+    return list(files)

@@ -22,7 +22,7 @@ from torch import nn
 from tqdm import tqdm
 
 from . import checkpoint as ckpt, ode
-from .config import FlowSpec
+from .config import SNAPSHOTS, FlowSpec
 from .errors import ArtifactError, ConfigError, DwfError
 from .io import load_json, load_tensors, save_json, save_tensors
 from .record import from_json
@@ -140,7 +140,8 @@ def fit(Z: torch.Tensor, spec: FlowSpec, generator: torch.Generator | None = Non
         progress: bool = True, labels: torch.Tensor | None = None) -> Flow:
     """Fit a flow to codes Z (n, d), conditional on `labels` (n,) in {0..L-1} when given.
     Held-out codes give a validation loss (EMA net, fixed noise, true labels); the EMA snapshot
-    with the lowest validation loss is returned. `generator` (optional) draws the seed."""
+    with the lowest validation loss is returned (`spec.snapshot` "best"; "last": the final EMA
+    weights). `generator` (optional) draws the seed."""
     if generator is not None:
         spec = dataclasses.replace(spec, seed=int(torch.randint(2**62, (1,), generator=generator)))
     return fit_many(Z, [spec], progress, labels)[0]
@@ -176,6 +177,8 @@ def fit_many(Z: torch.Tensor, specs: list[FlowSpec], progress: bool = True,
         n_labels = int(labels.max()) + 1
     if not 0.0 <= spec.label_dropout < 1.0:
         raise ConfigError(f"label_dropout must be in [0, 1), got {spec.label_dropout}")
+    if spec.snapshot not in SNAPSHOTS:
+        raise ConfigError(f"flow snapshot must be one of {SNAPSHOTS}, got {spec.snapshot!r}")
     scale = Z.std(0).clamp_min(1e-8) if spec.standardize else torch.ones(Z.shape[1])
     Zs = Z / scale                                                              # (n, d)
     n, d, R = Zs.shape[0], Zs.shape[1], len(specs)
@@ -239,11 +242,14 @@ def fit_many(Z: torch.Tensor, specs: list[FlowSpec], progress: bool = True,
                 _save(checkpoint_path, fp, step, stack, ema, opt, sched, gens, hists, best, best_loss)
             if on_eval is not None:
                 on_eval(step)
+    if spec.snapshot == "last":   # the final EMA weights, whatever the held-out loss did
+        best = [stack.state_dict(r, ema) for r in range(R)]
+        best_loss = [h["val_loss"][-1] for h in hists]
     flows = []
     for r, s in enumerate(specs):
         net = VelocityNet(d, spec.hidden, spec.time_dim, spec.dropout, n_labels)
         net.load_state_dict(best[r])
-        hists[r]["best_val_loss"] = best_loss[r]
+        hists[r]["best_val_loss"] = best_loss[r]   # of the weights returned
         flows.append(Flow(net.eval(), s, scale, hists[r]))
     return flows
 

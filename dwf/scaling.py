@@ -4,9 +4,10 @@ nets move the flow from copying members toward generating new ones.
 
 Per N the table gives the generated nets' gap to the fitting members (95 % interval over flow
 replicates), their novelty against the fitting and the held-out members (a held-out member
-scores ≈ 1: the ideal), the memorized share, the spread, and, at the nearest σ, the accuracy of
-noisy copies that are at least as novel: a generator beats noisy copies at this N only if it is
-more accurate than every such copy population.
+scores ≈ 1: the ideal), the memorized share, the spread, and how far each generator reaches
+(`dwf.reach`: the largest novelty within 0.3 pp, 1 pp and 10 pp of the members' accuracy) for
+the flow and for noisy copies: the flow beats noisy copies at this N where its reach lies above theirs.
+The figures: that reach against N, and the curves behind it, one panel per N.
 """
 from __future__ import annotations
 
@@ -14,9 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from . import experiments, pipeline
+import math
+
+import plotly.graph_objects as go
+
+from . import experiments, pipeline, plots, reach
 from .config import Experiment
 from .progress import StageLog
+from .reach import Reach
 from .report import Report
 
 
@@ -24,6 +30,7 @@ from .report import Report
 class ScalingPoint:
     n: int                  # zoo size: fitting + held-out members
     report: Report
+    reach: Reach
 
     def noisy_at_least_as_novel(self) -> tuple[float, float] | None:
         """(σ, mean score) of the most accurate noisy-copy population whose novelty is at least
@@ -49,15 +56,22 @@ def run(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool = T
     for e in experiments.scaling(exp):
         n = e.members or e.zoo.n_models
         stages = StageLog(f"{e.name} [{e.profile}, N={n}]", log) if log is not None else None
-        report = pipeline.run(e, artifacts, progress, on_stage=stages)
+        run_ = pipeline.build(e, artifacts, progress, on_stage=stages)
+        if stages is not None:
+            stages("reach")
+        measured = reach.measure(run_)
         if stages is not None:
             stages.done()
-        points.append(ScalingPoint(n, report))
+        points.append(ScalingPoint(n, run_.report, measured))
     return points
 
 
+def _reach_text(iv) -> str:
+    return "none" if math.isnan(iv.mean) else iv.text(1, 2)
+
+
 def markdown(points: list[ScalingPoint]) -> str:
-    """One row per zoo size."""
+    """One row per zoo size, then one per size and loss level for the reach."""
     head = ("| N | fitting members | generated | gap | novelty | held-out novelty | memorized | spread | "
             "noisy copies at least as novel (σ: score) | beats them |\n|---|---|---|---|---|---|---|---|---|---|")
     rows = []
@@ -69,7 +83,35 @@ def markdown(points: list[ScalingPoint]) -> str:
                     f"{g.novelty.text()} | {ho} | {g.memorized.text(100, 0)} % | {g.spread.text()} | "
                     + (f"{rival[0]:g}: {r.fmt(rival[1])}" if rival else "none that novel") + " | "
                     + {True: "yes", False: "no", None: "–"}[p.beats_noisy_copies] + " |")
-    return "\n".join([head, *rows])
+    reach_head = ("\n\nLargest novelty within a loss of the fitting members' accuracy (dwf.reach; 95 % intervals "
+                  "over replicates; none: no point of the curve is that accurate in every replicate):\n\n"
+                  "| N | loss | " + " | ".join(reach.FAMILIES) + " | flow beats noisy copies |\n|---|---|"
+                  + "---|" * len(reach.FAMILIES) + "---|")
+    reach_rows = []
+    for p in points:
+        for lv in reach.LOSSES:
+            beats = p.reach.beats("flow", "noisy copies", lv)
+            reach_rows.append(f"| {p.n} | {100 * lv:g} pp | "
+                              + " | ".join(_reach_text(p.reach.curve(f).reach[lv]) for f in reach.FAMILIES)
+                              + " | " + {True: "yes", False: "no", None: "undecided"}[beats] + " |")
+    return "\n".join([head, *rows]) + reach_head + "\n" + "\n".join(reach_rows)
 
 
-__all__ = ["ScalingPoint", "markdown", "run"]
+def figures(points: list[ScalingPoint]) -> dict[str, go.Figure]:
+    """The reach against N, and every size's curves with its held-out members."""
+    sizes = [p.n for p in points]
+    name = f"{points[0].report.experiment} [{points[0].report.profile}]" if points else ""
+    reaches = {(f, lv): [p.reach.curve(f).reach[lv] for p in points] for f in ("flow", "noisy copies")
+               for lv in reach.LOSSES}
+    held = []
+    for p in points:
+        ho = next((q for q in p.report.populations if q.spec.source == "held_out"), None)
+        held.append(None if ho is None else (ho.novelty.mean, p.reach.zoo_score - ho.score.mean))
+    curves = [{c.family: (c.novelty, c.loss) for c in p.reach.curves} for p in points]
+    metric = points[0].report.metric if points else "accuracy"
+    return {"reach_scaling": plots.reach_scaling(sizes, reaches, title=f"How far each generator reaches — {name}"),
+            "frontier_by_size": plots.frontier_by_size(sizes, curves, held, metric,
+                                                       title=f"Loss against novelty per zoo size — {name}")}
+
+
+__all__ = ["ScalingPoint", "figures", "markdown", "run"]

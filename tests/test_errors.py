@@ -155,6 +155,7 @@ def test_fashion_mnist_files_that_are_not_gzip_are_refused_by_name(tmp_path, mon
     (["--seed", "99999999999999999999"], "seed must be an integer from 0"),
     (["--artifacts", "FILE"], "is a file, not a folder"),
     (["--artifacts", "FILE/sub"], "cannot write into --artifacts"),
+    (["--out", "FILE"], "--out is where the scale profile writes"),
 ])
 def test_cli_checks_its_input_before_any_work(tmp_path, capsys, args, words):
     (tmp_path / "FILE").write_text("")

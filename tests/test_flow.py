@@ -221,3 +221,19 @@ def test_a_damaged_flow_json_is_an_artifact_error(tmp_path, damage, words):
     (tmp_path / "flow.json").write_text(json.dumps(meta))
     with pytest.raises(ArtifactError, match=words):
         flow.Flow.load(tmp_path)
+
+
+def test_the_last_snapshot_is_the_final_ema_and_best_the_lowest_held_out_loss():
+    """Validation never touches the training draws, so a fit checked every 20 steps that keeps its
+    last EMA weights equals a fit checked only at its end; "best" keeps the lowest loss's."""
+    Z = torch.randn(40, 6, generator=torch.Generator().manual_seed(0))
+    spec = FlowSpec(steps=60, eval_every=20, hidden=16, time_dim=4, seed=3)
+    last = flow.fit(Z, dataclasses.replace(spec, snapshot="last"), progress=False)
+    once = flow.fit(Z, dataclasses.replace(spec, eval_every=60), progress=False)
+    best = flow.fit(Z, spec, progress=False)
+    for k, v in once.net.state_dict().items():
+        assert torch.equal(last.net.state_dict()[k], v), k
+    assert last.history["best_val_loss"] == last.history["val_loss"][-1]
+    assert best.history["best_val_loss"] == min(best.history["val_loss"])
+    with pytest.raises(ConfigError, match="snapshot"):
+        flow.fit(Z, dataclasses.replace(spec, snapshot="first"), progress=False)

@@ -6,25 +6,18 @@ from torch import nn
 from dwf import ArchSpec, archs, stacked
 from dwf.fold import Folding
 
+from test_trace import randomize_bn
+
 CONVNETS = [ArchSpec("resnet20", 1, (), 10, width=0.25), ArchSpec("resnet18", 3, (), 10, width=0.125),
             ArchSpec("cnn", 1, (8, 16), 10)]
 
 
 def stacked_states(arch: ArchSpec, n: int, seed: int) -> dict[str, torch.Tensor]:
     """n nets with their own weights, non-trivial BatchNorm affine parameters and statistics."""
-    g = torch.Generator().manual_seed(seed)
     rows = []
-    for _ in range(n):
-        torch.manual_seed(int(torch.randint(2**31, (1,), generator=g)))
-        model = archs.build(arch)
-        with torch.no_grad():
-            for m in model.modules():
-                if isinstance(m, nn.BatchNorm2d):
-                    m.weight.uniform_(0.5, 1.5, generator=g)
-                    m.bias.normal_(0.0, 0.2, generator=g)
-                    m.running_mean.normal_(0.0, 0.2, generator=g)
-                    m.running_var.uniform_(0.5, 2.0, generator=g)
-        rows.append(model.state_dict())
+    for i in range(n):
+        torch.manual_seed(1000 * seed + i)
+        rows.append(randomize_bn(archs.build(arch), 1000 * seed + i).state_dict())
     return {k: torch.stack([r[k] for r in rows]) for k in rows[0]}
 
 

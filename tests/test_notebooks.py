@@ -315,3 +315,14 @@ def test_readme_timing_table_sums_variants_and_shows_a_conditional_run_once():
     assert rows == ["| a | 10 | 0 | 0 | 5 | 0 | 2 | 0 | 0 | 1 | 4 | 22 |",     # the variant's zoo is shared
                     "| c | 7 | 0 | 0 | 6 | 0 | 0 | 0 | 0 | 0 | 0 | 13 |"]      # both member zoos, one row
     assert lines[-1].endswith("took **5.0 minutes** there.")
+
+
+def test_a_study_is_written_as_pngs_html_and_its_table(tmp_path):
+    import plotly.graph_objects as go
+
+    figs = {"one": go.Figure(go.Scatter(x=[1, 2], y=[3, 4])), "two": go.Figure(go.Bar(x=["a"], y=[1]))}
+    written = figures.write_study(tmp_path / "s", figs, "| a |\n|---|")
+    assert sorted(p.name for p in written) == ["one.html", "one.png", "results.md", "two.html", "two.png"]
+    assert (tmp_path / "s/one.png").read_bytes().startswith(figures.PNG_MAGIC)
+    assert (tmp_path / "s/results.md").read_text() == "| a |\n|---|\n"
+    assert not list((tmp_path / "s").glob(".render-*"))

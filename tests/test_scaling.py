@@ -68,4 +68,14 @@ def test_the_study_runs_every_size_and_compares_with_noisy_copies_at_least_as_no
         assert p.noisy_at_least_as_novel() == ((best.spec.sigma, best.score.mean) if best else None)
         assert p.beats_noisy_copies == (None if best is None else g.score.mean > best.score.mean)
     table = scaling.markdown(points).splitlines()
-    assert len(table) == 4 and table[2].startswith("| 6 |") and table[3].startswith("| 12 |")
+    assert table[2].startswith("| 6 |") and table[3].startswith("| 12 |")
+    reach_rows = [line for line in table if "pp |" in line]
+    assert [row.split(" | ")[:2] for row in reach_rows] == [[f"| {n}", lv] for n in (6, 12)
+                                                             for lv in ("0.3 pp", "1 pp", "10 pp")]
+    figs = scaling.figures(points)
+    lines = {t.name for t in figs["reach_scaling"].data}
+    assert lines == {f"{f}, loss ≤ {lv} pp" for f in ("flow", "noisy copies") for lv in ("0.3", "1", "10")}
+    panels = figs["frontier_by_size"]
+    assert [a.text for a in panels.layout.annotations] == ["N = 6", "N = 12"]
+    noisy = [t for t in panels.data if t.name == "noisy copies"]
+    assert len(noisy) == 2 and list(noisy[1].x) == [v.mean for v in points[1].reach.curve("noisy copies").novelty]

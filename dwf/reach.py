@@ -1,0 +1,117 @@
+"""How far a generator reaches: the largest novelty its nets attain within a fixed accuracy loss.
+
+Each family traces a curve of populations as one knob turns, measured per flow replicate r (its
+own flow, its own baseline draws) like the report's rows (`dwf.evaluate`):
+
+    flow            the run's flow r sampled at source std  m · s_train,  m ∈ STD_MULTIPLIERS
+    noisy copies    fitting members + N(0, σ² I) weight noise,             σ ∈ SIGMAS
+    interpolations  (1 − λ) a + λ b of random aligned member pairs,        λ ∈ LAMBDAS
+
+A point's loss is the fitting members' mean score minus the population's. The reach of a curve at
+loss ℓ is the largest novelty among its points with loss ≤ ℓ, and on each segment between
+neighbouring knob values that crosses loss = ℓ, the novelty interpolated linearly at ℓ. Noisy
+copies and interpolations start at the members themselves (σ = 0, λ = 0: loss 0, novelty 0), so
+they always reach something; a flow whose every point loses more than ℓ reaches nothing (NaN).
+Reach is an interval over replicates: a generator beats noisy copies at loss ℓ when its reach
+lies above theirs.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Sequence
+
+from . import evaluate as ev
+from . import reporting
+from .config import PopulationSpec
+from .interval import Interval
+from .sample import generate
+
+if TYPE_CHECKING:
+    from .pipeline import Run
+
+STD_MULTIPLIERS = (0.3, 1.0, 3.0, 10.0)
+SIGMAS = (0.001, 0.003, 0.01, 0.02, 0.03, 0.05, 0.1)
+LAMBDAS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+LOSSES = (0.003, 0.01, 0.1)                # 0.3 pp and 1 pp of accuracy (the target's), and 10 pp
+FAMILIES = ("flow", "noisy copies", "interpolations")
+
+
+@dataclass(frozen=True)
+class Curve:
+    family: str
+    params: tuple[float, ...]              # the knob: source std, σ or λ
+    loss: list[Interval]                   # per knob value, over replicates
+    novelty: list[Interval]
+    reach: dict[float, Interval]           # loss level -> largest novelty within it
+
+
+@dataclass(frozen=True)
+class Reach:
+    """Every family's curve for one run (one zoo size)."""
+    n: int                                 # zoo size (fitting + held-out members)
+    zoo_score: float                       # the fitting members' mean test score
+    curves: list[Curve]
+
+    def curve(self, family: str) -> Curve:
+        return next(c for c in self.curves if c.family == family)
+
+    def beats(self, family: str, rival: str, loss: float) -> bool | None:
+        """Whether `family` reaches farther than `rival` at this loss, intervals apart (None:
+        overlapping intervals or nothing reached)."""
+        a, b = self.curve(family).reach[loss], self.curve(rival).reach[loss]
+        if math.isnan(a.mean) or math.isnan(b.mean):
+            return None if math.isnan(a.mean) == math.isnan(b.mean) else not math.isnan(a.mean)
+        if a.lo > b.hi:
+            return True
+        return False if a.hi < b.lo else None
+
+
+def reach_at(loss: Sequence[float], novelty: Sequence[float], level: float, from_origin: bool) -> float:
+    """The largest novelty within `level` along one curve (knob order); NaN when none is."""
+    pts = ([(0.0, 0.0)] if from_origin else []) + list(zip(loss, novelty))
+    best = -math.inf
+    for i, (l, v) in enumerate(pts):
+        if l <= level:
+            best = max(best, v)
+        if i and (pts[i - 1][0] <= level) != (l <= level):           # the segment crosses the level
+            (l0, v0), (l1, v1) = pts[i - 1], (l, v)
+            best = max(best, v0 + (level - l0) / (l1 - l0) * (v1 - v0))
+    return best if best > -math.inf else math.nan
+
+
+def measure(run: "Run") -> Reach:
+    """Every family's curve and reach for one run, from the test split (reporting only)."""
+    exp = run.experiment
+    ctx = reporting.context(run)
+    ref = ev.Reference.of(ctx)
+    zoo = float(ctx.task.score(ref.preds, ctx.data.y_test).mean())
+    R = len(run.flows)
+    std0 = exp.sample.source_std if exp.sample.source_std is not None else run.flow.spec.source_std
+    stds = tuple(m * std0 for m in STD_MULTIPLIERS)
+    n = max(8, exp.eval.n_baseline)
+    ctx = replace(ctx, eval=replace(ctx.eval, n_baseline=n))
+
+    def point(spec: PopulationSpec, r: int, std: float | None = None) -> tuple[float, float]:
+        gens = None
+        if std is not None:
+            gens = {(None, None): generate(run.flows[r], run.pca, exp.arch,
+                                           reporting.sample_spec(exp, r, n=n, source_std=std), ctx.data.x_train)}
+        m = ev.measure(ctx, ref, spec, ev.build(ctx, spec, r, gens))
+        return zoo - float(m.score.mean()), m.novelty
+
+    knobs = {"flow": (stds, lambda p, r: point(PopulationSpec("generated"), r, p), False),
+             "noisy copies": (SIGMAS, lambda p, r: point(PopulationSpec("noisy", sigma=p), r), True),
+             "interpolations": (LAMBDAS, lambda p, r: point(PopulationSpec("interpolation", lam=p), r), True)}
+    curves = []
+    for family, (params, at, origin) in knobs.items():
+        per_r = [[at(p, r) for p in params] for r in range(R)]                # [r][knob] (loss, novelty)
+        reach = {lv: Interval.of([reach_at([x[0] for x in row], [x[1] for x in row], lv, origin)
+                                  for row in per_r]) for lv in LOSSES}
+        over_r = lambda i, j: Interval.of([row[i][j] for row in per_r])  # noqa: E731
+        curves.append(Curve(family, params, [over_r(i, 0) for i in range(len(params))],
+                            [over_r(i, 1) for i in range(len(params))], reach))
+    return Reach(exp.members or exp.zoo.n_models, zoo, curves)
+
+
+__all__ = ["FAMILIES", "LOSSES", "Curve", "Reach", "measure", "reach_at"]

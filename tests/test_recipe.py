@@ -1,0 +1,76 @@
+"""Flow recipes (dwf.recipe): what a recipe changes, the choice rule, and a sweep that never
+needs the test split."""
+from dataclasses import replace
+
+import pytest
+
+from dwf import pipeline, recipe
+from dwf.interval import Interval
+
+from test_scaling import tiny
+
+
+def test_a_recipe_changes_only_what_it_names():
+    exp = tiny(12)
+    assert recipe.PAPER.apply(exp) is exp
+    e = recipe.Recipe("r", hidden=128, batch_size=4, standardize=True, source_std=1.0, n_components=5,
+                      ode_steps=7, snapshot="last").apply(exp)
+    assert e.variant == "recipe-r" and e.zoo == exp.zoo and e.align == exp.align
+    assert e.flow == replace(exp.flow, hidden=128, batch_size=4, standardize=True, source_std=1.0,
+                                 snapshot="last")
+    assert e.pca.n_components == 5 and e.sample.steps == 7
+    assert e.sample.source_std is None    # sampled at the training std
+    assert e.stage_hash("zoo") == exp.stage_hash("zoo") and e.stage_hash("flow") != exp.stage_hash("flow")
+
+
+def test_every_candidate_has_its_own_name_and_changes_something_but_the_paper_recipe():
+    names = [r.name for r in recipe.CANDIDATES]
+    assert len(set(names)) == len(names) and names[0] == "paper"
+    exp = tiny(12)
+    assert all(r.apply(exp) is not exp for r in recipe.CANDIDATES[1:])
+
+
+def scored(name, gap, nov, mem, floor=0.0):
+    one = lambda v: Interval.of([v, v])  # noqa: E731
+    return recipe.Scored(recipe.Recipe(name), one(gap), one(nov), floor, one(1.0), one(mem), one(0.1))
+
+
+def test_the_rule_takes_the_best_validation_gap_among_new_recipes():
+    s = [scored("paper", 0.0, 0.02, 1.0),            # copies: the best gap, not new
+         scored("a", -0.05, 0.7, 0.0),
+         scored("b", -0.02, 0.6, 0.0),
+         scored("c", -0.01, 0.9, 0.5),               # new-looking but memorizes half its nets
+         scored("d", -0.001, 0.6, 0.0, floor=0.3)]   # only 0.3 above its encode → decode floor
+    assert recipe.choose(s) == "b"
+    assert recipe.choose(s[:1] + s[3:]) == "paper"   # none new: the experiment's own
+
+
+def test_the_sweep_scores_on_validation_and_distances_only(tmp_path):
+    """The run's test split stays locked (reading it raises), so scoring cannot select on it;
+    the novelty it reports is the one of the nets the flow generates against the fitting members."""
+    exp = tiny(12)
+    rs = [recipe.PAPER, recipe.Recipe("k4", n_components=4)]
+    sw = recipe.sweep(exp, rs, tmp_path)
+    assert [s.recipe.name for s in sw.scored] == ["paper", "k4"] and sw.n == 12
+    paper, k4 = sw.scored
+    assert paper.floor == pytest.approx(0.0, abs=1e-3)      # k = n − 1: members are exactly representable
+    assert k4.floor > 0.05                                   # k = 4 < n − 1: projection error
+    run = pipeline.build(exp, tmp_path, progress=False, evaluate=False)
+    with pytest.raises(Exception):
+        run.data.x_test
+    assert paper.val_gap.n == exp.eval.replicates
+    assert sw.chosen in ("paper", "k4")
+    md = sw.markdown()
+    assert "| paper" in md and "| k4" in md and "(chosen)" in md
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--n", "100"], "--n 100 is not a size of the scaling study"),
+    (["--recipes", "paper,fast"], "unknown recipes ['fast']"),
+])
+def test_the_recipes_command_checks_its_input_before_any_work(tmp_path, capsys, args, words):
+    from dwf.cli import main
+
+    assert main(["recipes", "digits_mlp", "--artifacts", str(tmp_path), *args]) == 2
+    assert words in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
