@@ -12,8 +12,7 @@ import torch
 
 from dwf.io import save_json
 
-from . import (bench_align, bench_convzoo, bench_families, bench_pca, bench_pca_stream, bench_predict, bench_transfusion,
-               bench_zoo)
+from . import bench_align, bench_convzoo, bench_families, bench_pca, bench_pca_stream, bench_transfusion, bench_zoo
 
 OUT = Path("artifacts/bench/results.json")
 
@@ -27,7 +26,7 @@ def report(zoos: list[bench_zoo.ZooResult], pca: bench_pca.PCAResult,
            convs: list[bench_convzoo.ConvZooResult], aligns: list[bench_align.AlignResult],
            stream: bench_pca_stream.StreamResult,
            fusions: list[bench_transfusion.TransFusionResult],
-           families: list[bench_families.FamilyResult], predicts: list[bench_predict.PredictResult]) -> str:
+           families: list[bench_families.FamilyResult]) -> str:
     zoo_rows = [("MLPs", "train samples", "epochs", "batched s", "sequential s", "ratio",
                  "acc batched", "acc sequential", "models equal")]
     for z in zoos:
@@ -60,10 +59,6 @@ def report(zoos: list[bench_zoo.ZooResult], pca: bench_pca.PCAResult,
     for f in families:
         family_rows.append((f.experiment, f.family, str(f.n_models), str(f.batch_size),
                             f"{f.batched_s_per_step:.4f}", f"{f.loop_s_per_step:.4f}", f"{f.ratio:.2f}x"))
-    predict_rows = [("nets", "images", "unfolded s", "folded s", "unfolded / folded", "same predictions")]
-    for p in predicts:
-        predict_rows.append((f"{p.n_models} × {p.case}", str(p.n_images), f"{p.unfolded_s:.2f}",
-                             f"{p.folded_s:.2f}", f"{p.ratio:.2f}x", f"{p.agreement:.4f}"))
     return "\n".join([
         f"One training step of {bench_families.N_MODELS} models per family: train_zoo's batched step vs "
         f"a per-model loop of nn.Modules (best of {bench_families.REPEATS} × {bench_families.STEPS} steps)",
@@ -73,10 +68,6 @@ def report(zoos: list[bench_zoo.ZooResult], pca: bench_pca.PCAResult,
         f"{convs[0].train_samples} training images per epoch; CPU, best of {bench_convzoo.REPEATS}): "
         "one functional call per model (train_zoo's choice on the CPU) vs torch.func.vmap",
         _table(conv_rows),
-        "",
-        f"Predictions of a convnet population (dwf.stacked.predict: BatchNorm folded, channels-last) vs "
-        f"the per-model loop over the unfolded modules (best of {bench_predict.REPEATS})",
-        _table(predict_rows),
         "",
         "Weight matching against member 0 (synthetic zoos: permuted noisy copies of one net); "
         "ratio = seconds per model / seconds of one training step (batch 128, 32x32)",
@@ -124,8 +115,7 @@ def main() -> None:
     stream = bench_pca_stream.run()
     fusions = [bench_transfusion.run(*case) for case in bench_transfusion.CASES]
     families = [bench_families.run(name) for name in bench_families.CASES]
-    predicts = [bench_predict.run(*case) for case in bench_predict.CASES]
-    print(report(zoos, pca, convs, aligns, stream, fusions, families, predicts))
+    print(report(zoos, pca, convs, aligns, stream, fusions, families))
     total = time.perf_counter() - t0
     print(f"\ntotal {total:.1f} s; results in {OUT}")
     save_json(OUT, {
@@ -138,7 +128,6 @@ def main() -> None:
         "pca_stream": {**asdict(stream), "noise": bench_pca_stream.NOISE},
         "families": [{**asdict(f), "steps": bench_families.STEPS, "repeats": bench_families.REPEATS}
                      for f in families],
-        "predict": [{**asdict(p), "repeats": bench_predict.REPEATS} for p in predicts],
         "transfusion": [{**asdict(f), "noise": bench_transfusion.NOISE, "repeats": bench_transfusion.REPEATS}
                         for f in fusions],
         "pca": {**asdict(pca), "signal_rank": bench_pca.SIGNAL_RANK, "decay": bench_pca.DECAY,

@@ -9,9 +9,7 @@ from typing import Mapping
 import torch
 from torch import nn
 from torch.func import functional_call, vmap
-from torch.nn.modules.batchnorm import _BatchNorm
 
-from .fold import Folding
 from .task import CLASSIFICATION, Task
 
 
@@ -61,15 +59,8 @@ def forward_vmap(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.
 def predict(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tensor,
             batch_size: int = 256, model_chunk: int = 64, task: Task = CLASSIFICATION) -> torch.Tensor:
     """Predictions (n, N) of n stacked models on inputs x (N, ...), in eval mode (BatchNorm uses
-    the running statistics given in `params`): classes (int64), or values for a regression task.
-    A BatchNorm after a convolution is folded into it first (`dwf.fold`: the same function, and
-    images run channels-last)."""
+    the running statistics given in `params`): classes (int64), or values for a regression task."""
     model.eval()
-    if any(isinstance(m, _BatchNorm) for m in model.modules()):
-        folding = Folding.of(model)
-        if folding.pairs:
-            model, params = folding.template, folding.params(params)
-            x = x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x
     n = next(iter(params.values())).shape[0]
     rows = []
     for m0 in range(0, n, model_chunk):
