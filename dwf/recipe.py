@@ -52,7 +52,8 @@ class Recipe:
     snapshot: str | None = None          # "best" held-out flow loss (early stopping) or "last" EMA weights
 
     def apply(self, exp: Experiment) -> Experiment:
-        """The experiment with this recipe, as its own variant (shares the zoo and alignment)."""
+        """The experiment with this recipe, as its own variant (shares the zoo and alignment; a
+        variant's recipe, e.g. one size of the scaling study, keeps that variant's name in front)."""
         flow = {f: getattr(self, f) for f in ("hidden", "steps", "batch_size", "dropout", "weight_decay",
                                               "standardize", "source_std", "snapshot") if getattr(self, f) is not None}
         pca = dataclasses.replace(exp.pca, n_components=self.n_components) if self.n_components else exp.pca
@@ -61,7 +62,8 @@ class Recipe:
             sample = dataclasses.replace(sample, source_std=None)   # sample at the training std
         if not (flow or self.n_components or self.ode_steps):
             return exp
-        return exp.ablation(f"recipe-{self.name}", flow=dataclasses.replace(exp.flow, **flow), pca=pca,
+        name = f"{exp.variant}-recipe-{self.name}" if exp.variant else f"recipe-{self.name}"
+        return exp.ablation(name, flow=dataclasses.replace(exp.flow, **flow), pca=pca,
                             sample=sample)
 
 

@@ -23,6 +23,16 @@ def test_a_recipe_changes_only_what_it_names():
     assert e.stage_hash("zoo") == exp.stage_hash("zoo") and e.stage_hash("flow") != exp.stage_hash("flow")
 
 
+def test_each_size_of_the_scaling_study_keeps_its_own_recipe_runs(monkeypatch):
+    from dwf import experiments
+
+    monkeypatch.setattr(experiments, "SCALE_SIZES", (6, 12))
+    small, whole = experiments.scaling(tiny(12))
+    r = recipe.Recipe("r", hidden=128)
+    assert (r.apply(small).variant, r.apply(whole).variant) == ("n6-recipe-r", "recipe-r")
+    assert r.apply(small).members == 6
+
+
 def test_every_candidate_has_its_own_name_and_changes_something_but_the_paper_recipe():
     names = [r.name for r in recipe.CANDIDATES]
     assert len(set(names)) == len(names) and names[0] == "paper"
