@@ -6,9 +6,9 @@ except Exception:   # not installed (a bare checkout on sys.path)
     __version__ = "0+unknown"
 
 # modules below read __version__ (artifact records), so it is set first
-from . import (align, archs, bn, cache, columns, conditional, data, evaluate, experiments, export, families, figures,
-               flow, frontier, interpolate, novelty, ode, pipeline, plots, progress, published, reach, rebasin,
-               recipe, replicas, reporting, sample, scaling, tables, task, transfer)
+from . import (align, archs, bn, cache, columns, conditional, data, dominance, evaluate, experiments, export,
+               families, figures, flow, frontier, interpolate, novelty, ode, pipeline, plots, progress, published,
+               reach, rebasin, recipe, replicas, reporting, sample, scaling, tables, task, transfer)
 from .config import (AlignSpec, ArchSpec, ConditionalExperiment, DataSpec, EvalSpec, Experiment, FlowSpec, PCASpec,
                      PopulationSpec, SampleSpec, TransferSpec, ZooSpec)
 from .errors import ArtifactError, Cancelled, ConfigError, DatasetUnavailable, DwfError, TestSplitLocked
@@ -23,7 +23,7 @@ __all__ = ["AlignSpec", "ArchSpec", "ArtifactError", "Cancelled", "ConditionalEx
            "DataSpec", "DatasetUnavailable", "DualPCA", "DwfError", "EvalSpec", "Experiment",
            "FlowSpec", "Generated", "Interval", "PCASpec", "ParamLayout", "PopulationSpec", "Report",
            "SampleSpec", "TestSplitLocked", "TransferSpec", "Zoo", "ZooSpec", "align", "archs", "bn",
-           "cache", "columns", "conditional", "data", "evaluate", "experiments", "export", "families", "figures",
+           "cache", "columns", "conditional", "data", "dominance", "evaluate", "experiments", "export", "families", "figures",
            "flow", "frontier", "generate", "interpolate", "novelty", "ode", "pipeline", "plots",
            "progress", "published", "reach", "rebasin", "recipe", "replicas", "reporting", "sample", "scaling", "tables",
            "task", "train_zoo", "transfer"]

@@ -45,6 +45,10 @@ def block(summary: dict) -> str:
             f"{_iv(gen['spread'], 1, 3)} | {_iv(gen['memorized'], 1, 2)} |")
         verdicts += e.get("verdicts", [])
     lines += ["", "In words:", ""] + ([f"- {v}." for v in verdicts] or ["- no flow collapsed or memorizes."])
+    against = [e["noisy_copies"]["sentence"] for e in rows if e.get("noisy_copies")]   # older results.json: none
+    if against:
+        lines += ["", "Against noisy copies of the members at the same novelty (`dwf.dominance`):", ""]
+        lines += [f"- {s}." for s in against]
     lines += ["", *timing_lines(summary), "", END]
     return "\n".join(lines)
 

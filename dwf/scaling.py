@@ -6,7 +6,8 @@ Per N the table gives the generated nets' gap to the fitting members (95 % inter
 replicates), their novelty against the fitting and the held-out members (a held-out member
 scores ≈ 1: the ideal), the memorized share, the spread, and how far each generator reaches
 (`dwf.reach`: the largest novelty within 0.3 pp, 1 pp and 10 pp of the members' accuracy) for
-the flow and for noisy copies: the flow beats noisy copies at this N where its reach lies above theirs.
+the flow and for noisy copies, and where the generated nets sit against the noisy-copy curve at
+their own novelty (`dwf.dominance`).
 The figures: that reach against N, and the curves behind it, one panel per N.
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ import math
 
 import plotly.graph_objects as go
 
-from . import experiments, pipeline, plots, reach
+from . import dominance, experiments, pipeline, plots, reach
 from .config import Experiment
 from .progress import StageLog
 from .reach import Reach
@@ -31,21 +32,6 @@ class ScalingPoint:
     n: int                  # zoo size: fitting + held-out members
     report: Report
     reach: Reach
-
-    def noisy_at_least_as_novel(self) -> tuple[float, float] | None:
-        """(σ, mean score) of the most accurate noisy-copy population whose novelty is at least
-        the generated nets' (None: no σ was that novel)."""
-        novel = self.report.generated.novelty.mean
-        rows = [(p.spec.sigma, p.score.mean) for p in self.report.populations
-                if p.spec.source == "noisy" and p.novelty.mean >= novel]
-        return max(rows, key=lambda r: r[1]) if rows else None
-
-    @property
-    def beats_noisy_copies(self) -> bool | None:
-        """Whether the generated nets are more accurate than every noisy-copy population at
-        least as novel (None: no such population to compare with)."""
-        rival = self.noisy_at_least_as_novel()
-        return None if rival is None else self.report.generated.score.mean > rival[1]
 
 
 def run(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool = True,
@@ -73,16 +59,15 @@ def _reach_text(iv) -> str:
 def markdown(points: list[ScalingPoint]) -> str:
     """One row per zoo size, then one per size and loss level for the reach."""
     head = ("| N | fitting members | generated | gap | novelty | held-out novelty | memorized | spread | "
-            "noisy copies at least as novel (σ: score) | beats them |\n|---|---|---|---|---|---|---|---|---|---|")
+            "noisy copies at that novelty | against noisy copies |\n|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for p in points:
         r, g = p.report, p.report.generated
-        rival = p.noisy_at_least_as_novel()
+        d = dominance.of(r)
         ho = g.novelty_held_out.text() if g.novelty_held_out is not None else "–"
         rows.append(f"| {p.n} | {r.fmt(r.zoo_population.score.mean)} | {r.fmt_interval(g.score)} | {r.gap_text} | "
                     f"{g.novelty.text()} | {ho} | {g.memorized.text(100, 0)} % | {g.spread.text()} | "
-                    + (f"{rival[0]:g}: {r.fmt(rival[1])}" if rival else "none that novel") + " | "
-                    + {True: "yes", False: "no", None: "–"}[p.beats_noisy_copies] + " |")
+                    + (r.fmt_interval(d.noisy) if d.noisy else "none that novel") + f" | {d.outcome} |")
     reach_head = ("\n\nLargest novelty within a loss of the fitting members' accuracy (dwf.reach; 95 % intervals "
                   "over replicates; none: no point of the curve is that accurate in every replicate):\n\n"
                   "| N | loss | " + " | ".join(reach.FAMILIES) + " | flow beats noisy copies |\n|---|---|"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Sequence
 
+from . import dominance
 from .config import PopulationSpec
 from .interval import Interval
 from .io import strict_json
@@ -209,6 +210,7 @@ def results_markdown(reports: Sequence[Report], title: str = "# Results",
                    f"{r.fmt_interval(g.score)} | {r.gap_text} | {g.novelty.text()} | {g.spread.text()} | "
                    f"{g.memorized.text(1, 2)} |")
     out += ["", NOTE, "## Collapse and memorization", "", verdict_markdown(reports), "",
+            "## Against noisy copies", "", dominance.EXPLAINED, "", dominance.markdown(base), "",
             "## The paper's numbers beside ours", "", comparison_markdown(reports), "",
             "## Novelty against the trivial baselines", "",
             "Mean score / novelty of each population, replicate means.", "", baseline_markdown(reports), "",
@@ -255,6 +257,7 @@ def results_json(reports: Sequence[Report], figure_files: dict[str, list[str]] |
         {"experiment": r.experiment, "variant": r.variant, "profile": r.profile, "task": r.task,
          "run": r.config.get("name", r.experiment),   # a conditional flow's labels share one run
          "metric": r.metric, "replicates": r.replicates, "gap": to_json(r.gap), "verdicts": r.verdicts(),
+         "noisy_copies": _dominance_json(r),
          "populations": [{**{k: v for k, v in to_json(p).items() if k != "per_net"}, "collapsed": p.collapsed,
                           "memorizes": p.memorizes} for p in r.populations],
          "timings": r.timings, "n_params": r.zoo.n_params, "n_components": r.zoo.n_components,
@@ -262,3 +265,10 @@ def results_json(reports: Sequence[Report], figure_files: dict[str, list[str]] |
          "barrier": ({"naive": r.barrier.naive_barrier, "aligned": r.barrier.aligned_barrier} if r.barrier else None),
          "transfer": [{k: t[k] for k in ("target", "rows", "unavailable") if k in t} for t in r.transfer],
          "figures": [] if r.variant else (figure_files or {}).get(r.experiment, [])} for r in reports]})
+
+
+def _dominance_json(r: Report) -> dict:
+    d = dominance.of(r)
+    return {"outcome": d.outcome, "novelty": d.novelty, "generated": to_json(d.generated),
+            "noisy": to_json(d.noisy) if d.noisy else None, "dominated_by": list(d.dominated_by),
+            "sentence": dominance.sentence(r, d)}
