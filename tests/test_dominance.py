@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 
-from dwf import Interval, PopulationSpec, dominance, tables
+from dwf import Interval, PopulationSpec, dominance, readme, tables
 
 
 def iv(mean: float, half: float = 0.0) -> Interval:
@@ -69,5 +69,7 @@ def test_results_md_and_json_state_it_per_experiment(report):
     r = with_populations(report, generated=(0.1, 0.72, 0.02))
     md = tables.results_markdown([r])
     assert "## Against noisy copies" in md and "LOSE to noisy copies" in md
-    row = tables.results_json([r])["experiments"][0]["noisy_copies"]
+    summary = tables.results_json([r])
+    row = summary["experiments"][0]["noisy_copies"]
     assert row["outcome"] == "loses" and row["noisy"]["mean"] == pytest.approx(0.76)
+    assert f"- {row['sentence']}." in readme.block(summary).splitlines()   # README says it too
