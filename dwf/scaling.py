@@ -58,16 +58,26 @@ def _reach_text(iv) -> str:
 
 def markdown(points: list[ScalingPoint]) -> str:
     """One row per zoo size, then one per size and loss level for the reach."""
+    return size_markdown([p.n for p in points], [p.report for p in points]) + reach_markdown(points)
+
+
+def size_markdown(sizes: list[int], reports: list[Report]) -> str:
+    """One row per zoo size: the generated nets against the members and the noisy-copy curve."""
     head = ("| N | fitting members | generated | gap | novelty | held-out novelty | memorized | spread | "
             "noisy copies at that novelty | against noisy copies |\n|---|---|---|---|---|---|---|---|---|---|")
     rows = []
-    for p in points:
-        r, g = p.report, p.report.generated
+    for n, r in zip(sizes, reports):
+        g = r.generated
         d = dominance.of(r)
         ho = g.novelty_held_out.text() if g.novelty_held_out is not None else "–"
-        rows.append(f"| {p.n} | {r.fmt(r.zoo_population.score.mean)} | {r.fmt_interval(g.score)} | {r.gap_text} | "
+        rows.append(f"| {n} | {r.fmt(r.zoo_population.score.mean)} | {r.fmt_interval(g.score)} | {r.gap_text} | "
                     f"{g.novelty.text()} | {ho} | {g.memorized.text(100, 0)} % | {g.spread.text()} | "
                     + (r.fmt_interval(d.noisy) if d.noisy else "none that novel") + f" | {d.outcome} |")
+    return "\n".join([head, *rows])
+
+
+def reach_markdown(points: list[ScalingPoint]) -> str:
+    """One row per size and loss level: each generator's reach and whether the flow's beats noisy copies'."""
     reach_head = ("\n\nLargest novelty within a loss of the fitting members' accuracy (dwf.reach; 95 % intervals "
                   "over replicates; none: no point of the curve is that accurate in every replicate):\n\n"
                   "| N | loss | " + " | ".join(reach.FAMILIES) + " | flow beats noisy copies |\n|---|---|"
@@ -79,7 +89,7 @@ def markdown(points: list[ScalingPoint]) -> str:
             reach_rows.append(f"| {p.n} | {100 * lv:g} pp | "
                               + " | ".join(_reach_text(p.reach.curve(f).reach[lv]) for f in reach.FAMILIES)
                               + " | " + {True: "yes", False: "no", None: "undecided"}[beats] + " |")
-    return "\n".join([head, *rows]) + reach_head + "\n" + "\n".join(reach_rows)
+    return reach_head + "\n" + "\n".join(reach_rows)
 
 
 def figures(points: list[ScalingPoint]) -> dict[str, go.Figure]:
@@ -99,4 +109,4 @@ def figures(points: list[ScalingPoint]) -> dict[str, go.Figure]:
                                                        title=f"Loss against novelty per zoo size — {name}")}
 
 
-__all__ = ["ScalingPoint", "figures", "markdown", "run"]
+__all__ = ["ScalingPoint", "figures", "markdown", "reach_markdown", "run", "size_markdown"]
