@@ -7,7 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import conditional, experiments, families, figures, pipeline, readme, recipe, replicas, scaling, selection
+from . import conditional, experiments, families, pipeline, readme, recipe, replicas, scaling, selection
 from .errors import ConfigError, DwfError
 from .io import atomic_write_bytes
 from .progress import StageLog
@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     sel.add_argument("experiment")
     sel.add_argument("--field", required=True, help="a FlowSpec field, e.g. hidden or batch_size")
     sel.add_argument("--values", required=True, help="comma-separated candidates, e.g. 64,128,256")
+    sel.add_argument("--rule", default="best", choices=sorted(selection.RULES),
+                     help="best: the best mean validation score; cheapest: the first value (list them "
+                          "cheapest first) whose mean validation score lies inside the best's interval")
     sel.add_argument("--profile", default="quick", choices=experiments.PROFILES)
     sel.add_argument("--artifacts", default="artifacts")
     sel.add_argument("--out", default=None, help="also write the table (markdown) to this file")
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             exp = (experiments.conditional if args.experiment in experiments.CONDITIONAL else experiments.get)(
                 args.experiment, args.profile)
             result = selection.select(exp, args.field, [v.strip() for v in args.values.split(",") if v.strip()],
-                                      args.artifacts)
+                                      args.artifacts, args.rule)
             print(result.markdown())
             if args.out:
                 atomic_write_bytes(args.out, (result.markdown() + "\n").encode())
@@ -106,11 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile == "scale":
             if zoos > 1:
                 raise ConfigError("the scale profile runs one zoo at every size; --zoo-replicates does not apply")
-            points = scaling.run(exp, args.artifacts, progress=not args.no_progress, log=sys.stderr)
-            table = scaling.markdown(points)
-            print(table)
             out = Path(args.out) if args.out else pipeline.seed_dir(exp, args.artifacts) / "scaling"
-            figures.write_study(out, scaling.figures(points), table)
+            points = scaling.write(exp, out, args.artifacts, progress=not args.no_progress, log=sys.stderr)
+            print(scaling.markdown(points))
             print(f"table and figures: {out}")
             return 0
         if zoos > 1:

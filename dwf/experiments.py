@@ -13,6 +13,17 @@ PROFILES = ("smoke", "quick", "paper", "scale")
 SCALE_SIZES = (64, 256, 1024, 4096)
 
 
+# Quick flow training steps, chosen per experiment on the validation split with the "cheapest" rule
+# (`python -m dwf select E --field steps --values ... --rule cheapest`: the fewest steps whose mean
+# validation score of generated nets lies inside the best candidate's 95 % interval), tables in
+# paper_figures/selection/<experiment>_flow_steps.md
+QUICK_MLP_STEPS = 3000        # among 1500 / 3000 / 6000
+QUICK_NET_STEPS = 2000        # fmnist_resnet20, fmnist_vit, vader_tinybert: among 2000 / 4000
+QUICK_CONDITIONAL_STEPS = 1500   # fmnist_digits_mlp: among 1500 / 3000 / 6000
+# the scaling study keeps the recipe its committed tables (paper_figures/scaling/) were run with
+SCALE_FLOW_STEPS = 6000
+
+
 # source stds of the accuracy-novelty frontier (dwf.frontier), besides the flow's own 0.01
 FRONTIER = (0.03, 0.1, 0.3, 1.0)
 
@@ -32,7 +43,7 @@ def _mlp(name, data, arch, zoo_q, zoo_p, flow_q, flow_p, task="", data_smoke=Non
                       task=task)
     out = {"smoke": smoke, "quick": quick, "paper": full}
     if scale:   # the quick recipe on a zoo of max(SCALE_SIZES), every member with its own data order
-        out["scale"] = replace(quick, profile="scale",
+        out["scale"] = replace(quick, profile="scale", flow=replace(flow_q, steps=SCALE_FLOW_STEPS),
                                zoo=replace(zoo_q, n_models=max(SCALE_SIZES), data_order="independent"))
     return out
 
@@ -53,20 +64,20 @@ _REGISTRY: dict[str, dict[str, Experiment]] = {
         ZooSpec(n_models=100, epochs=60, batch_size=16, lr=1e-2),
         # h = 256 chosen on the validation split among 64 / 128 / 256 / 512
         # (paper_figures/selection/iris_mlp_flow_hidden.md); time_dim 4 and dropout 0.4 are the paper's
-        FlowSpec(steps=6000, hidden=256, time_dim=4, dropout=0.4),
+        FlowSpec(steps=QUICK_MLP_STEPS, hidden=256, time_dim=4, dropout=0.4),
         FlowSpec(steps=30_000, time_dim=4, dropout=0.4),
         task="MLP 4-16-3 / Iris"),
     "digits_mlp": _mlp(
         "digits_mlp", DataSpec("digits"), ArchSpec("mlp", 64, (32, 32), 10),
         ZooSpec(n_models=64, epochs=30, batch_size=32, lr=1e-3),
         ZooSpec(n_models=100, epochs=30, batch_size=32, lr=1e-3),
-        FlowSpec(steps=6000, hidden=512), FlowSpec(steps=30_000, hidden=512),
+        FlowSpec(steps=QUICK_MLP_STEPS, hidden=512), FlowSpec(steps=30_000, hidden=512),
         task="MLP 64-32-32-10 / sklearn digits (the paper: MNIST)", scale=True),
     "fmnist_mlp": _mlp(
         "fmnist_mlp", DataSpec("fmnist"), ArchSpec("mlp", 784, (32, 32), 10),
         ZooSpec(n_models=64, epochs=4, batch_size=128, lr=1e-3),
         ZooSpec(n_models=100, epochs=25, batch_size=128, lr=1e-3),
-        FlowSpec(steps=6000, hidden=512), FlowSpec(steps=30_000, hidden=512),
+        FlowSpec(steps=QUICK_MLP_STEPS, hidden=512), FlowSpec(steps=30_000, hidden=512),
         data_smoke=DataSpec("fmnist", train_limit=2000),
         arch_paper=ArchSpec("mlp", 784, (128, 128), 10), frontier=FRONTIER,
         task="MLP / Fashion-MNIST", scale=True),
@@ -96,10 +107,16 @@ def _resnet(data: DataSpec, arch: ArchSpec, quick: Experiment,
     return {"smoke": smoke, "quick": quick, "paper": paper}
 
 
+# The quick convnets and ViT score every net on a fixed seeded half of the 10k test images: their
+# report runs ~350 nets, compute-bound at ~1 s per net per 10k images on 2 cores (no kernel-level
+# speed-up found: conv-BN folding, channels-last, TorchScript, torch.compile all within noise).
+# Every population of a report sees the same images, so comparisons between rows stay paired.
+QUICK_TEST = 5000
+
 # Quick convnets: 16 narrow nets, 3 epochs on 6k images with a cosine schedule (settled weights
 # and BatchNorm statistics at the end), ~3 min on 2 cores.
 _QUICK_RESNET = dict(zoo=ZooSpec(n_models=16, epochs=3, batch_size=64, lr=3e-3, schedule="cosine"),
-                     flow=FlowSpec(steps=4000, hidden=512), sample=SampleSpec(n=16, bn_samples=1024),
+                     flow=FlowSpec(steps=QUICK_NET_STEPS, hidden=512), sample=SampleSpec(n=16, bn_samples=1024),
                      eval=EvalSpec(n_baseline=8))
 # CIFAR-10 nets to other tasks, as in the paper; each target needs its torchvision copy on disk
 _CIFAR_TRANSFER = (TransferSpec(DataSpec("stl10", resize=32), shots=50),
@@ -108,7 +125,7 @@ _CIFAR_TRANSFER = (TransferSpec(DataSpec("stl10", resize=32), shots=50),
 _REGISTRY |= {
     "fmnist_resnet20": _resnet(
         DataSpec("fmnist"), ArchSpec("resnet20", 1, (), 10),
-        Experiment("fmnist_resnet20", "quick", DataSpec("fmnist", train_limit=6000),
+        Experiment("fmnist_resnet20", "quick", DataSpec("fmnist", train_limit=6000, test_limit=QUICK_TEST),
                    ArchSpec("resnet20", 1, (), 10, width=0.25),
                    **(_QUICK_RESNET | {"eval": replace(_QUICK_RESNET["eval"], frontier_stds=FRONTIER)}),
                    transfer=(TransferSpec(DataSpec("digits", resize=28)),),
@@ -116,13 +133,13 @@ _REGISTRY |= {
         paper_transfer=(TransferSpec(DataSpec("digits", resize=28)),)),
     "cifar10_resnet20": _resnet(
         DataSpec("cifar10"), ArchSpec("resnet20", 3, (), 10),
-        Experiment("cifar10_resnet20", "quick", DataSpec("cifar10", train_limit=6000),
+        Experiment("cifar10_resnet20", "quick", DataSpec("cifar10", train_limit=6000, test_limit=QUICK_TEST),
                    ArchSpec("resnet20", 3, (), 10, width=0.25), **_QUICK_RESNET,
                    task="ResNet-20 / CIFAR-10"),
         paper_transfer=_CIFAR_TRANSFER),
     "cifar10_resnet18": _resnet(
         DataSpec("cifar10"), ArchSpec("resnet18", 3, (), 10),
-        Experiment("cifar10_resnet18", "quick", DataSpec("cifar10", train_limit=6000),
+        Experiment("cifar10_resnet18", "quick", DataSpec("cifar10", train_limit=6000, test_limit=QUICK_TEST),
                    ArchSpec("resnet18", 3, (), 10, width=0.125), **_QUICK_RESNET,
                    task="ResNet-18 / CIFAR-10"),
         paper_transfer=_CIFAR_TRANSFER),
@@ -138,18 +155,18 @@ def _vit(quick: Experiment, paper_arch: ArchSpec) -> dict[str, Experiment]:
                     zoo=replace(quick.zoo, n_models=4, epochs=1),
                     flow=replace(quick.flow, steps=100, eval_every=50),
                     sample=SampleSpec(n=4, steps=10), eval=EvalSpec(noise_sigmas=(0.01,), n_baseline=4, replicates=2))
-    paper = replace(quick, profile="paper", data=replace(quick.data, train_limit=None), arch=paper_arch,
+    paper = replace(quick, profile="paper", data=replace(quick.data, train_limit=None, test_limit=None), arch=paper_arch,
                     zoo=ZooSpec(n_models=100, epochs=50, batch_size=128, lr=1e-3, schedule="cosine"),
                     flow=replace(quick.flow, steps=30_000), sample=SampleSpec(n=100), eval=EvalSpec())
     return {"smoke": smoke, "quick": quick, "paper": paper}
 
 
 _REGISTRY["fmnist_vit"] = _vit(
-    Experiment("fmnist_vit", "quick", DataSpec("fmnist", train_limit=6000),
+    Experiment("fmnist_vit", "quick", DataSpec("fmnist", train_limit=6000, test_limit=QUICK_TEST),
                ArchSpec("vit", 1, (48,), 10, depth=2, heads=3, patch=7, image_size=28),
                ZooSpec(n_models=16, epochs=5, batch_size=64, lr=3e-3, schedule="cosine"),
                align=AlignSpec(method="transfusion"),
-               flow=FlowSpec(steps=4000, hidden=512, source_std=0.001), sample=SampleSpec(n=16),
+               flow=FlowSpec(steps=QUICK_NET_STEPS, hidden=512, source_std=0.001), sample=SampleSpec(n=16),
                eval=EvalSpec(n_baseline=8),
                task="ViT / Fashion-MNIST (the paper: ViT-Small-192 on CIFAR-10)"),
     ArchSpec("vit", 1, (192,), 10, depth=6, heads=3, patch=4, image_size=28))
@@ -161,7 +178,7 @@ def _bert(name: str, data: DataSpec, arch: ArchSpec, quick_zoo: ZooSpec, paper_z
     starts from N(0, 0.001^2) as in the paper's BERT; scored by Spearman ρ."""
     quick = Experiment(name, "quick", data, arch, quick_zoo,
                        align=AlignSpec(method="transfusion"),
-                       flow=FlowSpec(steps=4000, hidden=512, source_std=0.001),
+                       flow=FlowSpec(steps=QUICK_NET_STEPS, hidden=512, source_std=0.001),
                        sample=SampleSpec(n=16), eval=EvalSpec(n_baseline=8), task=task)
     smoke = replace(quick, profile="smoke", data=replace(data, train_limit=512, test_limit=500),
                     zoo=replace(quick_zoo, n_models=3, epochs=1),
@@ -226,7 +243,8 @@ def _conditional(name: str, members: tuple[str, ...]) -> dict[str, ConditionalEx
         # batch 128 (not the paper's 8), chosen on the validation split among 8 / 32 / 128
         # (`python -m dwf select`, paper_figures/selection/fmnist_digits_mlp_flow_batch_size.md)
         out[profile] = ConditionalExperiment(
-            name, profile, ms, flow=replace(ms[0].flow, batch_size=128, label_dropout=0.1),
+            name, profile, ms, flow=replace(ms[0].flow, batch_size=128, label_dropout=0.1,
+                                            steps=QUICK_CONDITIONAL_STEPS if profile == "quick" else ms[0].flow.steps),
             guidance=(0.0, 2.0, 3.0),
             sample=replace(ms[0].sample, n=min(ms[0].sample.n, 50)),
             eval=replace(ms[0].eval, frontier_stds=()))

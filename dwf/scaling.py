@@ -20,7 +20,7 @@ import math
 
 import plotly.graph_objects as go
 
-from . import dominance, experiments, pipeline, plots, reach
+from . import dominance, experiments, figures as figures_mod, pipeline, plots, reach
 from .config import Experiment
 from .progress import StageLog
 from .reach import Reach
@@ -49,6 +49,14 @@ def run(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool = T
         if stages is not None:
             stages.done()
         points.append(ScalingPoint(n, run_.report, measured))
+    return points
+
+
+def write(exp: Experiment, out_dir: str | Path, artifacts: str | Path = "artifacts", progress: bool = True,
+          log: TextIO | None = None) -> list[ScalingPoint]:
+    """Run the study (`run`) and write its table (out_dir/results.md) and figures there."""
+    points = run(exp, artifacts, progress, log)
+    figures_mod.write_study(out_dir, figures(points), markdown(points))
     return points
 
 
@@ -109,4 +117,4 @@ def figures(points: list[ScalingPoint]) -> dict[str, go.Figure]:
                                                        title=f"Loss against novelty per zoo size — {name}")}
 
 
-__all__ = ["ScalingPoint", "figures", "markdown", "reach_markdown", "run", "size_markdown"]
+__all__ = ["ScalingPoint", "figures", "markdown", "reach_markdown", "run", "size_markdown", "write"]

@@ -7,8 +7,11 @@ seeds) on the fitting members' codes, and scored on what selection may see:
     val_loss    the flow's held-out loss on codes it was not fitted on
     novelty     of its nets against the fitting members (reported: a copy scores well too)
 
-The candidate with the best mean validation score is chosen; `Selection.markdown` records every
-candidate so the choice can be checked. The datasets handed to this module keep their test split
+Rule "best" chooses the candidate with the best mean validation score. Rule "cheapest", for a
+run-time budget, takes the candidates in the order given (cheapest first, e.g. fewer flow steps)
+and chooses the first whose mean validation score lies inside the best candidate's 95 % interval:
+the time it saves costs no validation score the best candidate's own replicates can tell apart.
+`Selection.markdown` records every candidate and the rule so the choice can be checked. The datasets handed to this module keep their test split
 locked (`dwf.data`), so a selection rule cannot read it.
 """
 from __future__ import annotations
@@ -28,6 +31,11 @@ from .sample import generate
 from .task import task_for
 
 
+RULES = {"best": "the best mean validation score",
+         "cheapest": "the first candidate (cheapest first) whose mean validation score lies inside the best "
+                     "candidate's interval"}
+
+
 @dataclass(frozen=True)
 class Candidate:
     value: str
@@ -42,10 +50,12 @@ class Selection:
     field: str
     candidates: list[Candidate]
     chosen: str
+    rule: str = "best"
 
     def markdown(self) -> str:
+        rule = RULES[self.rule]
         lines = [f"Selection of `flow.{self.field}` for {self.experiment} on the validation split "
-                 "(95 % intervals over replicates; the test split is locked):", "",
+                 f"(95 % intervals over replicates; the test split is locked). Rule: {rule}.", "",
                  f"| {self.field} | validation score of generated nets | held-out flow loss | novelty |",
                  "|---|---|---|---|"]
         for c in self.candidates:
@@ -92,13 +102,24 @@ def _candidate(exp: Experiment | ConditionalExperiment, value, artifacts: Path) 
     return Candidate(str(value), Interval.of(scores), Interval.of(losses), Interval.of(novelties))
 
 
+def choose(candidates: Sequence[Candidate], rule: str = "best") -> Candidate:
+    """The candidate `rule` picks (`RULES`): the best mean validation score, or the first in the
+    given order whose mean lies inside the best one's interval."""
+    best = max(candidates, key=lambda c: c.val_score.mean)
+    if rule == "best":
+        return best
+    return next(c for c in candidates if best.val_score.contains(c.val_score.mean))
+
+
 def select(exp: Experiment | ConditionalExperiment, field: str, values: Sequence,
-           artifacts: str | Path = "artifacts") -> Selection:
-    """Every candidate value of `flow.<field>`, scored on validation data; the best chosen.
-    Candidates are cached as their own runs (`<name>-select-<field>-<value>`), beside the
-    experiment's, never overwriting it."""
+           artifacts: str | Path = "artifacts", rule: str = "best") -> Selection:
+    """Every candidate value of `flow.<field>`, scored on validation data; one chosen by `rule`
+    ("best" or "cheapest", with `values` cheapest first). Candidates are cached as their own runs
+    (`<name>-select-<field>-<value>`), beside the experiment's, never overwriting it."""
     if field not in {f.name for f in dataclasses.fields(FlowSpec)}:
         raise ConfigError(f"unknown flow field {field!r}; choose one of FlowSpec's fields")
+    if rule not in RULES:
+        raise ConfigError(f"unknown selection rule {rule!r}; use one of {', '.join(RULES)}")
     if not values:
         raise ConfigError("give at least one candidate value")
     kind = type(getattr(exp.flow, field))
@@ -110,6 +131,5 @@ def select(exp: Experiment | ConditionalExperiment, field: str, values: Sequence
         else:
             candidate = exp.ablation(f"select-{field}-{v}", flow=flow)
         out.append(_candidate(candidate, v, Path(artifacts)))
-    best = max(out, key=lambda c: c.val_score.mean)
-    return Selection(exp.name, field, out, best.value)
+    return Selection(exp.name, field, out, choose(out, rule).value, rule)
 

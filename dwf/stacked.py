@@ -20,17 +20,29 @@ def forward(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tenso
     params: {name: (n, *shape)} for the model's parameters (and float buffers, if given).
     x: (B, ...) fed to every model when `shared_input`, else (n, B, ...) one batch per model.
     returns (n, B, C). Architectures with a `forward_stacked` method use it (hand-batched
-    maths, same result). Other modules use `forward_loop` on the CPU: vmap turns the n convs
-    into one grouped conv, which measured 1.2-1.4x slower per training step for full-width
-    ResNet-20s, ~1.25x faster for width-0.25 ones but 2x slower at inference batches of 256
-    (`make bench`, ad-hoc timings); one simple rule wins overall. `forward_vmap` elsewhere. Either way gradients reach the stacked parameters and BatchNorm updates the
-    stacked buffers.
+    maths, same result). Other modules on the CPU use `forward_loop`, except a narrow convnet
+    in a training step (`grouped_conv_pays`); elsewhere `forward_vmap`. vmap turns the n convs
+    into one grouped conv, which `make bench` (bench_convzoo) measured 1.2-1.4x slower per
+    training step than the loop for full-width ResNet-20s, 1.3x faster for width-0.25 ones, and
+    2x slower at inference batches of 256 (width 0.25). Either way gradients reach the stacked
+    parameters and BatchNorm updates the stacked buffers.
     """
     if hasattr(model, "forward_stacked"):
         return model.forward_stacked(params, x, shared_input)
-    if x.device.type == "cpu":
+    if x.device.type == "cpu" and not grouped_conv_pays(model):
         return forward_loop(model, params, x, shared_input)
     return forward_vmap(model, params, x, shared_input)
+
+
+NARROW_CHANNELS = 16   # widest conv of a width-0.25 ResNet-20, where the grouped conv measured faster
+
+
+def grouped_conv_pays(model: nn.Module) -> bool:
+    """Whether vmap's grouped conv beats the per-model loop on the CPU: in a training step
+    (grad enabled, train mode) of a convnet whose convs all have <= NARROW_CHANNELS outputs."""
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    return (bool(convs) and model.training and torch.is_grad_enabled()
+            and max(c.out_channels for c in convs) <= NARROW_CHANNELS)
 
 
 def forward_loop(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tensor,

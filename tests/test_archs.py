@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -117,3 +119,30 @@ def test_bert_drops_all_padding_columns_without_changing_its_output():
         loop = stacked.forward_loop(model, params, wider)
         assert torch.allclose(stacked.forward_vmap(model, params, wider), loop, atol=1e-5)
         assert torch.allclose(loop[0], out, atol=1e-6)
+
+
+def test_a_narrow_convnet_trains_through_vmap_exactly_as_through_the_loop():
+    """The grouped-conv path train_zoo takes for narrow convnets computes the per-model loop's
+    outputs, gradients and BatchNorm running statistics."""
+    arch = ArchSpec("resnet20", 1, (), 10, width=0.25)
+    model = archs.build(arch).train()
+    assert stacked.grouped_conv_pays(model)
+    with torch.no_grad():
+        assert not stacked.grouped_conv_pays(model)               # recalibration / inference: the loop
+    assert not stacked.grouped_conv_pays(archs.build(replace(arch, width=1.0)).train())
+    inits = [archs.build(arch, seed=s).state_dict() for s in (1, 2, 3)]
+    x = torch.randn(3, 8, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+
+    def step(forward):
+        state = {k: torch.stack([sd[k] for sd in inits]).clone() for k in inits[0]}
+        params = {k: v.requires_grad_() for k, v in state.items() if v.is_floating_point() and "running" not in k}
+        out = forward(model, state, x, shared_input=False)
+        out.square().sum().backward()
+        return out.detach(), {k: v.grad for k, v in params.items()}, {k: v for k, v in state.items() if "running" in k}
+
+    out_l, grad_l, bn_l = step(stacked.forward_loop)
+    out_v, grad_v, bn_v = step(stacked.forward)                   # takes the vmap path
+    assert torch.allclose(out_v, out_l, atol=1e-5)
+    assert all(torch.allclose(grad_v[k], grad_l[k], atol=1e-4, rtol=1e-4) for k in grad_l)
+    assert all(torch.allclose(bn_v[k], bn_l[k], atol=1e-6) for k in bn_l)
+    assert not torch.equal(bn_l["bn1.running_mean"], torch.stack([sd["bn1.running_mean"] for sd in inits]))

@@ -22,6 +22,20 @@ from dwf.report import (COLLAPSE_SPREAD, ConditionalInfo, FlowSummary, PerNet, P
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def test_reproduce_notebook_runs_the_scaling_study_only_for_experiments_with_a_scale_profile(tmp_path):
+    """profile "scale" takes the study's branch (dwf.scaling.write per experiment, tested in
+    test_scaling): an experiment without the profile is skipped, and no results.md is written."""
+    out = tmp_path / "paper_figures"
+    nb = papermill.execute_notebook(
+        str(ROOT / "notebooks" / "reproduce.ipynb"), str(tmp_path / "reproduce-scale.ipynb"),
+        parameters={"profile": "scale", "experiments": ["iris_mlp"], "out_dir": str(out),
+                    "artifacts": str(tmp_path / "artifacts")},
+        kernel_name="python3", progress_bar=False, cwd=str(ROOT))
+    printed = "".join(o.get("text", "") for c in nb["cells"] for o in c.get("outputs", []))
+    assert "iris_mlp: no scale profile, skipped" in printed
+    assert not (out / "results.md").exists() and not (tmp_path / "artifacts").exists()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("experiment", ["fmnist_mlp", "fmnist_resnet20", "fmnist_vit", "vader_tinybert"])
 def test_walkthrough_runs_headless(artifacts, experiment):

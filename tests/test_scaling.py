@@ -58,8 +58,13 @@ def test_members_must_fit_the_zoo():
 def test_the_study_runs_every_size_and_compares_with_noisy_copies_at_least_as_novel(tmp_path, monkeypatch):
     from dwf import scaling
     monkeypatch.setattr(experiments, "SCALE_SIZES", (6, 12))
-    points = scaling.run(tiny(12), tmp_path, progress=False)
+    written = []
+    monkeypatch.setattr(scaling.figures_mod, "write_study", lambda *args: written.append(args))
+    points = scaling.write(tiny(12), tmp_path / "study", tmp_path, progress=False)
     assert [p.n for p in points] == [6, 12]
+    # the study's folder gets its two figures and the table below (rendering: test_notebooks)
+    assert [(out, sorted(figs), md) for out, figs, md in written] == [
+        (tmp_path / "study", ["frontier_by_size", "reach_scaling"], scaling.markdown(points))]
     assert [p.report.zoo.n_fit + len(p.report.zoo.held_out) for p in points] == [6, 12]
     table = scaling.markdown(points).splitlines()
     assert table[2].startswith("| 6 |") and table[3].startswith("| 12 |")
