@@ -183,7 +183,7 @@ def _(artifacts, conditional, dwf, exp, mo, run):
 @app.cell
 def _(conditional, mo, run):
     _s = run.experiment.sample
-    # the experiment's own sample size (at most 64): a ResNet is tested on 10k images per net
+    # the experiment's own sample size (at most 64): every net is tested on the whole test split
     n_samples = mo.ui.slider(8, 256, value=min(64, max(8, 8 * round(_s.n / 8))), step=8, label="samples",
                              show_value=True)
     ode_steps = mo.ui.slider(1, 200, value=_s.steps, label="ODE steps", show_value=True)

@@ -5,7 +5,8 @@ sample once, in one of two orders:
 
     rotated       one shared shuffle per epoch, rotated by i · ⌊N / n⌋ for member i of n:
                   each step's n minibatches are a strided view of one buffer (no gather), but
-                  members see the same sequence shifted, and the shift depends on n;
+                  members see the same sequence shifted, and the shift depends on n (a shard
+                  of the zoo reads its rows of the same view, so it trains as in the whole);
     independent   member i's own shuffle per epoch, seeded from (s, i, epoch) only: members
                   are as independent as separately trained nets, each step gathers its
                   (n, B) samples, and member i trains identically in a zoo of any size (so a
@@ -52,11 +53,11 @@ def minibatches(x: torch.Tensor, y: torch.Tensor, zoo_seed: int, epoch: int, mem
     """Yield (x (m, B, ...), y (m, B)) for each of the epoch's ⌊N / B⌋ steps: row j is member
     members[j]'s next minibatch in its `epoch_order` (members: indices in a zoo of n_models)."""
     N = len(x)
-    if data_order == "rotated":
-        if members != range(n_models):
-            raise ConfigError("rotated data order trains a whole zoo at once; use data_order='independent' "
-                              "to train or grow part of a zoo")
-        yield from _rotated(x, y, epoch_permutation(zoo_seed, epoch, N).to(x.device), n_models, B)
+    if data_order == "rotated":   # a run of members reads its rows of the whole zoo's strided view
+        if members.step != 1 or members.start < 0 or members.stop > n_models:
+            raise ConfigError(f"members {members} are not a run of indices into a zoo of {n_models}")
+        for xb, yb in _rotated(x, y, epoch_permutation(zoo_seed, epoch, N).to(x.device), n_models, B):
+            yield xb[members.start:members.stop], yb[members.start:members.stop]
         return
     orders = torch.stack([epoch_order(zoo_seed, epoch, i, n_models, N, data_order) for i in members]).to(x.device)
     for s in range(N // B):

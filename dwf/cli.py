@@ -7,7 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import conditional, experiments, families, pipeline, readme, recipe, replicas, scaling, selection
+from . import conditional, experiments, families, pipeline, readme, recipe, replicas, scaling, selection, shards
 from .errors import ConfigError, DwfError
 from .io import atomic_write_bytes
 from .progress import StageLog
@@ -27,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="repeat the whole run over Z independent zoos (seeds seed … seed+Z−1) and report "
                         "intervals over zoos (default: the profile's, 3 for paper, else 1)")
     r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="train the zoo in shards as Ray tasks (dwf.shards): on the cluster at ADDRESS "
+                        "(or $DWF_RAY_ADDRESS), else on a local Ray started here; the same zoo as without")
+    r.add_argument("--shard-size", type=int, default=8, metavar="M", help="with --ray: members per shard")
     r.add_argument("--out", default=None, help="scale profile: the folder for its table and figures "
                    "(default: <artifacts>/<experiment>/scale/seed<S>/scaling)")
     sel = sub.add_parser("select", help="choose a flow hyperparameter on validation data (never test)")
@@ -93,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
                 atomic_write_bytes(args.out, (sw.markdown() + "\n").encode())
             return 0
         if args.experiment in experiments.CONDITIONAL:
+            if args.ray is not None:
+                raise ConfigError("--ray trains one experiment's zoo in shards; a conditional experiment takes "
+                                  "its members' zoos: run them with --ray first")
             if args.seed is not None or args.zoo_replicates is not None:
                 raise ConfigError("--seed and --zoo-replicates apply to single-zoo experiments; a "
                                   "conditional one takes its members' zoos")
@@ -106,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.seed is not None:
             exp = exp.with_seed(args.seed)
         zoos = exp.zoo_replicates if args.zoo_replicates is None else args.zoo_replicates
+        if args.ray is not None and (args.profile == "scale" or zoos > 1):
+            raise ConfigError("--ray trains one experiment's zoo in shards; the scale profile, --zoo-replicates > 1 "
+                              "and conditional experiments do not take it yet (pass --zoo-replicates 1 for one zoo)")
         if args.profile == "scale":
             if zoos > 1:
                 raise ConfigError("the scale profile runs one zoo at every size; --zoo-replicates does not apply")
@@ -120,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"report: {replicas.path(exp, args.artifacts)}")
             return 0
         log = StageLog(f"{exp.name} [{exp.profile}, seed {exp.seed}]", sys.stderr)
-        report = pipeline.run(exp, args.artifacts, progress=not args.no_progress, on_stage=log)
+        engine = None if args.ray is None else shards.Engine.from_env(args.ray, args.shard_size)
+        report = pipeline.build(exp, args.artifacts, progress=not args.no_progress, on_stage=log,
+                                engine=engine).report
         log.done()
         print(report.table())
         print(f"report: {pipeline.experiment_dir(exp, args.artifacts) / 'report.json'}")

@@ -22,7 +22,7 @@ from typing import Callable
 
 import torch
 
-from . import align, cache, data as data_mod, families, flow as flow_mod, lock, reporting
+from . import align, cache, data as data_mod, families, flow as flow_mod, lock, reporting, shards
 from .cache import cached_stage, is_cached
 from .config import ConditionalExperiment, Experiment
 from .data import Dataset
@@ -91,14 +91,16 @@ def flow_spec(exp: Experiment | ConditionalExperiment, replicate: int):
 
 def build(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool = True,
           device: str = "auto", evaluate: bool = True,
-          on_stage: Callable[[str], None] | None = None, cancel: Callable[[], bool] | None = None) -> Run:
+          on_stage: Callable[[str], None] | None = None, cancel: Callable[[], bool] | None = None,
+          engine: shards.Engine | None = None) -> Run:
     """Run (or load from cache) every stage; returns all artifacts. `on_stage(name)` is called
     as each stage starts (for progress displays). `cancel()` is asked at every stage start, zoo
     epoch and flow checkpoint; once it says True the build raises `Cancelled` (what finished is
-    kept, so building again resumes)."""
+    kept, so building again resumes). With `engine` the zoo trains in shards on Ray
+    (`dwf.shards`; the same zoo, so the same cache)."""
     check = cancel_check(cancel)
     with lock.locked(seed_dir(exp, artifacts), on_wait=log.warning):
-        return _build(exp, artifacts, progress, device, evaluate, checked(on_stage, check), check)
+        return _build(exp, artifacts, progress, device, evaluate, checked(on_stage, check), check, engine)
 
 
 def cancel_check(cancel: Callable[[], bool] | None) -> Callable[[], None]:
@@ -120,7 +122,7 @@ def checked(on_stage: Callable[[str], None] | None, check: Callable[[], None]) -
 
 
 def _build(exp: Experiment, artifacts: str | Path, progress: bool, device: str, evaluate: bool,
-           tell: Callable[[str], None], check: Callable[[], None]) -> Run:
+           tell: Callable[[str], None], check: Callable[[], None], engine: shards.Engine | None = None) -> Run:
     root = experiment_dir(exp, artifacts)
     timings: dict[str, float] = {}
     tell("data")
@@ -129,7 +131,7 @@ def _build(exp: Experiment, artifacts: str | Path, progress: bool, device: str, 
     def stage(name, load, compute, folder=None):
         return cached_stage(folder or stage_dir(exp, name, artifacts), exp, name, load, compute, tell)
 
-    zoo, timings["zoo"] = zoo_stage(exp, data, artifacts, progress, device, tell, check)
+    zoo, timings["zoo"] = zoo_stage(exp, data, artifacts, progress, device, tell, check, engine)
     if exp.members is not None:   # the first members only (with the independent order: the zoo of that size)
         zoo = zoo.select(list(range(exp.members)))
     aligned, timings["align"] = stage("align", Zoo.load, lambda d: saved(
@@ -155,9 +157,10 @@ def _build(exp: Experiment, artifacts: str | Path, progress: bool, device: str, 
 
 def zoo_stage(exp: Experiment, data: Dataset, artifacts: str | Path = "artifacts", progress: bool = True,
               device: str = "auto", tell: Callable[[str], None] = lambda name: None,
-              check: Callable[[], None] = lambda: None) -> tuple[Zoo, float]:
+              check: Callable[[], None] = lambda: None, engine: shards.Engine | None = None) -> tuple[Zoo, float]:
     """(the experiment's trained zoo, seconds its training took), from the cache when built;
-    `check()` runs after every epoch (it raises to stop training there)."""
+    `check()` runs after every epoch (it raises to stop training there; on Ray, when the shards
+    are done). With `engine`, the zoo trains in shards on Ray (`dwf.shards`)."""
     def load(d: Path) -> Zoo:
         zoo = Zoo.load(d)
         if zoo.arch != exp.arch or zoo.n != exp.zoo.n_models:
@@ -166,6 +169,10 @@ def zoo_stage(exp: Experiment, data: Dataset, artifacts: str | Path = "artifacts
         return zoo
 
     def compute(d: Path) -> Zoo:
+        if engine is not None:
+            zoo = shards.train_sharded(data, exp.data, exp.arch, exp.zoo, d, engine, device=device, progress=progress)
+            check()
+            return zoo
         train = dict(out_dir=d, progress=progress, device=device, on_epoch_end=lambda epoch: check())
         if smaller is None:
             return train_zoo(data, exp.arch, exp.zoo, **train)

@@ -126,8 +126,8 @@ def _score(model, params, x, y, task: Task) -> torch.Tensor:
 def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path | None = None,
               progress: bool = True, device: str = "auto",
               on_epoch_end: Callable[[int], None] | None = None, members: range | None = None) -> Zoo:
-    """Train `spec.n_models` nets at once (or only `members`, indices into that zoo: with the
-    independent data order, part of a zoo trains as it would in the whole; see `grow`); keep, per
+    """Train `spec.n_models` nets at once (or only `members`, a run of indices into that zoo,
+    which train as they would in the whole: `dwf.shards`, `grow`); keep, per
     model, the epoch with the best validation score (accuracy, or Spearman ρ for a regression dataset).
 
     With `out_dir`, a checkpoint is written after every epoch and a later call resumes from it
