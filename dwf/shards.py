@@ -5,7 +5,8 @@
 
 Member i starts from model_seed(seed, i) and reads the same minibatches in any shard
 (`dwf.batches`), and Adam, weight decay and the summed loss act per member, so the merged zoo is
-the zoo trained at once (bit for bit on the CPU at the same thread count, in our tests).
+the zoo trained at once: the same best epochs, weights equal up to the summation order of the
+batched kernels, which depends on the group size (~1e-8 apart at one thread in our tests).
 
 The shards run as Ray tasks (an existing engine, not a home-made scheduler): `Engine(address)`
 joins the cluster at `address`, or starts a local one without it. Each task asks for
