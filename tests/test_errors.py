@@ -190,6 +190,6 @@ def test_ctrl_c_in_the_cli_says_how_to_resume(tmp_path, capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(dwf.pipeline, "run", interrupted)
+    monkeypatch.setattr(dwf.pipeline, "build", interrupted)
     assert main(["run", "iris_mlp", "--profile", "smoke", "--artifacts", str(tmp_path), "--no-progress"]) == 130
     assert "run the same command again to resume" in capsys.readouterr().err
