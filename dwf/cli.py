@@ -114,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             exp = exp.with_seed(args.seed)
         zoos = exp.zoo_replicates if args.zoo_replicates is None else args.zoo_replicates
         if args.ray is not None and (args.profile == "scale" or zoos > 1):
-            raise ConfigError("--ray trains one experiment's zoo in shards; the scale profile, --zoo-replicates > 1 "
-                              "and conditional experiments do not take it yet (pass --zoo-replicates 1 for one zoo)")
+            raise ConfigError("--ray trains one experiment's zoo in shards; the scale profile and --zoo-replicates > 1 "
+                              "do not take it yet (pass --zoo-replicates 1 for one zoo)")
         if args.profile == "scale":
             if zoos > 1:
                 raise ConfigError("the scale profile runs one zoo at every size; --zoo-replicates does not apply")

@@ -10,9 +10,11 @@ seeds) on the fitting members' codes, and scored on what selection may see:
 Rule "best" chooses the candidate with the best mean validation score. Rule "cheapest", for a
 run-time budget, takes the candidates in the order given (cheapest first, e.g. fewer flow steps)
 and chooses the first whose mean validation score lies inside the best candidate's 95 % interval:
-the time it saves costs no validation score the best candidate's own replicates can tell apart.
-`Selection.markdown` records every candidate and the rule so the choice can be checked. The datasets handed to this module keep their test split
-locked (`dwf.data`), so a selection rule cannot read it.
+the time it saves costs no validation score the best candidate's own replicates can tell apart
+(a best candidate whose replicates scatter widely admits more: the table shows how much).
+`Selection.markdown` records every candidate and the rule so the choice can be checked. The
+datasets handed to this module keep their test split locked (`dwf.data`), so a selection rule
+cannot read it.
 """
 from __future__ import annotations
 

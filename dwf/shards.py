@@ -12,8 +12,8 @@ The shards run as Ray tasks (an existing engine, not a home-made scheduler): `En
 joins the cluster at `address`, or starts a local one without it. Each task asks for
 `cpus_per_shard` CPUs and one GPU when the cluster has GPUs, loads the dataset from its own disk,
 and checkpoints its shard every epoch (`train_zoo`), so a task whose worker dies is retried by
-Ray and resumes at its last epoch; a finished shard is kept and never retrained. Without an
-engine the shards train one after another in this process (same result).
+Ray and resumes at its last epoch; a finished shard is kept and never retrained. With
+`on_ray=False` the shards train one after another in this process (same result).
 """
 from __future__ import annotations
 

@@ -41,7 +41,12 @@ def _assert_same_zoo(a, b):
         assert ma["train_loss"] == pytest.approx(mb["train_loss"], rel=1e-5)
 
 
-def test_shards_cover_the_zoo_in_order():
+def test_shards_cover_the_zoo_in_order_and_the_engine_reads_its_address(monkeypatch):
+    monkeypatch.setenv("DWF_RAY_ADDRESS", "head:6379")
+    assert shards.Engine.from_env("").address == "head:6379"          # --ray alone: the environment's
+    assert shards.Engine.from_env("other:1", 4) == shards.Engine("other:1", 4)
+    monkeypatch.delenv("DWF_RAY_ADDRESS")
+    assert shards.Engine.from_env("").address is None                  # a local Ray
     assert shards.shard_ranges(8, 3) == [range(0, 3), range(3, 6), range(6, 8)]
     assert shards.shard_ranges(4, 8) == [range(0, 4)]
     with pytest.raises(ConfigError, match="cannot be split"):
