@@ -160,8 +160,11 @@ class DualPCA:
         return self.coef_.shape[0]
 
     def save(self, path: str | Path) -> None:
+        """The fitted PCA; a streamed one (keep_components=False) without components, so it
+        decodes with `inverse_transform_streamed` over its training vectors after `load` too."""
         self._fitted()
-        save_tensors(path, {"mean": self.mean_, "components": self._components(),
+        parts = {"components": self.components_} if hasattr(self, "components_") else {}
+        save_tensors(path, {"mean": self.mean_, **parts,
                             "coef": self.coef_, "train_codes": self.train_codes_,
                             "explained_variance": self.explained_variance_,
                             "explained_variance_ratio": self.explained_variance_ratio_,
@@ -171,18 +174,21 @@ class DualPCA:
 
     @classmethod
     def load(cls, path: str | Path) -> "DualPCA":
-        """A saved PCA, its tensors checked against each other: mean (d,), components (k, d),
-        coef (k, n), train codes (n, k), per-component statistics (k,)."""
+        """A saved PCA, its tensors checked against each other: mean (d,), components (k, d)
+        (absent for a streamed PCA, which then needs coef), coef (k, n), train codes (n, k),
+        per-component statistics (k,)."""
         t = load_tensors(path)
-        need = ("mean", "components", "explained_variance", "explained_variance_ratio", "singular_values",
-                "total_variance", "n_samples")
+        need = ("mean", "components" if "coef" not in t else "coef", "explained_variance",
+                "explained_variance_ratio", "singular_values", "total_variance", "n_samples")
         missing = [key for key in need if key not in t]
         if missing:
             raise ArtifactError(f"{path} lacks {missing}; it was not written by DualPCA.save or is damaged: "
                                 "delete the pca folder and re-run")
-        k, d = t["components"].shape if t["components"].ndim == 2 else (-1, -1)
+        basis = t["components"] if "components" in t else t["coef"]            # (k, d) or (k, n)
+        k = basis.shape[0] if basis.ndim == 2 else -1
+        d = t["mean"].shape[0] if t["mean"].ndim == 1 else -1
         n = int(t["n_samples"]) if t["n_samples"].numel() == 1 else -1
-        expected = {"mean": (d,), "components": (k, d), "explained_variance": (k,),
+        expected = {"mean": (d,), "components": (k, d) if "components" in t else None, "explained_variance": (k,),
                     "explained_variance_ratio": (k,), "singular_values": (k,), "total_variance": (),
                     "n_samples": (), "coef": (k, n) if "coef" in t and t["coef"].numel() else None,
                     "train_codes": (n, k) if "train_codes" in t else None}
@@ -191,8 +197,10 @@ class DualPCA:
         if wrong:
             raise ArtifactError(f"{path} has inconsistent shapes: {', '.join(wrong)}; delete the pca folder "
                                 "and re-run")
-        pca = cls(device="cpu")
-        pca.mean_, pca.components_ = t["mean"], t["components"]
+        pca = cls(device="cpu", keep_components="components" in t)
+        pca.mean_ = t["mean"]
+        if "components" in t:
+            pca.components_ = t["components"]
         pca.dim_ = d
         pca.coef_ = t.get("coef", torch.empty(k, 0))
         if "train_codes" in t:

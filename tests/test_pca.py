@@ -136,6 +136,20 @@ def test_streamed_fit_and_decode_match_the_in_memory_pca(tmp_path):
         lean.inverse_transform(Z)
     with pytest.raises(ConfigError, match="training vectors"):
         lean.inverse_transform_streamed(Z, X[:, :10])
+    # saved and loaded, the streamed PCA decodes the same from the zoo file, still without components
+    lean.save(tmp_path / "lean.safetensors")
+    back = DualPCA.load(tmp_path / "lean.safetensors")
+    assert not hasattr(back, "components_") and torch.equal(back.coef_, lean.coef_)
+    again = back.inverse_transform_streamed(Z, StackedColumns(path, zoo.layout))
+    assert torch.allclose(again, torch.from_numpy(out), atol=1e-6)
+    with pytest.raises(Exception, match="keep_components=False"):
+        back.transform(X)
+    from dwf import ArtifactError
+    from dwf.io import load_tensors, save_tensors
+    t = load_tensors(tmp_path / "lean.safetensors")
+    save_tensors(tmp_path / "broken.safetensors", {k: v for k, v in t.items() if k != "coef"})
+    with pytest.raises(ArtifactError, match="lacks.*components"):
+        DualPCA.load(tmp_path / "broken.safetensors")
 
 
 def test_bfloat16_slabs_keep_the_subspace():
