@@ -186,7 +186,9 @@ class DualPCA:
                                 "delete the pca folder and re-run")
         basis = t["components"] if "components" in t else t["coef"]            # (k, d) or (k, n)
         k = basis.shape[0] if basis.ndim == 2 else -1
-        d = t["mean"].shape[0] if t["mean"].ndim == 1 else -1
+        # d from the components (the mean must match them); a streamed PCA has only the mean
+        d = (basis.shape[1] if basis.ndim == 2 else -1) if "components" in t else (
+            t["mean"].shape[0] if t["mean"].ndim == 1 else -1)
         n = int(t["n_samples"]) if t["n_samples"].numel() == 1 else -1
         expected = {"mean": (d,), "components": (k, d) if "components" in t else None, "explained_variance": (k,),
                     "explained_variance_ratio": (k,), "singular_values": (k,), "total_variance": (),
