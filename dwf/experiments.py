@@ -93,8 +93,10 @@ _REGISTRY: dict[str, dict[str, Experiment]] = {
 
 
 def _resnet(data: DataSpec, arch: ArchSpec, quick: Experiment,
-            paper_transfer: tuple[TransferSpec, ...] = ()) -> dict[str, Experiment]:
-    """A convnet experiment: quick is a narrow, short variant; paper is 100 full-width nets."""
+            paper_transfer: tuple[TransferSpec, ...] = (),
+            paper_frontier: tuple[float, ...] = ()) -> dict[str, Experiment]:
+    """A convnet experiment: quick is a narrow, short variant; paper is 100 full-width nets
+    (with the accuracy-novelty frontier at `paper_frontier`; the quick run has none)."""
     smoke = replace(quick, profile="smoke", data=replace(data, train_limit=512, test_limit=2000),
                     zoo=replace(quick.zoo, n_models=4, epochs=1), flow=FlowSpec(steps=100, eval_every=50),
                     sample=SampleSpec(n=4, steps=10, bn_samples=256),
@@ -103,20 +105,24 @@ def _resnet(data: DataSpec, arch: ArchSpec, quick: Experiment,
     paper = replace(quick, profile="paper", data=replace(data, train_limit=None), arch=arch,
                     zoo=ZooSpec(n_models=100, epochs=30, batch_size=128, lr=1e-3, schedule="cosine"),
                     flow=FlowSpec(steps=30_000, hidden=512), sample=SampleSpec(n=100),
-                    eval=EvalSpec(frontier_stds=quick.eval.frontier_stds), transfer=paper_transfer)
+                    eval=EvalSpec(frontier_stds=paper_frontier), transfer=paper_transfer)
     return {"smoke": smoke, "quick": quick, "paper": paper}
 
 
-# The quick convnets and ViT score every net on a fixed seeded half of the 10k test images: their
-# report runs ~350 nets, compute-bound at ~1 s per net per 10k images on 2 cores (no kernel-level
-# speed-up found: conv-BN folding, channels-last, TorchScript, torch.compile all within noise).
-# Every population of a report sees the same images, so comparisons between rows stay paired.
-QUICK_TEST = 5000
+# The quick convnets and ViT are sized for `make reproduce` to finish in ~10 minutes on a 2-core
+# machine of the slower kind: their report runs ~350 nets, compute-bound at ~1 s per net per 10k
+# images (no kernel-level speed-up found: conv-BN folding, channels-last, TorchScript,
+# torch.compile all within noise), and their zoo step is compute-bound too. So they train on
+# QUICK_TRAIN images and score every net on a fixed seeded QUICK_TEST-image subset of the test
+# split; every population of a report sees the same images, so comparisons between rows stay
+# paired. The paper profile uses every image.
+QUICK_TRAIN = 3000
+QUICK_TEST = 2000
 
-# Quick convnets: 16 narrow nets, 3 epochs on 6k images with a cosine schedule (settled weights
-# and BatchNorm statistics at the end), ~3 min on 2 cores.
+# Quick convnets: 16 narrow nets, 3 epochs with a cosine schedule (settled weights and BatchNorm
+# statistics at the end), BatchNorm of generated nets re-estimated on 512 training images.
 _QUICK_RESNET = dict(zoo=ZooSpec(n_models=16, epochs=3, batch_size=64, lr=3e-3, schedule="cosine"),
-                     flow=FlowSpec(steps=QUICK_NET_STEPS, hidden=512), sample=SampleSpec(n=16, bn_samples=1024),
+                     flow=FlowSpec(steps=QUICK_NET_STEPS, hidden=512), sample=SampleSpec(n=16, bn_samples=512),
                      eval=EvalSpec(n_baseline=8))
 # CIFAR-10 nets to other tasks, as in the paper; each target needs its torchvision copy on disk
 _CIFAR_TRANSFER = (TransferSpec(DataSpec("stl10", resize=32), shots=50),
@@ -125,21 +131,20 @@ _CIFAR_TRANSFER = (TransferSpec(DataSpec("stl10", resize=32), shots=50),
 _REGISTRY |= {
     "fmnist_resnet20": _resnet(
         DataSpec("fmnist"), ArchSpec("resnet20", 1, (), 10),
-        Experiment("fmnist_resnet20", "quick", DataSpec("fmnist", train_limit=6000, test_limit=QUICK_TEST),
-                   ArchSpec("resnet20", 1, (), 10, width=0.25),
-                   **(_QUICK_RESNET | {"eval": replace(_QUICK_RESNET["eval"], frontier_stds=FRONTIER)}),
+        Experiment("fmnist_resnet20", "quick", DataSpec("fmnist", train_limit=QUICK_TRAIN, test_limit=QUICK_TEST),
+                   ArchSpec("resnet20", 1, (), 10, width=0.25), **_QUICK_RESNET,
                    transfer=(TransferSpec(DataSpec("digits", resize=28)),),
                    task="ResNet-20 / Fashion-MNIST (the paper: CIFAR-10)"),
-        paper_transfer=(TransferSpec(DataSpec("digits", resize=28)),)),
+        paper_transfer=(TransferSpec(DataSpec("digits", resize=28)),), paper_frontier=FRONTIER),
     "cifar10_resnet20": _resnet(
         DataSpec("cifar10"), ArchSpec("resnet20", 3, (), 10),
-        Experiment("cifar10_resnet20", "quick", DataSpec("cifar10", train_limit=6000, test_limit=QUICK_TEST),
+        Experiment("cifar10_resnet20", "quick", DataSpec("cifar10", train_limit=QUICK_TRAIN, test_limit=QUICK_TEST),
                    ArchSpec("resnet20", 3, (), 10, width=0.25), **_QUICK_RESNET,
                    task="ResNet-20 / CIFAR-10"),
         paper_transfer=_CIFAR_TRANSFER),
     "cifar10_resnet18": _resnet(
         DataSpec("cifar10"), ArchSpec("resnet18", 3, (), 10),
-        Experiment("cifar10_resnet18", "quick", DataSpec("cifar10", train_limit=6000, test_limit=QUICK_TEST),
+        Experiment("cifar10_resnet18", "quick", DataSpec("cifar10", train_limit=QUICK_TRAIN, test_limit=QUICK_TEST),
                    ArchSpec("resnet18", 3, (), 10, width=0.125), **_QUICK_RESNET,
                    task="ResNet-18 / CIFAR-10"),
         paper_transfer=_CIFAR_TRANSFER),
@@ -162,7 +167,7 @@ def _vit(quick: Experiment, paper_arch: ArchSpec) -> dict[str, Experiment]:
 
 
 _REGISTRY["fmnist_vit"] = _vit(
-    Experiment("fmnist_vit", "quick", DataSpec("fmnist", train_limit=6000, test_limit=QUICK_TEST),
+    Experiment("fmnist_vit", "quick", DataSpec("fmnist", train_limit=QUICK_TRAIN, test_limit=QUICK_TEST),
                ArchSpec("vit", 1, (48,), 10, depth=2, heads=3, patch=7, image_size=28),
                ZooSpec(n_models=16, epochs=5, batch_size=64, lr=3e-3, schedule="cosine"),
                align=AlignSpec(method="transfusion"),

@@ -510,7 +510,7 @@ def _(S, dwf, mo, report):
     _sweep = mo.md("**Source std.** " + (", ".join(
         f"s = {p.param:g}{' (paper recipe)' if p.recipe else ''}: {report.fmt(p.score)} at "
         f"novelty {p.novelty:.3f}" for p in _gen) + ". A wider start buys novelty with score."
-        if _gen else "This experiment has no frontier sweep; `fmnist_mlp` and `fmnist_resnet20` have one."))
+        if _gen else "This experiment has no frontier sweep; `fmnist_mlp` has one (and `fmnist_resnet20` in the paper profile)."))
     _specs = [S("zoo", "own"), S("zoo", "recalibrate"), S("generated"), S("zoo", "member"),
               S("generated", "member"), S("zoo", "mean"), S("generated", "mean")]
     _found = [report.find(_s) for _s in _specs]
