@@ -21,6 +21,8 @@ def test_a_recipe_changes_only_what_it_names():
     assert e.pca.n_components == 5 and e.sample.steps == 7
     assert e.sample.source_std is None    # sampled at the training std
     assert e.stage_hash("zoo") == exp.stage_hash("zoo") and e.stage_hash("flow") != exp.stage_hash("flow")
+    reg = recipe.Recipe("reg", dropout=0.4, weight_decay=1e-2).apply(exp)
+    assert reg.flow == replace(exp.flow, dropout=0.4, weight_decay=1e-2) and reg.sample == exp.sample
 
 
 def test_each_size_of_the_scaling_study_keeps_its_own_recipe_runs(monkeypatch):
