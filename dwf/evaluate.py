@@ -23,11 +23,11 @@ from __future__ import annotations
 import zlib
 import functools
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import torch
 
-from . import archs, stacked
+from . import archs, fanout, stacked
 from . import sample as sample_mod
 from .config import ArchSpec, EvalSpec, PopulationSpec
 from .data import Dataset
@@ -39,6 +39,9 @@ from .pca import DualPCA
 from .report import PerNet, PopulationResult
 from .sample import Generated
 from .task import CLASSIFICATION, Task, task_for
+
+if TYPE_CHECKING:
+    from .shards import Engine
 
 __all__ = ["Bench", "Context", "Measured", "build", "compare", "coverage", "declared", "error_similarity", "evaluate",
            "measure", "memorized_fraction", "novelty", "spread"]
@@ -226,21 +229,26 @@ def summarize(ctx: Context, spec: PopulationSpec, runs: Sequence[Measured], medi
         iv(lambda m: m.coverage))
 
 
-def evaluate(ctx: Context, specs: Sequence[PopulationSpec],
-             generated: Sequence[Mapping[tuple, Generated]]) -> tuple[list[PopulationResult], Reference,
-                                                                       dict[str, list[Measured]]]:
+def evaluate(ctx: Context, specs: Sequence[PopulationSpec], generated: Sequence[Mapping[tuple, Generated]],
+             engine: "Engine | None" = None) -> tuple[list[PopulationResult], Reference, dict[str, list[Measured]]]:
     """Every population of `specs` over len(generated) replicates (replicate r uses
-    generated[r]); populations that do not depend on the replicate are measured once.
-    Returns the results, the reference, and the per-replicate measurements by spec key."""
+    generated[r]); populations that do not depend on the replicate are measured once. Each
+    (population, replicate) is one job: built and measured here, or with `engine` as a Ray task
+    (`dwf.fanout`; the context and reference are shipped once). Returns the results, the
+    reference, and the per-replicate measurements by spec key."""
     ref = Reference.of(ctx)
+    jobs = [(spec, r, gens) for r, gens in enumerate(generated) for spec in specs if spec.replicated or r == 0]
+    measured = iter(fanout.map_jobs(engine, _build_and_measure, (ctx, ref), jobs, desc="populations"))
     runs: dict[str, list[Measured]] = {}
-    for r, gens in enumerate(generated):
+    for r in range(len(generated)):
         for spec in specs:
-            if not spec.replicated and r > 0:
-                runs[spec.key].append(runs[spec.key][0])
-                continue
-            runs.setdefault(spec.key, []).append(measure(ctx, ref, spec, build(ctx, spec, r, gens)))
+            runs.setdefault(spec.key, []).append(next(measured) if spec.replicated or r == 0 else runs[spec.key][0])
     return [summarize(ctx, s, runs[s.key], ref.median_nn) for s in specs], ref, runs
+
+
+def _build_and_measure(ctx: Context, ref: Reference, spec: PopulationSpec, replicate: int,
+                       generated: Mapping[tuple, Generated]) -> Measured:
+    return measure(ctx, ref, spec, build(ctx, spec, replicate, generated))
 
 
 @dataclass(frozen=True)

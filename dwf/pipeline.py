@@ -97,7 +97,8 @@ def build(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool =
     as each stage starts (for progress displays). `cancel()` is asked at every stage start, zoo
     epoch and flow checkpoint; once it says True the build raises `Cancelled` (what finished is
     kept, so building again resumes). With `engine` the zoo trains in shards on Ray
-    (`dwf.shards`; the same zoo, so the same cache)."""
+    (`dwf.shards`; the same zoo, so the same cache) and the report's populations are measured as
+    Ray tasks (`dwf.evaluate.evaluate`)."""
     check = cancel_check(cancel)
     with lock.locked(seed_dir(exp, artifacts), on_wait=log.warning):
         return _build(exp, artifacts, progress, device, evaluate, checked(on_stage, check), check, engine)
@@ -148,7 +149,7 @@ def _build(exp: Experiment, artifacts: str | Path, progress: bool, device: str, 
     run = Run(exp, root, data, zoo, aligned, fit_idx, held_idx, pca, codes, flows, timings=timings)
     if evaluate:
         def report(d: Path) -> Report:
-            return saved(reporting.report(run, d, progress=progress, on_stage=tell), d / "report.json")
+            return saved(reporting.report(run, d, progress=progress, on_stage=tell, engine=engine), d / "report.json")
 
         run.report, _ = stage("report", lambda d: Report.load(d / "report.json"), report)
         publish(stage_dir(exp, "report", artifacts) / "report.json", root / "report.json")

@@ -23,6 +23,7 @@ from .sample import Generated, generate
 from .task import task_for
 
 if TYPE_CHECKING:
+    from .shards import Engine
     from .pipeline import Run
 
 log = logging.getLogger(__name__)
@@ -69,9 +70,10 @@ def context(run: "Run") -> ev.Context:
 
 
 def report(run: "Run", folder: Path, progress: bool = False,
-           on_stage: Callable[[str], None] = lambda name: None) -> Report:
+           on_stage: Callable[[str], None] = lambda name: None, engine: "Engine | None" = None) -> Report:
     """Generate (saved under folder/generated/r<r>), evaluate and assemble the run's Report;
-    `on_stage(name)` as each part (sample, evaluate, barrier, transfer, frontier) starts."""
+    `on_stage(name)` as each part (sample, evaluate, barrier, transfer, frontier) starts. With
+    `engine` the populations are measured as Ray tasks (`dwf.evaluate.evaluate`)."""
     exp = run.experiment
     on_stage("sample")
     ctx = context(run)
@@ -88,7 +90,7 @@ def report(run: "Run", folder: Path, progress: bool = False,
                         held_out=ctx.held_out is not None, baselines=not light)
     on_stage("evaluate")
     t0 = time.perf_counter()
-    results, ref, runs = ev.evaluate(ctx, specs, [{(None, None): g} for g in gens])
+    results, ref, runs = ev.evaluate(ctx, specs, [{(None, None): g} for g in gens], engine)
     timings["evaluate"] = time.perf_counter() - t0
     task = task_for(ctx.data)
     barrier = None

@@ -13,7 +13,8 @@ joins the cluster at `address`, or starts a local one without it. Each task asks
 `cpus_per_shard` CPUs and one GPU when the cluster has GPUs, loads the dataset from its own disk,
 and checkpoints its shard every epoch (`train_zoo`), so a task whose worker dies is retried by
 Ray and resumes at its last epoch; a finished shard is kept and never retrained. With
-`on_ray=False` the shards train one after another in this process (same result).
+`on_ray=False` the shards train one after another in this process (same result). The Ray
+plumbing (joining the cluster, resource requests, retries, progress) is `dwf.fanout`'s.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from . import data as data_mod
+from . import data as data_mod, fanout
 from .config import ArchSpec, DataSpec, ZooSpec
 from .errors import ConfigError, DwfError
 from .zoo import MANIFEST, Zoo, train_zoo
@@ -111,31 +112,11 @@ def train_sharded(data: data_mod.Dataset, data_spec: DataSpec, arch: ArchSpec, s
 
 def _on_ray(engine: Engine, data_spec: DataSpec, arch: ArchSpec, spec: ZooSpec, ranges: list[range],
             folders: list[Path], on_epoch_end: EpochHook | None, progress: bool) -> list[Zoo]:
-    import ray   # here, not at the top: importing ray takes a second every dwf import would pay
-
-    if not ray.is_initialized():
-        try:
-            ray.init(address=engine.address, include_dashboard=False, log_to_driver=False)
-        except (ConnectionError, RuntimeError, ValueError) as e:
-            raise DwfError(f"cannot reach a Ray cluster at {engine.address!r} ({e}); start one with "
-                           "`ray start --head` and pass its address, or leave the address out to run a "
-                           "local cluster") from e
-    gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-    task = ray.remote(train_shard).options(num_cpus=engine.cpus_per_shard, num_gpus=gpus,
-                                           max_retries=engine.max_retries, retry_exceptions=False)
+    ray = fanout.connect(engine)
+    task = fanout.remote(ray, engine, train_shard)
     refs = [task.remote(data_spec, arch, spec, r, f, "auto", on_epoch_end) for r, f in zip(ranges, folders)]
-    try:
-        pending = list(refs)
-        with tqdm(total=len(refs), desc=f"zoo shards on Ray ({ray.cluster_resources().get('CPU', 0):g} CPUs)",
-                  disable=not progress) as bar:
-            while pending:                       # one tick per finished shard, from any worker
-                ready, pending = ray.wait(pending, num_returns=1)
-                ray.get(ready)
-                bar.update()
-        return ray.get(refs)
-    except ray.exceptions.RayError as e:
-        raise DwfError(f"a zoo shard failed on Ray after {engine.max_retries} retries ({e}); its finished "
-                       "epochs are checkpointed, so running again resumes there") from e
+    return fanout.wait_all(ray, refs, "zoo shards", progress, engine,
+                           "; its finished epochs are checkpointed, so running again resumes there")
 
 
 __all__ = ["Engine", "merge", "shard_ranges", "train_shard", "train_sharded"]

@@ -21,3 +21,24 @@ def artifacts(tmp_path_factory):
 @pytest.fixture(scope="session")
 def fmnist_smoke_run(artifacts):
     return pipeline.build(experiments.get("fmnist_mlp", "smoke"), artifacts, progress=False)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread, as a Ray worker with num_cpus=1 runs."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """A local Ray cluster of 2 CPUs for the session (dwf.shards, dwf.fanout)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()

@@ -16,21 +16,6 @@ from dwf import ConfigError, data, experiments, pipeline, shards
 from dwf.zoo import train_zoo
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)          # Ray workers with num_cpus=1 run one thread
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 def _assert_same_zoo(a, b):
     assert a.n == b.n
     for k, v in b.params.items():

@@ -1,0 +1,76 @@
+"""Independent jobs fanned out as Ray tasks, or run here one after another.
+
+    results[i] = fn(*shared, *jobs[i])        for every i, in job order
+
+`shared` (e.g. an evaluation context with its test split) is put in Ray's object store once and
+handed to every task; each job carries only its own arguments. Each task asks for
+`engine.cpus_per_shard` CPUs and one GPU when the cluster has GPUs, and is retried by Ray
+`engine.max_retries` times when its worker dies. Without an engine the same calls run in this
+process, so a caller has one code path and the result does not depend on where it ran (up to the
+thread count of the worker: Ray gives a 1-CPU task one thread).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from tqdm import tqdm
+
+from .errors import DwfError
+
+if TYPE_CHECKING:
+    from .shards import Engine
+
+
+def connect(engine: "Engine"):
+    """The `ray` module, joined to the engine's cluster (a local one when its address is None)."""
+    import ray   # here, not at the top: importing ray takes a second every dwf import would pay
+
+    if not ray.is_initialized():
+        try:
+            ray.init(address=engine.address, include_dashboard=False, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise DwfError(f"cannot reach a Ray cluster at {engine.address!r} ({e}); start one with "
+                           "`ray start --head` and pass its address, or leave the address out to run a "
+                           "local cluster") from e
+    return ray
+
+
+def remote(ray, engine: "Engine", fn: Callable):
+    """`fn` as a Ray task with the engine's resource request and retries."""
+    gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+    return ray.remote(fn).options(num_cpus=engine.cpus_per_shard, num_gpus=gpus,
+                                  max_retries=engine.max_retries, retry_exceptions=False)
+
+
+def wait_all(ray, refs: list, desc: str, progress: bool, engine: "Engine", hint: str = "") -> list:
+    """Every task's result in order; a bar ticks as tasks finish on any worker. A task that still
+    fails after its retries stops the whole with a DwfError (`hint`: what to do about it)."""
+    try:
+        pending = list(refs)
+        with tqdm(total=len(refs), desc=f"{desc} on Ray ({ray.cluster_resources().get('CPU', 0):g} CPUs)",
+                  disable=not progress) as bar:
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1)
+                ray.get(ready)
+                bar.update()
+        return ray.get(refs)
+    except ray.exceptions.RayError as e:
+        cause = getattr(e, "cause", None)    # the task's own exception, without Ray's traceback
+        why = f"{type(cause).__name__}: {cause}" if isinstance(cause, Exception) else str(e)
+        raise DwfError(f"a task of {desc} failed on Ray ({why}); a task whose worker died was retried up "
+                       f"to {engine.max_retries} times{hint}") from e
+
+
+def map_jobs(engine: "Engine | None", fn: Callable[..., Any], shared: tuple, jobs: Sequence[tuple],
+             desc: str = "jobs", progress: bool = False) -> list:
+    """[fn(*shared, *job) for job in jobs], as Ray tasks when `engine` is given."""
+    if engine is None:
+        return [fn(*shared, *job) for job in tqdm(jobs, desc=desc, disable=not progress)]
+    ray = connect(engine)
+    shared_refs = [ray.put(x) for x in shared]
+    task = remote(ray, engine, fn)
+    refs = [task.remote(*shared_refs, *job) for job in jobs]
+    return wait_all(ray, refs, desc, progress, engine)
+
+
+__all__ = ["connect", "map_jobs", "remote", "wait_all"]

@@ -1,0 +1,52 @@
+"""Jobs fanned out as Ray tasks (dwf.fanout) return what the same calls return here, in job order,
+computed in Ray's worker processes; a failing job stops the whole with an error naming it; and a
+report's populations measured on Ray equal those measured here."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from dwf import DwfError, evaluate as ev, fanout, reporting, shards
+from dwf.sample import generate
+
+
+def test_jobs_here_and_on_ray_give_the_same_results_in_job_order(local_ray):
+    def _affine(shared: torch.Tensor, scale: float, shift: float) -> tuple[torch.Tensor, int]:
+        return shared * scale + shift, os.getpid()   # (a local function: Ray ships it by value)
+
+    x = torch.arange(6.0)
+    jobs = [(float(s), float(-s)) for s in range(5)]
+    here = fanout.map_jobs(None, _affine, (x,), jobs)
+    there = fanout.map_jobs(shards.Engine(), _affine, (x,), jobs)
+    assert [pid for _, pid in here] == [os.getpid()] * len(jobs)
+    assert all(pid != os.getpid() for _, pid in there)              # ran in Ray's workers
+    for (a, _), (b, _), (s, t) in zip(here, there, jobs):
+        assert torch.equal(a, b) and torch.equal(b, x * s + t)
+
+
+def test_a_failing_job_on_ray_is_a_dwf_error_naming_it(local_ray):
+    def _fails(shared, i):
+        if i == 2:
+            raise ValueError("job 2 is broken")
+        return i
+
+    with pytest.raises(DwfError, match="a task of numbers failed on Ray.*job 2 is broken"):
+        fanout.map_jobs(shards.Engine(max_retries=0), _fails, (None,), [(i,) for i in range(4)], desc="numbers")
+
+
+def test_populations_measured_on_ray_equal_those_measured_here(fmnist_smoke_run, one_thread, local_ray):
+    run = fmnist_smoke_run
+    ctx = reporting.context(run)
+    exp = run.experiment
+    gens = [{(None, None): generate(f, run.pca, exp.arch, reporting.sample_spec(exp, r), ctx.data.x_train)}
+            for r, f in enumerate(run.flows)]
+    specs = ev.declared(exp.eval, has_bn=False, held_out=True)
+    here, _, _ = ev.evaluate(ctx, specs, gens)
+    there, _, _ = ev.evaluate(ctx, specs, gens, shards.Engine())
+    assert [p.spec for p in here] == [p.spec for p in there] == specs
+    for a, b in zip(here, there):
+        assert a.score.mean == pytest.approx(b.score.mean, abs=1e-6), a.name
+        assert a.novelty.mean == pytest.approx(b.novelty.mean, rel=1e-5), a.name
+        assert a.per_net.score == pytest.approx(b.per_net.score, abs=1e-6), a.name
