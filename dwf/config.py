@@ -20,6 +20,7 @@ class DataSpec:
     val_fraction: float = 0.1      # carved from the training split, never from test
     train_limit: int | None = None  # subsample the training split (quick profiles)
     test_limit: int | None = None  # a fixed seeded subset of the test split (smoke; quick convnets, ViT)
+    val_limit: int | None = None   # a seeded subset of the validation carve (smoke; quick convnets, ViT)
     seed: int = 0                  # split / subsample seed
     resize: int | None = None      # images resized (bilinear) to resize x resize, e.g. digits to 28
     vocab: str = "minilm"          # vader token ids: "minilm" (MiniLM-L6's 30,522 word pieces) or

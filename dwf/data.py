@@ -242,6 +242,8 @@ def _vader(spec: DataSpec) -> Dataset:
     rest = rest[np.random.default_rng(spec.seed).permutation(len(rest))]
     n_val = max(1, int(round(spec.val_fraction * len(rest))))
     val, train = rest[:n_val], rest[n_val:]
+    if spec.val_limit is not None:
+        val = val[: spec.val_limit]
     if spec.train_limit is not None:
         train = train[: spec.train_limit]
     if spec.test_limit is not None:
@@ -251,7 +253,10 @@ def _vader(spec: DataSpec) -> Dataset:
 
 
 def load(spec: DataSpec) -> Dataset:
-    """Load `spec.name`, carve val from train, subsample train if asked, standardize."""
+    """Load `spec.name`, carve val from train, subsample train, val and test if asked, standardize."""
+    for name in ("train_limit", "val_limit", "test_limit"):
+        if getattr(spec, name) is not None and getattr(spec, name) < 1:
+            raise ConfigError(f"{name} must be None (every sample) or >= 1, got {getattr(spec, name)}")
     if spec.name == "vader":
         return _vader(spec)
     if spec.name in ("iris", "digits"):
@@ -275,6 +280,8 @@ def load(spec: DataSpec) -> Dataset:
     order = rng.permutation(len(xtr))
     n_val = max(1, int(round(spec.val_fraction * len(xtr))))
     val, train = order[:n_val], order[n_val:]
+    if spec.val_limit is not None:      # the first of a seeded permutation: a seeded subset
+        val = val[: spec.val_limit]
     if spec.train_limit is not None:
         train = train[: spec.train_limit]
     x_train, x_val = xtr[train], xtr[val]

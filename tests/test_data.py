@@ -32,6 +32,16 @@ def test_test_limit_is_a_fixed_subset_of_the_test_split():
     assert torch.equal(a.x_train, full.x_train)
 
 
+def test_val_limit_keeps_a_seeded_part_of_the_same_validation_carve():
+    full = data.load(DataSpec("digits"))
+    a = data.load(DataSpec("digits", val_limit=50))
+    assert len(a.y_val) == 50 and torch.equal(a.x_val, full.x_val[:50]) and torch.equal(a.y_val, full.y_val[:50])
+    assert torch.equal(a.x_train, full.x_train)       # the training split is untouched
+    for bad in (dict(val_limit=0), dict(train_limit=-1), dict(test_limit=0)):
+        with pytest.raises(ConfigError, match=f"{next(iter(bad))} must be None"):
+            data.load(DataSpec("digits", **bad))
+
+
 def test_vader_lexicon_is_split_by_token_into_a_regression_task():
     tokens, valence = data.vader_lexicon()
     assert len(tokens) > 7000 and valence.min() >= -4 and valence.max() <= 4
