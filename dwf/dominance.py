@@ -10,6 +10,8 @@ whose novelties enclose ν_g. With G the generated nets' score interval:
     loses    G.hi < C.lo      noisy copies as novel are more accurate
     ties     otherwise        the intervals overlap: as accurate, within what the replicates resolve
     beyond   ν_g > max ν_σ    no σ of the report made copies that novel: the question stays open
+    copies   beats, but the generated nets memorize (most are near-copies of one member): they
+             score what the members they copy score, which is no win over copies of every member
 
 The other trivial generators of a report (interpolations, a Gaussian over the PCA codes, the
 members through encode → decode) are single points: one dominates the generated nets when its mean
@@ -23,7 +25,7 @@ from typing import Literal
 from .interval import Interval
 from .report import Report
 
-Outcome = Literal["beats", "loses", "ties", "beyond"]
+Outcome = Literal["beats", "loses", "ties", "beyond", "copies"]
 POINT_BASELINES = ("interpolation", "code_gaussian", "encode_decode")
 
 
@@ -64,7 +66,7 @@ def of(report: Report) -> Dominance:
     if c is None:
         outcome: Outcome = "beyond"
     elif g.score.lo > c.hi:
-        outcome = "beats"
+        outcome = "copies" if g.memorizes else "beats"
     elif g.score.hi < c.lo:
         outcome = "loses"
     else:
@@ -84,9 +86,13 @@ def sentence(report: Report, d: Dominance | None = None) -> str:
                 "the largest σ stays below), so the comparison is open")
     else:
         word = {"beats": "BEAT noisy copies", "loses": "LOSE to noisy copies",
-                "ties": "TIE with noisy copies (intervals overlap)"}[d.outcome]
+                "ties": "TIE with noisy copies (intervals overlap)",
+                "copies": "score above noisy copies only by COPYING members"}[d.outcome]
         head = (f"{d.name}: generated nets {word}: at their novelty {d.novelty:.3f} noisy copies score "
                 f"{report.fmt_interval(d.noisy)}, the generated nets {g}")
+        if d.outcome == "copies":
+            head += (f", but {report.generated.memorized.mean:.0%} of them are near-copies of one member, "
+                     "so that is the score of the members copied, not a win")
     tail = ("; also at least as accurate and as novel: " + ", ".join(d.dominated_by)) if d.dominated_by else ""
     return head + tail
 
@@ -94,7 +100,8 @@ def sentence(report: Report, d: Dominance | None = None) -> str:
 EXPLAINED = ("Noisy copies of the fitting members trace a curve of score against novelty (one point per σ of "
              "the report, starting from the members). The generated nets beat them where their score "
              "interval lies above the curve's at the same novelty, lose where it lies below, and tie where "
-             "the intervals overlap (`dwf.dominance`).")
+             "the intervals overlap. Nets above the curve that memorize (most are near-copies of one member) "
+             "only copy a better-than-average member; that is not counted as a win (`dwf.dominance`).")
 
 
 def markdown(reports: list[Report]) -> str:

@@ -31,6 +31,7 @@ from .interval import Interval
 from .novelty import memorized_fraction, novelty
 from .sample import generate
 from .task import task_for
+from .zoo import split
 
 NEW = 0.5          # the target's novelty (issue: ≥ 0.5 above the encode → decode floor)
 MEMORIZED = 0.1    # the target's memorized share
@@ -50,6 +51,12 @@ class Recipe:
     n_components: int | None = None      # PCA dimension k (None: the experiment's, n − 1)
     ode_steps: int | None = None         # solver steps per sample
     snapshot: str | None = None          # "best" held-out flow loss (early stopping) or "last" EMA weights
+
+    def applies(self, exp: Experiment) -> bool:
+        """Whether the recipe can run on `exp`: a PCA dimension k needs more than k fitting members."""
+        n = exp.members or exp.zoo.n_models
+        n_fit = len(split(n, exp.pca.held_out, exp.zoo.seed)[0])
+        return self.n_components is None or self.n_components <= n_fit - 1
 
     def apply(self, exp: Experiment) -> Experiment:
         """The experiment with this recipe, as its own variant (shares the zoo and alignment; a
@@ -116,6 +123,7 @@ class Sweep:
     n: int                     # zoo size
     scored: list[Scored]
     chosen: str
+    skipped: tuple[str, ...] = ()   # recipes that do not apply at this size (`Recipe.applies`)
 
     def markdown(self) -> str:
         lines = [f"Recipes for {self.experiment} at N = {self.n}, scored on the validation split (95 % "
@@ -130,6 +138,9 @@ class Sweep:
             lines.append(f"| {s.recipe.name}{mark} | {s.val_gap.text(100, 2)} | {s.novelty.text()} | {s.floor:.3f} | "
                          f"{s.novelty_held_out.text()} | {s.memorized.text(100, 0)} % | {s.val_loss.text(1, 4)} | "
                          f"{'yes' if s.new else 'no'} |")
+        if self.skipped:
+            lines += ["", f"Not run at N = {self.n} (a PCA dimension k needs more than k fitting members): "
+                      + ", ".join(self.skipped) + "."]
         return "\n".join(lines)
 
 
@@ -158,15 +169,17 @@ def score(exp: Experiment, recipe: Recipe, artifacts: str | Path = "artifacts") 
 def sweep(exp: Experiment, recipes: Sequence[Recipe] = CANDIDATES, artifacts: str | Path = "artifacts",
           log=None) -> Sweep:
     """Every recipe on `exp` (e.g. one size of the scaling study), the choice by the rule above."""
-    scored = []
+    scored, skipped = [], tuple(rc.name for rc in recipes if not rc.applies(exp))
     for rc in recipes:
+        if not rc.applies(exp):
+            continue
         scored.append(score(exp, rc, artifacts))
         if log is not None:
             s = scored[-1]
             print(f"{exp.name} N={exp.members or exp.zoo.n_models} recipe {rc.name}: validation gap "
                   f"{s.val_gap.text(100, 2)} pp, novelty {s.novelty.text()}, memorized {s.memorized.text(100, 0)} %",
                   file=log, flush=True)
-    return Sweep(exp.name, exp.members or exp.zoo.n_models, scored, choose(scored))
+    return Sweep(exp.name, exp.members or exp.zoo.n_models, scored, choose(scored), skipped)
 
 
 def choose(scored: Sequence[Scored]) -> str:

@@ -12,15 +12,17 @@ def iv(mean: float, half: float = 0.0) -> Interval:
 
 
 def with_populations(report, *, zoo=0.80, noisy=((0.2, 0.72, 0.02),), generated=(0.1, 0.78, 0.01),
-                     points=()):
+                     points=(), memorized=0.0):
     """`report` with a zoo scoring `zoo`, noisy copies (novelty, score, half-width) per σ,
-    the generated nets at (novelty, score, half-width), and point baselines (source, novelty, score)."""
+    the generated nets at (novelty, score, half-width) with a `memorized` share, and point
+    baselines (source, novelty, score)."""
     template = report.generated
     pops = [replace(template, spec=PopulationSpec("zoo", "own"), name="zoo", score=iv(zoo), novelty=iv(0.0))]
     pops += [replace(template, spec=PopulationSpec("noisy", sigma=0.01 * (i + 1)), name=f"noisy {i}",
                      score=iv(s, h), novelty=iv(n)) for i, (n, s, h) in enumerate(noisy)]
     n, s, h = generated
-    pops.append(replace(template, spec=report.generated.spec, name="generated", score=iv(s, h), novelty=iv(n)))
+    pops.append(replace(template, spec=report.generated.spec, name="generated", score=iv(s, h), novelty=iv(n),
+                        memorized=iv(memorized)))
     pops += [replace(template, spec=PopulationSpec(src), name=src, score=iv(s), novelty=iv(n)) for src, n, s in points]
     return replace(report, populations=pops)
 
@@ -51,6 +53,14 @@ def test_each_outcome(report, generated, outcome):
     assert d.outcome == outcome
     assert d.beats_noisy_copies == {"beats": True, "loses": False}.get(outcome)
     assert (d.noisy is None) == (outcome == "beyond")
+
+
+def test_nets_above_the_curve_that_memorize_only_copy_and_are_not_a_win(report):
+    """A flow that copies one better-than-average member lies above copies of every member."""
+    r = with_populations(report, generated=(0.1, 0.785, 0.005), memorized=0.9)
+    d = dominance.of(r)
+    assert d.outcome == "copies" and d.beats_noisy_copies is None
+    assert "only by COPYING" in dominance.sentence(r, d) and "90% of them are near-copies" in dominance.sentence(r, d)
 
 
 def test_noisy_copies_themselves_tie_with_the_curve(report):

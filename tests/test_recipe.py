@@ -61,9 +61,10 @@ def test_the_sweep_scores_on_validation_and_distances_only(tmp_path):
     """The run's test split stays locked (reading it raises), so scoring cannot select on it;
     the novelty it reports is the one of the nets the flow generates against the fitting members."""
     exp = tiny(12)
-    rs = [recipe.PAPER, recipe.Recipe("k4", n_components=4)]
+    rs = [recipe.PAPER, recipe.Recipe("k4", n_components=4), recipe.Recipe("k20", n_components=20)]
     sw = recipe.sweep(exp, rs, tmp_path)
     assert [s.recipe.name for s in sw.scored] == ["paper", "k4"] and sw.n == 12
+    assert sw.skipped == ("k20",)                            # k = 20 needs more than 20 fitting members
     paper, k4 = sw.scored
     assert paper.floor == pytest.approx(0.0, abs=1e-3)      # k = n − 1: members are exactly representable
     assert k4.floor > 0.05                                   # k = 4 < n − 1: projection error
@@ -74,6 +75,7 @@ def test_the_sweep_scores_on_validation_and_distances_only(tmp_path):
     assert sw.chosen in ("paper", "k4")
     md = sw.markdown()
     assert "| paper" in md and "| k4" in md and "(chosen)" in md
+    assert "Not run at N = 12" in md and "k20" in md
 
 
 @pytest.mark.parametrize("args, words", [
