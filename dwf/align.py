@@ -1,10 +1,11 @@
 """Aligning a whole zoo: every member's hidden units permuted to match one reference member.
 
 Each member is matched independently against the reference, with its own seeded generator (so
-the result does not depend on which members are matched, or in which order). Members are matched
-one after another: the float64 matmuls inside weight matching already use every CPU thread, and
-worker processes measured slower on 2 cores (0.66x for ResNet-18, 0.06x for ResNet-20, where
-process start-up dominates).
+the result does not depend on which members are matched, or in which order). On one machine
+members are matched one after another: the float64 matmuls inside weight matching already use
+every CPU thread, and worker processes measured slower on 2 cores (0.66x for ResNet-18, 0.06x for
+ResNet-20, where process start-up dominates). With an `engine` (a Ray cluster, `dwf.fanout`)
+each member is one task, which pays where a cluster has many machines.
 The reference is a member index, or the *medoid*: the member with the smallest summed distance
 to all others once they are aligned to member 0; everyone is then re-matched against it, which
 puts the reference at the centre of the cloud the flow has to learn.
@@ -12,30 +13,39 @@ puts the reference at the centre of the cloud the flow has to learn.
 from __future__ import annotations
 
 import time
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 import torch
-from tqdm import tqdm
 
+from . import fanout
 from .config import AlignSpec
 from .errors import ConfigError
 from .rebasin import TransformerSpec
 from .rebasin.symmetry import Symmetry, align as align_one
 from .zoo import Zoo
 
+if TYPE_CHECKING:
+    from .shards import Engine
+
 StateDict = Mapping[str, torch.Tensor]
 
 
 def match_all(spec: Symmetry, reference: StateDict, sds: list[StateDict], ref_index: int,
               max_iter: int, seed: int, exclude: Iterable[str] = (), stream: bool = True,
-              progress: bool = False) -> list[dict[str, torch.Tensor]]:
+              progress: bool = False, engine: "Engine | None" = None) -> list[dict[str, torch.Tensor]]:
     """Every state dict aligned to `reference` (the one at `ref_index` passed through as is).
-    Model i's coordinate-descent order comes from a generator seeded with (seed, i)."""
-    exclude = tuple(exclude)
-    return [dict(sd) if i == ref_index else
-            align_one(spec, reference, sd, max_iter=max_iter, exclude=exclude, stream=stream,
-                      generator=torch.Generator().manual_seed(seed * 1_000_003 + i))
-            for i, sd in enumerate(tqdm(sds, desc="align", unit="model", disable=not progress))]
+    Model i's coordinate-descent order comes from a generator seeded with (seed, i). With
+    `engine`, each member is matched as a Ray task."""
+    jobs = [(sd, seed * 1_000_003 + i) for i, sd in enumerate(sds) if i != ref_index]
+    matched = iter(fanout.map_jobs(engine, _match_one, (spec, reference, max_iter, tuple(exclude), stream),
+                                   jobs, desc="align", progress=progress))
+    return [dict(sd) if i == ref_index else next(matched) for i, sd in enumerate(sds)]
+
+
+def _match_one(spec: Symmetry, reference: StateDict, max_iter: int, exclude: tuple[str, ...], stream: bool,
+               sd: StateDict, seed: int) -> dict[str, torch.Tensor]:
+    return align_one(spec, reference, sd, max_iter=max_iter, exclude=exclude, stream=stream,
+                     generator=torch.Generator().manual_seed(seed))
 
 
 def medoid(vectors: torch.Tensor) -> int:
@@ -44,7 +54,7 @@ def medoid(vectors: torch.Tensor) -> int:
 
 
 def align_zoo(zoo: Zoo, spec: Symmetry, align: AlignSpec, exclude: Iterable[str] = (),
-              progress: bool = False) -> Zoo:
+              progress: bool = False, engine: "Engine | None" = None) -> Zoo:
     """The zoo with every member permuted to match the reference (same functions).
 
     exclude: tensors left out of the matching cost (BatchNorm running statistics); they are
@@ -62,7 +72,7 @@ def align_zoo(zoo: Zoo, spec: Symmetry, align: AlignSpec, exclude: Iterable[str]
                           f"{expected!r} (or 'none')")
     sds = zoo.state_dicts()
     kw = dict(max_iter=align.max_iter, seed=align.seed, exclude=exclude, stream=align.stream,
-              progress=progress)
+              progress=progress, engine=engine)
     if align.reference == "medoid":
         first = match_all(spec, sds[0], sds, 0, **kw)
         ref = medoid(Zoo(zoo.arch, _stack(first, zoo.params)).vectors())

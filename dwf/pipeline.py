@@ -97,8 +97,8 @@ def build(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool =
     as each stage starts (for progress displays). `cancel()` is asked at every stage start, zoo
     epoch and flow checkpoint; once it says True the build raises `Cancelled` (what finished is
     kept, so building again resumes). With `engine` the zoo trains in shards on Ray
-    (`dwf.shards`; the same zoo, so the same cache) and the report's populations are measured as
-    Ray tasks (`dwf.evaluate.evaluate`)."""
+    (`dwf.shards`; the same zoo, so the same cache), and each member's alignment and each of
+    the report's populations run as Ray tasks (`dwf.align`, `dwf.evaluate.evaluate`)."""
     check = cancel_check(cancel)
     with lock.locked(seed_dir(exp, artifacts), on_wait=log.warning):
         return _build(exp, artifacts, progress, device, evaluate, checked(on_stage, check), check, engine)
@@ -136,7 +136,7 @@ def _build(exp: Experiment, artifacts: str | Path, progress: bool, device: str, 
     if exp.members is not None:   # the first members only (with the independent order: the zoo of that size)
         zoo = zoo.select(list(range(exp.members)))
     aligned, timings["align"] = stage("align", Zoo.load, lambda d: saved(
-        align_zoo(zoo, exp, data, progress), d))
+        align_zoo(zoo, exp, data, progress, engine), d))
     fit_idx, held_idx = split(aligned.n, exp.pca.held_out, exp.zoo.seed, keep=int(aligned.info.get("reference", 0)))
     fit_vectors = aligned.select(fit_idx).vectors()
     pca, timings["pca"] = stage("pca", lambda d: DualPCA.load(d / "pca.safetensors"), lambda d: saved(
@@ -202,10 +202,12 @@ def _smaller_zoo(folder: Path, exp: Experiment) -> Zoo | None:
     return Zoo.load(folder)
 
 
-def align_zoo(zoo: Zoo, exp: Experiment, data: Dataset, progress: bool = False) -> Zoo:
-    """Every member permuted to match the reference member (same functions, aligned weights)."""
+def align_zoo(zoo: Zoo, exp: Experiment, data: Dataset, progress: bool = False,
+              engine: shards.Engine | None = None) -> Zoo:
+    """Every member permuted to match the reference member (same functions, aligned weights);
+    with `engine`, each member as a Ray task."""
     return align.align_zoo(zoo, families.symmetry(exp.arch, data.x_train), exp.align,
-                           exclude=families.buffer_names(exp.arch), progress=progress)
+                           exclude=families.buffer_names(exp.arch), progress=progress, engine=engine)
 
 
 def publish(source: Path, path: Path) -> None:

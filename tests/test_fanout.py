@@ -1,6 +1,6 @@
 """Jobs fanned out as Ray tasks (dwf.fanout) return what the same calls return here, in job order,
 computed in Ray's worker processes; a failing job stops the whole with an error naming it; and a
-report's populations measured on Ray equal those measured here."""
+report's populations, and a zoo's alignment, computed on Ray equal those computed here."""
 from __future__ import annotations
 
 import os
@@ -50,3 +50,17 @@ def test_populations_measured_on_ray_equal_those_measured_here(fmnist_smoke_run,
         assert a.score.mean == pytest.approx(b.score.mean, abs=1e-6), a.name
         assert a.novelty.mean == pytest.approx(b.novelty.mean, rel=1e-5), a.name
         assert a.per_net.score == pytest.approx(b.per_net.score, abs=1e-6), a.name
+
+
+def test_a_zoo_aligned_on_ray_equals_the_zoo_aligned_here(fmnist_smoke_run, one_thread, local_ray):
+    from dwf import align, families
+    from dwf.config import AlignSpec
+
+    run = fmnist_smoke_run
+    spec = families.symmetry(run.experiment.arch, run.data.x_train)
+    here = align.align_zoo(run.zoo, spec, AlignSpec(reference="medoid"))
+    there = align.align_zoo(run.zoo, spec, AlignSpec(reference="medoid"), engine=shards.Engine())
+    assert here.info["reference"] == there.info["reference"]
+    for k in here.params:
+        assert torch.allclose(here.params[k], there.params[k], atol=1e-6), k
+    assert not torch.allclose(here.vectors(), run.zoo.vectors())       # members did move
