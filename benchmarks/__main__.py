@@ -12,7 +12,8 @@ import torch
 
 from dwf.io import save_json
 
-from . import bench_align, bench_convzoo, bench_families, bench_pca, bench_pca_stream, bench_transfusion, bench_zoo
+from . import (bench_align, bench_convzoo, bench_families, bench_pca, bench_pca_stream, bench_stream, bench_transfusion,
+               bench_zoo)
 
 OUT = Path("artifacts/bench/results.json")
 
@@ -26,7 +27,8 @@ def report(zoos: list[bench_zoo.ZooResult], pca: bench_pca.PCAResult,
            convs: list[bench_convzoo.ConvZooResult], aligns: list[bench_align.AlignResult],
            stream: bench_pca_stream.StreamResult,
            fusions: list[bench_transfusion.TransFusionResult],
-           families: list[bench_families.FamilyResult]) -> str:
+           families: list[bench_families.FamilyResult],
+           streamed: bench_stream.StreamRunResult | str, agree: bench_stream.AgreementResult) -> str:
     zoo_rows = [("MLPs", "train samples", "epochs", "batched s", "sequential s", "ratio",
                  "acc batched", "acc sequential", "models equal")]
     for z in zoos:
@@ -103,7 +105,25 @@ def report(zoos: list[bench_zoo.ZooResult], pca: bench_pca.PCAResult,
         f"{stream.n_models * stream.chunk * 4 / 2**20:.0f} MB, the mean ({stream.n_params * 4 / 2**20:.0f} MB, "
         f"an output) and the n × n Gram; the file is never mapped; subspace error streamed vs in memory: "
         f"{stream.subspace_error:.2e}; max |explained_variance_ratio_ diff|: {stream.max_abs_evr_diff:.2e}",
+        "",
+        _streamed(streamed, agree),
     ])
+
+
+def _streamed(r: bench_stream.StreamRunResult | str, agree: bench_stream.AgreementResult) -> str:
+    head = (f"Streamed pipeline end to end (dwf.stream: align → PCA → flow → decode, one member or slab at a "
+            f"time) on {bench_stream.N_MODELS} synthetic BERT-base nets")
+    same = (f"Against the in-memory path on a zoo that fits both ({agree.n_models} × {agree.n_params:,}): "
+            f"PCA subspace error {agree.subspace_error:.2e}; generated weights differ by at most "
+            f"{agree.max_weight_diff:.2e} (largest weight {agree.weight_scale:.2f})")
+    if isinstance(r, str):
+        return f"{head}: not run ({r})\n{same}"
+    stages = ", ".join(f"{k} {v:.0f} s" for k, v in r.stages.items())
+    return "\n".join([
+        f"{head} ({r.n_params:,} parameters each, {r.file_gb:.1f} GB; writing the zoo took {r.write_zoo_s:.0f} s)",
+        f"{r.seconds:.0f} s ({stages}); read {r.read_gb:.1f} GB, wrote {r.written_gb:.1f} GB: "
+        f"{r.gb_per_s:.2f} GB/s; peak RSS {r.peak_rss_mb:.0f} MB; {r.k} PCA components",
+        same])
 
 
 def main() -> None:
@@ -115,7 +135,9 @@ def main() -> None:
     stream = bench_pca_stream.run()
     fusions = [bench_transfusion.run(*case) for case in bench_transfusion.CASES]
     families = [bench_families.run(name) for name in bench_families.CASES]
-    print(report(zoos, pca, convs, aligns, stream, fusions, families))
+    streamed = bench_stream.run_if_room()
+    agree = bench_stream.agreement()
+    print(report(zoos, pca, convs, aligns, stream, fusions, families, streamed, agree))
     total = time.perf_counter() - t0
     print(f"\ntotal {total:.1f} s; results in {OUT}")
     save_json(OUT, {
@@ -126,6 +148,8 @@ def main() -> None:
                         for c in convs],
         "align": [{**asdict(a), "noise": bench_align.NOISE, "repeats": bench_align.REPEATS} for a in aligns],
         "pca_stream": {**asdict(stream), "noise": bench_pca_stream.NOISE},
+        "streamed_pipeline": {"run": streamed if isinstance(streamed, str) else asdict(streamed),
+                              "agreement": asdict(agree), "noise": bench_stream.NOISE},
         "families": [{**asdict(f), "steps": bench_families.STEPS, "repeats": bench_families.REPEATS}
                      for f in families],
         "transfusion": [{**asdict(f), "noise": bench_transfusion.NOISE, "repeats": bench_transfusion.REPEATS}

@@ -36,10 +36,21 @@ def match_all(spec: Symmetry, reference: StateDict, sds: list[StateDict], ref_in
     """Every state dict aligned to `reference` (the one at `ref_index` passed through as is).
     Model i's coordinate-descent order comes from a generator seeded with (seed, i). With
     `engine`, each member is matched as a Ray task."""
-    jobs = [(sd, seed * 1_000_003 + i) for i, sd in enumerate(sds) if i != ref_index]
+    jobs = [(sd, member_seed(seed, i)) for i, sd in enumerate(sds) if i != ref_index]
     matched = iter(fanout.map_jobs(engine, _match_one, (spec, reference, max_iter, tuple(exclude), stream),
                                    jobs, desc="align", progress=progress))
     return [dict(sd) if i == ref_index else next(matched) for i, sd in enumerate(sds)]
+
+
+def member_seed(seed: int, i: int) -> int:
+    """The seed of member i's matching (its coordinate-descent order) under alignment seed `seed`."""
+    return seed * 1_000_003 + i
+
+
+def match_member(spec: Symmetry, reference: StateDict, sd: StateDict, i: int, max_iter: int, seed: int,
+                 exclude: Iterable[str] = (), stream: bool = True) -> dict[str, torch.Tensor]:
+    """Member i aligned to `reference` exactly as `match_all` aligns it (one member in memory)."""
+    return _match_one(spec, reference, max_iter, tuple(exclude), stream, sd, member_seed(seed, i))
 
 
 def _match_one(spec: Symmetry, reference: StateDict, max_iter: int, exclude: tuple[str, ...], stream: bool,

@@ -7,7 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import conditional, experiments, families, pipeline, readme, recipe, replicas, scaling, selection, shards
+from . import conditional, experiments, families, pipeline, readme, recipe, replicas, scaling, selection, shards, stream
 from .errors import ConfigError, DwfError
 from .io import atomic_write_bytes
 from .progress import StageLog
@@ -28,8 +28,9 @@ def main(argv: list[str] | None = None) -> int:
                         "intervals over zoos (default: the profile's, 3 for paper, else 1)")
     r.add_argument("--no-progress", action="store_true")
     r.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                   help="train the zoo in shards as Ray tasks (dwf.shards): on the cluster at ADDRESS "
-                        "(or $DWF_RAY_ADDRESS), else on a local Ray started here; the same zoo as without")
+                   help="train the zoo in shards, align its members and measure the report (populations, "
+                        "frontier, transfer) as Ray tasks: on the cluster at ADDRESS (or $DWF_RAY_ADDRESS), "
+                        "else on a local Ray started here; the same report as without")
     r.add_argument("--shard-size", type=int, default=8, metavar="M", help="with --ray: members per shard")
     r.add_argument("--out", default=None, help="scale profile: the folder for its table and figures "
                    "(default: <artifacts>/<experiment>/scale/seed<S>/scaling)")
@@ -51,6 +52,15 @@ def main(argv: list[str] | None = None) -> int:
                     + ", ".join(r.name for r in recipe.CANDIDATES) + ")")
     rc.add_argument("--artifacts", default="artifacts")
     rc.add_argument("--out", default=None, help="also write the table (markdown) to this file")
+    st = sub.add_parser("stream", help="align, compress, fit and sample a zoo file larger than memory, one "
+                        "member or column slab at a time (dwf.stream); architectures without BatchNorm")
+    st.add_argument("experiment")
+    st.add_argument("--profile", default="quick", choices=experiments.PROFILES)
+    st.add_argument("--zoo", default=None, help="a stacked safetensors zoo file (default: the experiment's "
+                    "trained zoo under --artifacts)")
+    st.add_argument("--artifacts", default="artifacts")
+    st.add_argument("--out", default=None, help="folder for the aligned and generated zoo files "
+                    "(default: <artifacts>/<experiment>/<profile>/stream)")
     rd = sub.add_parser("readme", help="rewrite README's results block from a results.json")
     rd.add_argument("--results", default="paper_figures/results.json")
     rd.add_argument("--readme", default="README.md")
@@ -59,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     for chatty in ("kaleido", "choreographer"):   # figure rendering logs every browser step at INFO
         logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
-        if args.cmd in ("run", "select", "recipes"):
+        if args.cmd in ("run", "select", "recipes", "stream"):
             writable_folder(args.artifacts)
         if args.cmd == "run" and args.out and args.profile != "scale":
             raise ConfigError("--out is where the scale profile writes its table and figures; other "
@@ -96,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.out:
                 atomic_write_bytes(args.out, (sw.markdown() + "\n").encode())
             return 0
+        if args.cmd == "stream":
+            return _stream(experiments.get(args.experiment, args.profile), args)
         if args.experiment in experiments.CONDITIONAL:
             if args.ray is not None:
                 raise ConfigError("--ray trains one experiment's zoo in shards; a conditional experiment takes "
@@ -144,6 +156,20 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: finished stages and the last zoo/flow checkpoint are kept; run the same "
               "command again to resume", file=sys.stderr)
         return 130
+
+
+def _stream(exp, args) -> int:
+    """`dwf stream`: the streamed run, one console line per member and stage."""
+    zoo = Path(args.zoo) if args.zoo else pipeline.stage_dir(exp, "zoo", args.artifacts) / "weights.safetensors"
+    if not zoo.is_file():
+        raise ConfigError(f"no zoo file at {zoo}: train it first (python -m dwf run {exp.name} --profile "
+                          f"{exp.profile}) or pass --zoo FILE")
+    out = Path(args.out) if args.out else pipeline.experiment_dir(exp, args.artifacts) / "stream"
+    s = stream.run(exp, zoo, out, log=print)
+    print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in s.seconds.items() if k != "score"))
+    print(f"read {s.bytes_read / 1e9:.2f} GB, wrote {s.bytes_written / 1e9:.2f} GB; aligned zoo: {s.aligned}; "
+          f"generated nets: {', '.join(map(str, s.generated))}")
+    return 0
 
 
 def _sized(exp, n: int | None):

@@ -73,7 +73,7 @@ def report(run: "Run", folder: Path, progress: bool = False,
            on_stage: Callable[[str], None] = lambda name: None, engine: "Engine | None" = None) -> Report:
     """Generate (saved under folder/generated/r<r>), evaluate and assemble the run's Report;
     `on_stage(name)` as each part (sample, evaluate, barrier, transfer, frontier) starts. With
-    `engine` the populations are measured as Ray tasks (`dwf.evaluate.evaluate`)."""
+    `engine` the populations, frontier points and transfer fine-tunes run as Ray tasks (`dwf.fanout`)."""
     exp = run.experiment
     on_stage("sample")
     ctx = context(run)
@@ -101,13 +101,13 @@ def report(run: "Run", folder: Path, progress: bool = False,
     if exp.transfer and task.kind == "classification":
         on_stage("transfer")
         t0 = time.perf_counter()
-        transfer = [_transfer(run, gens[0], t, progress) for t in exp.transfer]
+        transfer = [_transfer(run, gens[0], t, progress, engine) for t in exp.transfer]
         timings["transfer"] = time.perf_counter() - t0
     points = []
     if exp.eval.frontier_stds:
         on_stage("frontier")
         t0 = time.perf_counter()
-        points = frontier.sweep(exp, ctx, ref, run.flow, progress, {k: v[0] for k, v in runs.items()})
+        points = frontier.sweep(exp, ctx, ref, run.flow, progress, {k: v[0] for k, v in runs.items()}, engine)
         timings["frontier"] = time.perf_counter() - t0
     info = run.aligned.info
     zoo = ZooSummary(len(run.fit_idx), run.held_idx, int(info.get("reference", 0)),
@@ -133,7 +133,7 @@ def _barrier(run: "Run", ctx: ev.Context) -> Barrier:
                    aligned.acc.tolist(), interp.barrier(naive), interp.barrier(aligned))
 
 
-def _transfer(run: "Run", gen: Generated, spec: TransferSpec, progress: bool) -> dict:
+def _transfer(run: "Run", gen: Generated, spec: TransferSpec, progress: bool, engine: "Engine | None" = None) -> dict:
     """Few-shot transfer to spec's target from the first nets of each kind: generated
     (BatchNorm recalibrated), fitting members, random init. A target whose data is not on disk is
     recorded as unavailable (with the reason) rather than failing the whole report."""
@@ -145,5 +145,5 @@ def _transfer(run: "Run", gen: Generated, spec: TransferSpec, progress: bool) ->
     task = transfer_mod.few_shot(target, spec.shots, spec.val_shots, spec.seed)
     k = min(spec.n_models, gen.n)
     inits = {"generated": [gen.state_dict(i) for i in range(k)], "zoo": run.fit.state_dicts()[:k], "random": k}
-    res = transfer_mod.transfer(run.experiment.arch, inits, task, spec, progress=progress)
+    res = transfer_mod.transfer(run.experiment.arch, inits, task, spec, progress=progress, engine=engine)
     return {**res.to_dict(), "rows": res.rows(), "spec": dataclasses.asdict(spec)}

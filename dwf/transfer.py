@@ -15,20 +15,22 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass, replace
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 from torch import nn
-from tqdm import tqdm
 
-from . import archs
+from . import archs, fanout
 from .bn import recalibrate_bn
 from .config import ArchSpec, TransferSpec
 from .data import Dataset
 from .errors import ConfigError, DwfError
+
+if TYPE_CHECKING:
+    from .shards import Engine
 
 StateDict = Mapping[str, torch.Tensor]
 
@@ -164,44 +166,45 @@ def fine_tune(model: nn.Module, head_tensors: Sequence[str], task: FewShot, spec
 
 
 def transfer(arch: ArchSpec, inits: Mapping[str, Sequence[StateDict] | int], task: FewShot,
-             spec: TransferSpec, progress: bool = False) -> TransferResult:
+             spec: TransferSpec, progress: bool = False, engine: "Engine | None" = None) -> TransferResult:
     """Few-shot transfer from each named set of source nets.
 
     inits: name -> state dicts of source nets (their heads are dropped), or an int n for n
-    randomly initialized nets. Net j of every set uses the same data order (seed + j).
+    randomly initialized nets. Net j of every set uses the same data order (seed + j). Each net's
+    fine-tuning is one job: run here, or with `engine` as a Ray task (`dwf.fanout`).
     """
     if arch.out_dim < 1 or task.n_classes < 2:
         raise ConfigError(f"transfer needs a classification target; {task.name} has {task.n_classes} classes")
     if not spec.epochs or min(spec.epochs) < 0:
         raise ConfigError(f"transfer epochs must be non-negative report points, got {spec.epochs}")
-    source_heads = head_names(arch)
-    target = replace(arch, out_dim=task.n_classes)
-    heads = head_names(target)
     E = max(spec.epochs)
     res = TransferResult(task.name, list(range(E + 1)), sorted(set(spec.epochs)), {}, {}, {}, {})
-    total = sum(v if isinstance(v, int) else len(v) for v in inits.values())
-    bar = tqdm(total=total, desc=f"transfer to {task.name}", unit="net", disable=not progress)
+    jobs = [(name, j, sd) for name, nets in inits.items()
+            for j, sd in enumerate([None] * nets if isinstance(nets, int) else list(nets))]
+    curves = iter(fanout.map_jobs(engine, _fine_tune_one, (arch, task, spec), jobs,
+                                  desc=f"transfer to {task.name}", progress=progress))
     for name, nets in inits.items():
-        tests, vals = [], []
-        sources = [None] * nets if isinstance(nets, int) else list(nets)
-        for j, sd in enumerate(sources):
-            model = archs.build(target, seed=spec.seed * 1_000_003 + j)
-            if sd is not None:
-                backbone = {k: v for k, v in sd.items() if k not in source_heads}
-                missing = {k for k, v in model.state_dict().items() if v.is_floating_point()} \
-                    - set(backbone) - set(heads)
-                if missing:
-                    raise DwfError(f"source nets lack {sorted(missing)[:5]}; pass state dicts of {arch.kind}")
-                model.load_state_dict({**copy.deepcopy(backbone),
-                                       **{k: v for k, v in model.state_dict().items() if k in heads}},
-                                      strict=False)
-            t, v = fine_tune(model, heads, task, spec, seed=spec.seed + j)
-            tests.append(t)
-            vals.append(v)
-            bar.update()
+        runs = [next(curves) for _ in range(nets if isinstance(nets, int) else len(nets))]
+        tests, vals = [t for t, _ in runs], [v for _, v in runs]
         best = [int(np.argmax(v)) for v in vals]      # first epoch with the best validation accuracy
         res.test_acc[name], res.val_acc[name] = tests, vals
         res.selected_epoch[name] = best
         res.selected_test_acc[name] = [t[b] for t, b in zip(tests, best)]
-    bar.close()
     return res
+
+
+def _fine_tune_one(arch: ArchSpec, task: FewShot, spec: TransferSpec, name: str, j: int,
+                   sd: StateDict | None) -> tuple[list[float], list[float]]:
+    """(test, validation) accuracy per epoch of net j of set `name`: `sd`'s backbone (None: a
+    random init) with a fresh head for the target's classes."""
+    target = replace(arch, out_dim=task.n_classes)
+    heads = head_names(target)
+    model = archs.build(target, seed=spec.seed * 1_000_003 + j)
+    if sd is not None:
+        backbone = {k: v for k, v in sd.items() if k not in head_names(arch)}
+        missing = {k for k, v in model.state_dict().items() if v.is_floating_point()} - set(backbone) - set(heads)
+        if missing:
+            raise DwfError(f"source nets of {name!r} lack {sorted(missing)[:5]}; pass state dicts of {arch.kind}")
+        model.load_state_dict({**copy.deepcopy(backbone),
+                               **{k: v for k, v in model.state_dict().items() if k in heads}}, strict=False)
+    return fine_tune(model, heads, task, spec, seed=spec.seed + j)

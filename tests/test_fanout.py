@@ -1,6 +1,7 @@
 """Jobs fanned out as Ray tasks (dwf.fanout) return what the same calls return here, in job order,
 computed in Ray's worker processes; a failing job stops the whole with an error naming it; and a
-report's populations, and a zoo's alignment, computed on Ray equal those computed here."""
+report's populations, frontier and transfer, and a zoo's alignment, computed on Ray equal those
+computed here."""
 from __future__ import annotations
 
 import os
@@ -8,7 +9,7 @@ import os
 import pytest
 import torch
 
-from dwf import DwfError, evaluate as ev, fanout, reporting, shards
+from dwf import DwfError, archs, evaluate as ev, fanout, reporting, shards
 from dwf.sample import generate
 
 
@@ -64,3 +65,34 @@ def test_a_zoo_aligned_on_ray_equals_the_zoo_aligned_here(fmnist_smoke_run, one_
     for k in here.params:
         assert torch.allclose(here.params[k], there.params[k], atol=1e-6), k
     assert not torch.allclose(here.vectors(), run.zoo.vectors())       # members did move
+
+
+def test_a_frontier_swept_on_ray_equals_the_frontier_swept_here(fmnist_smoke_run, one_thread, local_ray):
+    from dwf import frontier
+
+    run = fmnist_smoke_run
+    ctx = reporting.context(run)
+    ref = ev.Reference.of(ctx)
+    here = frontier.sweep(run.experiment, ctx, ref, run.flow)
+    there = frontier.sweep(run.experiment, ctx, ref, run.flow, engine=shards.Engine())
+    assert [(p.family, p.param, p.recipe) for p in here] == [(p.family, p.param, p.recipe) for p in there]
+    for a, b in zip(here, there):
+        assert a.score == pytest.approx(b.score, abs=1e-6) and a.novelty == pytest.approx(b.novelty, rel=1e-5), a
+
+
+def test_transfer_fine_tuned_on_ray_equals_transfer_here(one_thread, local_ray):
+    from dwf import data as data_mod
+    from dwf.config import ArchSpec, DataSpec, TransferSpec
+    from dwf.transfer import few_shot, transfer
+
+    digits = data_mod.load(DataSpec("digits")).for_reporting()
+    arch = ArchSpec("mlp", 64, (16,), 10)
+    task = few_shot(digits, shots=3, val_shots=3, seed=1)
+    spec = TransferSpec(DataSpec("digits"), epochs=(0, 2), n_models=2, lr=1e-3, batch_size=10)
+    given = [{k: v + 0.1 for k, v in archs.build(arch, seed=s).state_dict().items()} for s in (5, 6)]
+    inits = {"random": 2, "given": given}
+    here = transfer(arch, inits, task, spec)
+    there = transfer(arch, inits, task, spec, engine=shards.Engine())
+    assert here.selected_epoch == there.selected_epoch
+    for name in inits:
+        assert here.test_acc[name] == there.test_acc[name] and here.val_acc[name] == there.val_acc[name], name
