@@ -1,12 +1,16 @@
 """How long `make reproduce PROFILE=paper` takes on this machine, estimated without running it.
 
-The two stages that dominate at paper size, zoo training and flow fitting, are timed at paper
-size on a slice of the work and scaled up. Zoo: a few nets are trained three times, for one and
+Each stage is timed at paper size on a slice of the work and scaled up, on the device a run
+would use (`device="auto"`: the GPU when one is present, and the estimate says which). Zoo: a few nets are trained three times, for one and
 for two epochs on a slice of n1 training examples and for one epoch on a slice of n2 = 4 n1
 (n1 grown until an epoch takes a second). The three times give the start-up cost (paid once),
 the validation pass (paid every epoch, whatever the slice) and the cost per training example;
 the zoo's time is start-up + epochs × (validation + examples × cost per example), scaled by
-the number of nets. Flow: a few hundred steps, scaled by the number of steps.
+the number of nets. Flow: a few hundred steps, scaled by the number of steps. Alignment: one
+member matched to another (weight matching or TransFusion, the experiment's settings), times the
+members to match (twice for a medoid reference). Evaluation: the test-split predictions of a few
+nets, times the nets a report scores over its populations and replicates (`dwf.evaluate.declared`;
+BatchNorm recalibration, distances, the frontier and transfer come on top).
 
     python -m benchmarks.bench_paper_profile [EXPERIMENT ...]
 """
@@ -19,8 +23,12 @@ from pathlib import Path
 
 import torch
 
-from dwf import Experiment, data, experiments, flow, train_zoo
+from dwf import Experiment, align, archs, data, experiments, families, flow, stacked, train_zoo
+from dwf import evaluate as ev
+from dwf.devices import resolve
 from dwf.io import save_json
+from dwf.task import task_for
+from dwf.zoo import split
 
 # the experiments `make reproduce` runs (the conditional flow has no paper profile)
 DEFAULT = ("iris_mlp", "digits_mlp", "fmnist_mlp", "fmnist_resnet20", "fmnist_vit", "vader_tinybert")
@@ -41,10 +49,16 @@ class PaperEstimate:
     flow_probe_steps: int
     flow_probe_s: float
     flow_s: float                     # extrapolated to the paper profile's flow steps
+    align_member_s: float             # one member matched to the reference
+    align_s: float                    # x members to match (x 2 for a medoid reference)
+    predict_net_s: float              # one net's predictions on the test split
+    scored_nets: int                  # nets a report scores (populations x replicates)
+    evaluate_s: float                 # predict_net_s x scored_nets
+    device: str                       # where zoo training, alignment and evaluation were timed
 
     @property
     def total_s(self) -> float:
-        return self.zoo_s + self.flow_s
+        return self.zoo_s + self.flow_s + self.align_s + self.evaluate_s
 
 
 def _zoo_seconds(exp: Experiment, n_examples: int, n_models: int, epochs: int) -> tuple[float, int]:
@@ -77,8 +91,48 @@ def estimate(name: str, probe_models: int = 4, probe_examples: int = 512,
     t0 = time.perf_counter()
     flow.fit(codes, replace(exp.flow, steps=flow_steps), progress=False)
     flow_probe = time.perf_counter() - t0
+    member_s = _align_seconds(exp)
+    matched = (n - 1) * (2 if exp.align.reference == "medoid" else 1)
+    net_s, nets = _predict_seconds(exp, m), scored_nets(exp)
     return PaperEstimate(name, dim, m, (n1, n2), n_train, startup, validation, example, zoo_s,
-                         flow_steps, flow_probe, flow_probe * exp.flow.steps / flow_steps)
+                         flow_steps, flow_probe, flow_probe * exp.flow.steps / flow_steps,
+                         member_s, member_s * matched, net_s, nets, net_s * nets, str(resolve("auto")))
+
+
+def _align_seconds(exp: Experiment) -> float:
+    """Seconds to match one freshly initialized net to another at paper size."""
+    if exp.align.method == "none":
+        return 0.0
+    x = data.load(replace(exp.data, train_limit=2)).x_train
+    spec = families.symmetry(exp.arch, x)
+    a, b = (archs.build(exp.arch, seed=s).state_dict() for s in (0, 1))
+    t0 = time.perf_counter()
+    align.match_member(spec, a, b, 1, exp.align.max_iter, exp.align.seed,
+                       families.buffer_names(exp.arch), exp.align.stream)
+    return time.perf_counter() - t0
+
+
+def _predict_seconds(exp: Experiment, m: int) -> float:
+    """Seconds per net to predict the paper profile's test split, m nets at once."""
+    ds = data.load(exp.data).for_reporting()
+    dev = resolve("auto")
+    nets = [archs.build(exp.arch, seed=s).state_dict() for s in range(m)]
+    params = {k: torch.stack([sd[k] for sd in nets]).to(dev) for k in nets[0]}
+    model = archs.build(exp.arch).to(dev)
+    t0 = time.perf_counter()
+    stacked.predict(model, params, ds.x_test.to(dev), task=task_for(ds))
+    return (time.perf_counter() - t0) / m
+
+
+def scored_nets(exp: Experiment) -> int:
+    """The nets a report of `exp` predicts: each declared population's size, per replicate
+    where its nets depend on the replicate."""
+    n_fit = len(split(exp.zoo.n_models, exp.pca.held_out, exp.zoo.seed)[0])
+    size = {"zoo": n_fit, "held_out": exp.zoo.n_models - n_fit, "generated": exp.sample.n,
+            "encode_decode": n_fit}
+    specs = ev.declared(exp.eval, families.has_batchnorm(exp.arch))
+    return sum(size.get(s.source, exp.eval.n_baseline) * (exp.eval.replicates if s.replicated else 1)
+               for s in specs)
 
 
 def _hours(s: float) -> str:
@@ -88,16 +142,19 @@ def _hours(s: float) -> str:
 def main(names: list[str]) -> None:
     torch.manual_seed(0)
     rows = []
-    print("experiment        params    ms/example  val s/epoch  zoo (paper)  flow (paper)  total")
+    print(f"timed on {resolve('auto')} (flows on the CPU)")
+    print("experiment        params    ms/example  val s/epoch  zoo (paper)  flow (paper)  align  evaluate  total")
     for name in names:
         e = estimate(name)
         rows.append({**asdict(e), "total_s": e.total_s})
         print(f"{name:<17} {e.n_params:>11,}  {1000 * e.example_s:8.3f}  {e.validation_s:11.2f}  "
-              f"{_hours(e.zoo_s):>11}  {_hours(e.flow_s):>12}  {_hours(e.total_s):>6}", flush=True)
+              f"{_hours(e.zoo_s):>11}  {_hours(e.flow_s):>12}  {_hours(e.align_s):>5}  {_hours(e.evaluate_s):>8}  "
+              f"{_hours(e.total_s):>6}", flush=True)
     total = sum(r["total_s"] for r in rows)
-    print(f"all: {_hours(total)} for zoo training and flow fitting (evaluation, frontier and "
-          "transfer come on top)")
-    save_json(OUT, {"estimates": rows, "total_s": total, "threads": torch.get_num_threads()})
+    print(f"all: {_hours(total)} for zoo training, flow fitting, alignment and test predictions (BatchNorm "
+          "recalibration, the frontier and transfer come on top)")
+    save_json(OUT, {"estimates": rows, "total_s": total, "threads": torch.get_num_threads(),
+                    "device": str(resolve("auto"))})
 
 
 if __name__ == "__main__":

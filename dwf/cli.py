@@ -166,7 +166,7 @@ def _stream(exp, args) -> int:
                           f"{exp.profile}) or pass --zoo FILE")
     out = Path(args.out) if args.out else pipeline.experiment_dir(exp, args.artifacts) / "stream"
     s = stream.run(exp, zoo, out, log=print)
-    print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in s.seconds.items() if k != "score"))
+    print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in s.seconds.items()))
     print(f"read {s.bytes_read / 1e9:.2f} GB, wrote {s.bytes_written / 1e9:.2f} GB; aligned zoo: {s.aligned}; "
           f"generated nets: {', '.join(map(str, s.generated))}")
     return 0

@@ -12,9 +12,9 @@ experiment's). The sweep fits every recipe (R flow replicates, own seeds, cached
     memorized   share of its nets far closer to one fitting member than to any other
     val_loss    the flow's held-out loss on codes it was not fitted on
 
-and chooses, among the recipes whose nets are new (novelty − floor ≥ `NEW`, memorized ≤ `MEMORIZED`),
-the one with the best validation gap; the experiment's own recipe when none is new. The test
-split stays locked throughout (`dwf.data`).
+and chooses, among the recipes whose nets are new (novelty − floor ≥ `NEW`, memorized ≤ `MEMORIZED`)
+and still work (mean validation gap ≥ −`MAX_LOSS`), the one with the best validation gap; the
+experiment's own recipe when none qualifies. The test split stays locked throughout (`dwf.data`).
 """
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ from .zoo import split
 
 NEW = 0.5          # the target's novelty (issue: ≥ 0.5 above the encode → decode floor)
 MEMORIZED = 0.1    # the target's memorized share
+MAX_LOSS = 0.01    # the largest mean validation loss a chosen recipe may have: 1 pp (0.01 ρ); the target is 0.3 pp
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,10 @@ class Scored:
     def new(self) -> bool:
         return self.novelty.mean - self.floor >= NEW and self.memorized.mean <= MEMORIZED
 
+    @property
+    def works(self) -> bool:
+        return self.val_gap.mean >= -MAX_LOSS
+
 
 @dataclass(frozen=True)
 class Sweep:
@@ -128,16 +133,17 @@ class Sweep:
     def markdown(self) -> str:
         lines = [f"Recipes for {self.experiment} at N = {self.n}, scored on the validation split (95 % "
                  f"intervals over flow replicates; the test split is locked). New: novelty above the "
-                 f"encode → decode floor ≥ {NEW:g} and memorized ≤ {MEMORIZED:.0%}; chosen: the best "
-                 "validation gap among new recipes. The held-out flow loss is in each flow's own units (a "
+                 f"encode → decode floor ≥ {NEW:g} and memorized ≤ {MEMORIZED:.0%}; works: mean validation "
+                 f"gap ≥ −{100 * MAX_LOSS:g} pp; chosen: the best validation gap among recipes that are new and "
+                 "work, else the experiment's own. The held-out flow loss is in each flow's own units (a "
                  "recipe on standardized codes is not comparable with the others).", "",
                  "| recipe | validation gap (pp) | novelty | floor | held-out novelty | memorized | held-out flow loss "
-                 "| new |", "|---|---|---|---|---|---|---|---|"]
+                 "| new | works |", "|---|---|---|---|---|---|---|---|---|"]
         for s in self.scored:
             mark = " (chosen)" if s.recipe.name == self.chosen else ""
             lines.append(f"| {s.recipe.name}{mark} | {s.val_gap.text(100, 2)} | {s.novelty.text()} | {s.floor:.3f} | "
                          f"{s.novelty_held_out.text()} | {s.memorized.text(100, 0)} % | {s.val_loss.text(1, 4)} | "
-                         f"{'yes' if s.new else 'no'} |")
+                         f"{'yes' if s.new else 'no'} | {'yes' if s.works else 'no'} |")
         if self.skipped:
             lines += ["", f"Not run at N = {self.n} (a PCA dimension k needs more than k fitting members): "
                       + ", ".join(self.skipped) + "."]
@@ -183,9 +189,10 @@ def sweep(exp: Experiment, recipes: Sequence[Recipe] = CANDIDATES, artifacts: st
 
 
 def choose(scored: Sequence[Scored]) -> str:
-    """The rule: the best validation gap among new recipes; else the first (the experiment's own)."""
-    new = [s for s in scored if s.new]
-    return max(new, key=lambda s: s.val_gap.mean).recipe.name if new else scored[0].recipe.name
+    """The rule: the best validation gap among recipes that are new and work; else the first
+    (the experiment's own)."""
+    good = [s for s in scored if s.new and s.works]
+    return max(good, key=lambda s: s.val_gap.mean).recipe.name if good else scored[0].recipe.name
 
 
-__all__ = ["CANDIDATES", "PAPER", "Recipe", "Scored", "Sweep", "choose", "named", "score", "sweep"]
+__all__ = ["CANDIDATES", "MAX_LOSS", "PAPER", "Recipe", "Scored", "Sweep", "choose", "named", "score", "sweep"]

@@ -52,7 +52,7 @@ class Streamed:
     flows: list[Flow]
     sampled: list[torch.Tensor]    # (m, k) per replicate
     scores: list[torch.Tensor] | None   # (m,) per replicate, when a score was given
-    seconds: dict[str, float]      # align, pca, flow, decode, score
+    seconds: dict[str, float]      # align, pca, flow, decode (and score, when scored)
     bytes_read: int                # from the zoo and aligned files
     bytes_written: int             # to the aligned and generated files
 
@@ -159,11 +159,11 @@ def _run(exp: Experiment, zoo_file: Path, out_dir: Path, score: Callable[[States
     seconds["decode"] = time.perf_counter() - t0
     read += fitted.bytes_read
 
-    t0 = time.perf_counter()
     scores = None
     if score is not None:
+        t0 = time.perf_counter()
         scores = [torch.cat([score(states) for states in batches(p, layout, batch)]) for p in generated]
-    seconds["score"] = time.perf_counter() - t0
+        seconds["score"] = time.perf_counter() - t0
     return Streamed(aligned, generated, reference, fit_idx, held_idx, pca, codes, flows, sampled, scores,
                     seconds, read, written)
 

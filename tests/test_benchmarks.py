@@ -60,7 +60,13 @@ def test_paper_profile_estimate_scales_the_probe_to_the_paper_profile():
     assert np.isclose(e.zoo_s, (e.startup_s + exp.zoo.epochs * per_epoch) * exp.zoo.n_models / 2)
     assert min(e.startup_s, e.validation_s, e.example_s) >= 0
     assert np.isclose(e.flow_s, e.flow_probe_s * exp.flow.steps / 20)
-    assert e.total_s == e.zoo_s + e.flow_s
+    assert np.isclose(e.align_s, e.align_member_s * (exp.zoo.n_models - 1))
+    assert np.isclose(e.evaluate_s, e.predict_net_s * e.scored_nets) and e.device == "cpu"
+    assert e.total_s == e.zoo_s + e.flow_s + e.align_s + e.evaluate_s
+    # 75 fitting + 25 held-out members once; 100 generated and 32 per baseline (3 σ, interpolations,
+    # code Gaussian) per replicate; encode → decode once
+    n_fit = 75
+    assert e.scored_nets == n_fit + 25 + 3 * (exp.sample.n + 5 * exp.eval.n_baseline) + n_fit
 
 
 def test_family_bench_compares_the_same_training_step():

@@ -47,14 +47,17 @@ def scored(name, gap, nov, mem, floor=0.0):
     return recipe.Scored(recipe.Recipe(name), one(gap), one(nov), floor, one(1.0), one(mem), one(0.1))
 
 
-def test_the_rule_takes_the_best_validation_gap_among_new_recipes():
+def test_the_rule_takes_the_best_validation_gap_among_new_recipes_that_work():
     s = [scored("paper", 0.0, 0.02, 1.0),            # copies: the best gap, not new
-         scored("a", -0.05, 0.7, 0.0),
-         scored("b", -0.02, 0.6, 0.0),
-         scored("c", -0.01, 0.9, 0.5),               # new-looking but memorizes half its nets
-         scored("d", -0.001, 0.6, 0.0, floor=0.3)]   # only 0.3 above its encode → decode floor
+         scored("a", -0.009, 0.7, 0.0),
+         scored("b", -0.004, 0.6, 0.0),
+         scored("c", -0.001, 0.9, 0.5),              # new-looking but memorizes half its nets
+         scored("d", -0.001, 0.6, 0.0, floor=0.3),   # only 0.3 above its encode → decode floor
+         scored("e", -0.125, 0.71, 0.02)]            # new, but 12.5 pp worse: does not work
     assert recipe.choose(s) == "b"
-    assert recipe.choose(s[:1] + s[3:]) == "paper"   # none new: the experiment's own
+    assert recipe.choose(s[:1] + s[3:]) == "paper"   # none new and working: the experiment's own
+    assert [x.works for x in s] == [True, True, True, True, True, False]
+    assert "| e | -12.50 " in recipe.Sweep("x", 64, s, recipe.choose(s)).markdown().replace("−", "-")
 
 
 def test_the_sweep_scores_on_validation_and_distances_only(tmp_path):
