@@ -42,17 +42,19 @@ def remote(ray, engine: "Engine", fn: Callable):
                                   max_retries=engine.max_retries, retry_exceptions=False)
 
 
-def wait_all(ray, refs: list, desc: str, progress: bool, engine: "Engine", hint: str = "") -> list:
-    """Every task's result in order; a bar ticks as tasks finish on any worker. A task that still
-    fails after its retries stops the whole with a DwfError (`hint`: what to do about it)."""
+def wait_all(ray, refs: list, desc: str, progress: bool, engine: "Engine", hint: str = "",
+             ticks: Callable[[], int] | None = None, total: int | None = None, unit: str = "task") -> list:
+    """Every task's result in order. A bar counts finished tasks, or with `ticks` (polled every
+    second) the `total` units the workers report done, e.g. epochs of a zoo's members. A task that
+    still fails after its retries stops the whole with a DwfError (`hint`: what to do about it)."""
     try:
         pending = list(refs)
-        with tqdm(total=len(refs), desc=f"{desc} on Ray ({ray.cluster_resources().get('CPU', 0):g} CPUs)",
-                  disable=not progress) as bar:
+        with tqdm(total=total if ticks else len(refs), unit=unit, disable=not progress,
+                  desc=f"{desc} on Ray ({ray.cluster_resources().get('CPU', 0):g} CPUs)") as bar:
             while pending:
-                ready, pending = ray.wait(pending, num_returns=1)
-                ray.get(ready)
-                bar.update()
+                ready, pending = ray.wait(pending, num_returns=1, timeout=None if ticks is None else 1.0)
+                ray.get(ready)                            # a failed task raises here, not at the end
+                bar.update(ticks() - bar.n if ticks else len(ready))
         return ray.get(refs)
     except ray.exceptions.RayError as e:
         cause = getattr(e, "cause", None)    # the task's own exception, without Ray's traceback

@@ -114,9 +114,32 @@ def _on_ray(engine: Engine, data_spec: DataSpec, arch: ArchSpec, spec: ZooSpec, 
             folders: list[Path], on_epoch_end: EpochHook | None, progress: bool) -> list[Zoo]:
     ray = fanout.connect(engine)
     task = fanout.remote(ray, engine, train_shard)
-    refs = [task.remote(data_spec, arch, spec, r, f, "auto", on_epoch_end) for r, f in zip(ranges, folders)]
+    done = ray.remote(num_cpus=0)(EpochCount).remote()   # every shard tells it of each finished epoch
+
+    def hook(members: range, epoch: int) -> None:         # runs on the worker; counted before the task ends
+        ray.get(done.add.remote(len(members)))
+        if on_epoch_end is not None:
+            on_epoch_end(members, epoch)
+
+    refs = [task.remote(data_spec, arch, spec, r, f, "auto", hook) for r, f in zip(ranges, folders)]
     return fanout.wait_all(ray, refs, "zoo shards", progress, engine,
-                           "; its finished epochs are checkpointed, so running again resumes there")
+                           "; its finished epochs are checkpointed, so running again resumes there",
+                           ticks=lambda: ray.get(done.count.remote()), total=spec.n_models * spec.epochs,
+                           unit="member-epoch")
 
 
-__all__ = ["Engine", "merge", "shard_ranges", "train_shard", "train_sharded"]
+class EpochCount:
+    """A Ray actor counting the member-epochs the shards finish, for one progress bar on the
+    driver (a resumed shard reports only the epochs it trains now)."""
+
+    def __init__(self):
+        self.n = 0
+
+    def add(self, members: int) -> None:
+        self.n += members
+
+    def count(self) -> int:
+        return self.n
+
+
+__all__ = ["Engine", "EpochCount", "merge", "shard_ranges", "train_shard", "train_sharded"]

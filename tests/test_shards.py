@@ -9,7 +9,6 @@ import os
 from dataclasses import replace
 
 import pytest
-import ray
 import torch
 
 from dwf import ConfigError, data, experiments, pipeline, shards
@@ -51,7 +50,8 @@ def test_a_zoo_trained_in_shards_here_is_the_zoo_trained_at_once(tmp_path, one_t
     assert sharded.info["shards"] == [3, 3, 2] and not (tmp_path / "shards").exists()
 
 
-def test_shards_on_ray_survive_a_killed_worker_and_equal_the_zoo_trained_at_once(tmp_path, one_thread, local_ray):
+def test_shards_on_ray_survive_a_killed_worker_and_equal_the_zoo_trained_at_once(tmp_path, one_thread, local_ray,
+                                                                                   capfd):
     exp = experiments.get("iris_mlp", "smoke")
     ds = data.load(exp.data)
     died, seen = tmp_path / "died", tmp_path / "epochs.log"
@@ -64,8 +64,10 @@ def test_shards_on_ray_survive_a_killed_worker_and_equal_the_zoo_trained_at_once
             os._exit(1)
 
     zoo = shards.train_sharded(ds, exp.data, exp.arch, exp.zoo, tmp_path / "zoo", shards.Engine(shard_size=3),
-                               on_epoch_end=hook)
+                               on_epoch_end=hook, progress=True)
     assert died.exists()                                   # a worker was killed mid-shard …
+    total = exp.zoo.n_models * exp.zoo.epochs              # the bar counts the workers' member-epochs
+    assert f"{total}/{total}" in capfd.readouterr().err
     epochs = [line for line in seen.read_text().split() if line.startswith("3:")]
     assert sorted(epochs) == [f"3:{e}" for e in range(exp.zoo.epochs)]   # … and its retry resumed at epoch 1
     _assert_same_zoo(zoo, train_zoo(ds, exp.arch, exp.zoo, progress=False))
