@@ -119,14 +119,14 @@ def _stream(zoo: Path, out: Path, arch: ArchSpec, n: int) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run(n: int = N_MODELS, folder: Path | None = None) -> StreamRunResult:
-    """The streamed run on n synthetic BERT-base nets (files in `folder`, else a temporary one)."""
+def run(n: int = N_MODELS, folder: Path | None = None, arch: ArchSpec = BERT_BASE) -> StreamRunResult:
+    """The streamed run on n synthetic nets of `arch` (files in `folder`, else a temporary one)."""
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         zoo = Path(tmp) / "zoo.safetensors"
         t0 = time.perf_counter()
-        layout = write_zoo(zoo, BERT_BASE, n)
+        layout = write_zoo(zoo, arch, n)
         written = time.perf_counter() - t0
-        r = _stream(zoo, Path(tmp) / "out", BERT_BASE, n)
+        r = _stream(zoo, Path(tmp) / "out", arch, n)
         size = zoo.stat().st_size / 1e9
     return StreamRunResult(n, layout.dim, size, written, r["seconds"], r["stages"], r["bytes_read"] / 1e9,
                            r["bytes_written"] / 1e9, (r["bytes_read"] + r["bytes_written"]) / 1e9 / r["seconds"],

@@ -111,3 +111,17 @@ def test_dwf_stream_writes_the_files_it_names_and_says_how_to_get_a_missing_zoo(
     assert StackedColumns(tmp_path / "s" / "generated_r0.safetensors", layout).shape == (exp.sample.n, layout.dim)
     assert cli.main(["stream", "vader_tinybert", "--profile", "smoke", "--artifacts", str(tmp_path / "empty")]) == 2
     assert "train it first (python -m dwf run vader_tinybert --profile smoke)" in capsys.readouterr().err
+
+
+def test_stream_bench_counts_every_pass_over_the_files_at_tiny_size():
+    arch, n = replace(bench_stream.SMALL, hidden=(16,), vocab=50), 8
+    r = bench_stream.run(n, arch=arch)
+    d = r.n_params
+    exp = bench_stream.experiment(arch, n)
+    n_fit = n - round(exp.pca.held_out * n)
+    zoo_bytes, fit_bytes = 4 * n * d, 4 * n_fit * d
+    # read: the zoo once (alignment), the fitting members once for the Gram and once per decode
+    assert r.read_gb * 1e9 == pytest.approx(zoo_bytes + 2 * fit_bytes, rel=1e-6)
+    # written: the aligned zoo and the generated nets
+    assert r.written_gb * 1e9 == pytest.approx(zoo_bytes + 4 * bench_stream.M * d, rel=1e-6)
+    assert r.k == n_fit - 1 and r.peak_rss_mb > 0 and set(r.stages) == {"align", "pca", "flow", "decode"}
