@@ -13,10 +13,14 @@ matched with the same per-member seeds (`dwf.align.match_all`), the held-out spl
 (`dwf.zoo.split`), the flows and samples take the same specs (`pipeline.flow_spec`,
 `reporting.sample_spec`), so on a zoo that fits in memory both give the same nets
 (tests/test_stream.py). Architectures with BatchNorm are refused: their generated nets need
-statistics re-estimated on data, which the in-memory path does.
+statistics re-estimated on data, which the in-memory path does. The folder keeps the aligned
+zoo (with a record of the zoo file and alignment it came from, so a rerun reuses it), the PCA,
+each flow and the generated files.
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +33,7 @@ from .columns import StackedColumns, StackedWriter
 from .config import Experiment
 from .errors import ConfigError, DwfError
 from .flow import Flow
+from .io import load_json, save_json
 from .layout import ParamLayout
 from .pca import DualPCA
 from .pipeline import flow_spec
@@ -55,6 +60,17 @@ class Streamed:
     seconds: dict[str, float]      # align, pca, flow, decode (and score, when scored)
     bytes_read: int                # from the zoo and aligned files
     bytes_written: int             # to the aligned and generated files
+
+
+ALIGNED_RECORD = "aligned.json"   # what the aligned file was made from; a rerun that matches reuses it
+
+
+def _source_record(zoo_file: Path, exp: Experiment) -> dict:
+    """The zoo file (path, size, modification time) and the alignment settings behind an aligned file."""
+    st = zoo_file.stat()
+    record = {"zoo": str(zoo_file.resolve()), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns,
+              "arch": dataclasses.asdict(exp.arch), "align": dataclasses.asdict(exp.align)}
+    return json.loads(json.dumps(record))          # as it reads back (tuples as lists)
 
 
 def align_file(source: Path, out: Path, layout: ParamLayout, spec: Symmetry, reference: int, max_iter: int,
@@ -120,14 +136,19 @@ def _run(exp: Experiment, zoo_file: Path, out_dir: Path, score: Callable[[States
     t0 = time.perf_counter()
     aligned = out_dir / "aligned.safetensors"
     reference = exp.align.reference
+    source = _source_record(zoo_file, exp)
     if exp.align.method == "none":
         aligned, reference = zoo_file, 0
+    elif aligned.is_file() and (out_dir / ALIGNED_RECORD).is_file() and load_json(out_dir / ALIGNED_RECORD) == source:
+        log(f"aligned zoo reused: {aligned} (from this zoo file and alignment spec)")
     else:
+        (out_dir / ALIGNED_RECORD).unlink(missing_ok=True)
         # the symmetry of an MLP is traced on two inputs (a transformer's is declared)
         spec = families.symmetry(exp.arch, torch.zeros(2, max(1, exp.arch.in_dim)))
         r, w = align_file(zoo_file, aligned, layout, spec, reference, exp.align.max_iter, exp.align.seed,
                           families.buffer_names(exp.arch), exp.align.stream, log)
         read, written = read + r, written + w
+        save_json(out_dir / ALIGNED_RECORD, source)   # after the file: a crash before leaves no record
     seconds["align"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -136,11 +157,14 @@ def _run(exp: Experiment, zoo_file: Path, out_dir: Path, score: Callable[[States
     fitted = StackedColumns(aligned, layout, rows=fit_idx)
     pca = DualPCA(exp.pca.n_components, exp.pca.variance, device="cpu", chunk=chunk, keep_components=False).fit(fitted)
     codes = pca.train_codes_
+    pca.save(out_dir / "pca.safetensors")          # decodes with the aligned file after load
     seconds["pca"] = time.perf_counter() - t0
     log(f"PCA: {pca.n_components_} components of {n - len(held_idx)} fitting members")
 
     t0 = time.perf_counter()
     flows = flow_mod.fit_many(codes, [flow_spec(exp, r) for r in range(exp.eval.replicates)], progress)
+    for r, f in enumerate(flows):
+        f.save(out_dir / f"flow_r{r}")
     seconds["flow"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

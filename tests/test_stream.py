@@ -125,3 +125,33 @@ def test_stream_bench_counts_every_pass_over_the_files_at_tiny_size():
     # written: the aligned zoo and the generated nets
     assert r.written_gb * 1e9 == pytest.approx(zoo_bytes + 4 * bench_stream.M * d, rel=1e-6)
     assert r.k == n_fit - 1 and r.peak_rss_mb > 0 and set(r.stages) == {"align", "pca", "flow", "decode"}
+
+
+def test_a_rerun_reuses_the_aligned_zoo_of_the_same_file_and_the_folder_keeps_pca_and_flows(artifacts, tmp_path):
+    import shutil
+
+    from dwf.flow import Flow
+    from dwf.pca import DualPCA
+
+    exp = experiments.get("iris_mlp", "smoke")
+    zoo_file = tmp_path / "zoo.safetensors"
+    shutil.copy(pipeline.stage_dir(exp, "zoo", artifacts) / "weights.safetensors", zoo_file)
+    layout = ParamLayout.from_module(archs.build(exp.arch))
+    first = stream.run(exp, zoo_file, tmp_path / "out")
+    lines = []
+    again = stream.run(exp, zoo_file, tmp_path / "out", log=lines.append)
+    assert any("aligned zoo reused" in line for line in lines)
+    assert again.bytes_read < first.bytes_read                        # the zoo file was not read again
+    generated = StackedColumns(again.generated[0], layout)[:, 0:layout.dim]
+    assert torch.equal(generated, StackedColumns(first.generated[0], layout)[:, 0:layout.dim])
+    # the saved PCA decodes the saved flow's codes from the aligned file
+    pca = DualPCA.load(tmp_path / "out" / "pca.safetensors")
+    flow = Flow.load(tmp_path / "out" / "flow_r0")
+    fitted = StackedColumns(tmp_path / "out" / "aligned.safetensors", layout, rows=again.fit_idx)
+    assert torch.allclose(pca.inverse_transform_streamed(again.sampled[0], fitted), generated, atol=1e-6)
+    assert flow.dim == pca.n_components_
+    # another zoo file (here: the same bytes, written anew) is aligned again
+    shutil.copy(zoo_file, tmp_path / "zoo2.safetensors")
+    lines.clear()
+    stream.run(exp, tmp_path / "zoo2.safetensors", tmp_path / "out", log=lines.append)
+    assert not any("reused" in line for line in lines) and any("aligned member" in line for line in lines)
