@@ -163,8 +163,12 @@ class StackedWriter:
         """data (float32, contiguous) at flat float index `flat` of tensor e's (n * numel) block."""
         if self._fd is None:
             raise ConfigError("write inside `with StackedWriter(...) as w:`")
-        if os.pwrite(self._fd, memoryview(data).cast("B"), self._data + self._start[e.name] + 4 * flat) != data.nbytes:
-            raise ArtifactError(f"could not write {self.path} (is the disk full?)")
+        view, at, done = memoryview(data).cast("B"), self._data + self._start[e.name] + 4 * flat, 0
+        while done < len(view):                      # one call writes at most ~2 GB on Linux
+            wrote = os.pwrite(self._fd, view[done:], at + done)
+            if wrote <= 0:
+                raise ArtifactError(f"could not write {self.path} (is the disk full?)")
+            done += wrote
         self.bytes_written += data.nbytes
 
     def write_row(self, i: int, state: Mapping[str, torch.Tensor]) -> None:
