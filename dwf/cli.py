@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
                     "trained zoo under --artifacts)")
     st.add_argument("--artifacts", default="artifacts")
     st.add_argument("--out", default=None, help="folder for the aligned and generated zoo files "
-                    "(default: <artifacts>/<experiment>/<profile>/stream)")
+                    "(default: <artifacts>/<experiment>/<profile>/seed<S>/stream)")
     rd = sub.add_parser("readme", help="rewrite README's results block from a results.json")
     rd.add_argument("--results", default="paper_figures/results.json")
     rd.add_argument("--readme", default="README.md")
@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _stream(exp, args) -> int:
     """`dwf stream`: the streamed run, one console line per member and stage."""
+    stream.check(exp)
     zoo = Path(args.zoo) if args.zoo else pipeline.stage_dir(exp, "zoo", args.artifacts) / "weights.safetensors"
     if not zoo.is_file():
         raise ConfigError(f"no zoo file at {zoo}: train it first (python -m dwf run {exp.name} --profile "

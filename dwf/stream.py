@@ -114,15 +114,20 @@ def batches(path: Path, layout: ParamLayout, size: int) -> Iterator[States]:
         yield layout.unflatten_stacked(part[:, 0:layout.dim])
 
 
+def check(exp: Experiment) -> None:
+    """Refuse, with the reason, an experiment the streamed path cannot run."""
+    if families.has_batchnorm(exp.arch):
+        raise ConfigError(f"{exp.name}: the streamed path takes architectures without BatchNorm (generated "
+                          "nets with BatchNorm need statistics re-estimated on data); run it in memory")
+
+
 def run(exp: Experiment, zoo_file: Path, out_dir: Path, score: Callable[[States], torch.Tensor] | None = None,
         chunk: int = 1 << 20, batch: int = 8, progress: bool = False,
         log: Callable[[str], None] = lambda line: None) -> Streamed:
     """`exp`'s alignment, PCA, flows and sampling on the zoo in `zoo_file`, streamed; the
     generated nets of replicate r in `out_dir/generated_r{r}.safetensors`, scored `batch` nets
     at a time by `score` when given."""
-    if families.has_batchnorm(exp.arch):
-        raise ConfigError(f"{exp.name}: the streamed path takes architectures without BatchNorm (generated "
-                          "nets with BatchNorm need statistics re-estimated on data); run it in memory")
+    check(exp)
     out_dir = Path(out_dir)
     with lock.locked(out_dir, on_wait=log):          # one run at a time writes a folder's files
         return _run(exp, Path(zoo_file), out_dir, score, chunk, batch, progress, log)
@@ -192,4 +197,4 @@ def _run(exp: Experiment, zoo_file: Path, out_dir: Path, score: Callable[[States
                     seconds, read, written)
 
 
-__all__ = ["Streamed", "align_file", "batches", "decode_file", "run"]
+__all__ = ["Streamed", "align_file", "batches", "check", "decode_file", "run"]

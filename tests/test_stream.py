@@ -111,6 +111,9 @@ def test_dwf_stream_writes_the_files_it_names_and_says_how_to_get_a_missing_zoo(
     assert StackedColumns(tmp_path / "s" / "generated_r0.safetensors", layout).shape == (exp.sample.n, layout.dim)
     assert cli.main(["stream", "vader_tinybert", "--profile", "smoke", "--artifacts", str(tmp_path / "empty")]) == 2
     assert "train it first (python -m dwf run vader_tinybert --profile smoke)" in capsys.readouterr().err
+    # an experiment the streamed path cannot run says so before asking for its zoo
+    assert cli.main(["stream", "fmnist_resnet20", "--profile", "smoke", "--artifacts", str(tmp_path / "empty")]) == 2
+    assert "without BatchNorm" in capsys.readouterr().err
 
 
 def test_stream_bench_counts_every_pass_over_the_files_at_tiny_size():
