@@ -161,35 +161,47 @@ def zoo_stage(exp: Experiment, data: Dataset, artifacts: str | Path = "artifacts
               check: Callable[[], None] = lambda: None, engine: shards.Engine | None = None) -> tuple[Zoo, float]:
     """(the experiment's trained zoo, seconds its training took), from the cache when built;
     `check()` runs after every epoch (it raises to stop training there; on Ray, when the shards
-    are done). With `engine`, the zoo trains in shards on Ray (`dwf.shards`)."""
-    def load(d: Path) -> Zoo:
-        zoo = Zoo.load(d)
-        if zoo.arch != exp.arch or zoo.n != exp.zoo.n_models:
-            raise ArtifactError(f"{d} holds {zoo.n} nets of {zoo.arch}, but {exp.name} [{exp.profile}] trains "
-                                f"{exp.zoo.n_models} of {exp.arch}; delete {d} to retrain it")
-        return zoo
+    are done). With `engine`, the zoo trains in shards on Ray (`dwf.shards`).
 
-    def compute(d: Path) -> Zoo:
-        if engine is not None:
-            zoo = shards.train_sharded(data, exp.data, exp.arch, exp.zoo, d, engine, device=device, progress=progress)
-            check()
-            return zoo
-        train = dict(out_dir=d, progress=progress, device=device, on_epoch_end=lambda epoch: check())
-        if smaller is None:
-            return train_zoo(data, exp.arch, exp.zoo, **train)
-        log.info("growing the zoo in %s from %d to %d members", d, smaller.n, exp.zoo.n_models)
-        return saved(grow(smaller, data, exp.zoo, **train), d)
-
+    In the independent data order a zoo grows: a smaller zoo of the same spec in the folder is
+    extended by its new members only (`zoo.grow`), and a run of the first `members` (one size of
+    the scaling study) trains no more members than it reads. Its zoo is then at least
+    `members` strong (the caller takes the first ones), not always `exp.zoo.n_models`."""
     folder = stage_dir(exp, "zoo", artifacts)
     with lock.locked(seed_dir(exp, artifacts), on_wait=log.warning):
-        smaller = _smaller_zoo(folder, exp)
-        return cached_stage(folder, exp, "zoo", load, compute, tell)
+        had = _grown_size(folder, exp)
+        n = exp.zoo.n_models
+        if exp.members is not None and exp.zoo.data_order == "independent":
+            n = had if had is not None and had >= exp.members else exp.members
+        target = replace(exp, zoo=replace(exp.zoo, n_models=n), members=None)
+        smaller = Zoo.load(folder) if had is not None and had < n else None
+
+        def load(d: Path) -> Zoo:
+            zoo = Zoo.load(d)
+            if zoo.arch != exp.arch or zoo.n != n:
+                raise ArtifactError(f"{d} holds {zoo.n} nets of {zoo.arch}, but {exp.name} [{exp.profile}] trains "
+                                    f"{n} of {exp.arch}; delete {d} to retrain it")
+            return zoo
+
+        def compute(d: Path) -> Zoo:
+            if engine is not None:
+                zoo = shards.train_sharded(data, exp.data, exp.arch, target.zoo, d, engine, device=device,
+                                           progress=progress)
+                check()
+                return zoo
+            train = dict(out_dir=d, progress=progress, device=device, on_epoch_end=lambda epoch: check())
+            if smaller is None:
+                return train_zoo(data, exp.arch, target.zoo, **train)
+            log.info("growing the zoo in %s from %d to %d members", d, smaller.n, n)
+            return saved(grow(smaller, data, target.zoo, **train), d)
+
+        return cached_stage(folder, target, "zoo", load, compute, tell)
 
 
-def _smaller_zoo(folder: Path, exp: Experiment) -> Zoo | None:
-    """The finished zoo in `folder` when it is this experiment's zoo with fewer members (same
-    data, architecture and zoo spec but n_models, independent data order): growing it gives
-    the zoo the experiment asks for, training only the new members (`zoo.grow`)."""
+def _grown_size(folder: Path, exp: Experiment) -> int | None:
+    """How many members the finished zoo in `folder` has, when it is this experiment's zoo up
+    to its size (same data, architecture and zoo spec but n_models, independent data order, files
+    intact), so that its first members, or the zoo grown from it, are the experiment's; else None."""
     rec = cache.read(folder)
     if exp.zoo.data_order != "independent" or rec is None or rec.seed != exp.seed:
         return None
@@ -197,9 +209,9 @@ def _smaller_zoo(folder: Path, exp: Experiment) -> Zoo | None:
     want, had = norm({k: exp.to_dict()[k] for k in ("data", "arch", "zoo")}), rec.config
     if ({k: had.get(k) for k in ("data", "arch")} != {k: want[k] for k in ("data", "arch")}
             or {**had.get("zoo", {}), "n_models": 0} != {**want["zoo"], "n_models": 0}
-            or not had["zoo"]["n_models"] < exp.zoo.n_models or not cache.intact(folder, rec, "zoo")):
+            or not cache.intact(folder, rec, "zoo")):
         return None
-    return Zoo.load(folder)
+    return int(had["zoo"]["n_models"])
 
 
 def align_zoo(zoo: Zoo, exp: Experiment, data: Dataset, progress: bool = False,

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from dwf import ConfigError, EvalSpec, FlowSpec, SampleSpec, dominance, experiments, pipeline
+from dwf.zoo import Zoo
 
 
 def tiny(n_models: int):
@@ -49,6 +50,28 @@ def test_a_zoo_that_grows_trains_only_its_new_members_and_equals_the_zoo_built_a
     assert part.report.zoo.n_fit == alone.report.zoo.n_fit and part.report.zoo.held_out == alone.report.zoo.held_out
     assert part.report.zoo.val_score == alone.report.zoo.val_score
     assert part.report.generated.score.mean == pytest.approx(alone.report.generated.score.mean, abs=1e-6)
+
+
+def test_one_size_of_the_study_trains_only_the_members_it_reads_and_a_larger_size_grows_them(tmp_path, caplog):
+    large = tiny(12)
+    small = large.ablation("n6", members=6)
+    part = pipeline.build(small, tmp_path, progress=False, evaluate=False)
+    folder = pipeline.stage_dir(large, "zoo", tmp_path)
+    assert part.zoo.n == 6 and Zoo.load(folder).n == 6                   # 6 members trained, not 12
+    with caplog.at_level("INFO", logger="dwf.pipeline"):
+        whole = pipeline.build(large, tmp_path, progress=False, evaluate=False)
+    assert "growing the zoo" in caplog.text and whole.zoo.info["grown_from"] == 6 and whole.zoo.n == 12
+    fresh = pipeline.build(large, tmp_path / "fresh", progress=False, evaluate=False)
+    for k, v in fresh.zoo.params.items():
+        assert torch.allclose(whole.zoo.params[k], v, atol=1e-6, rtol=0), k
+    # the smaller size now reads the first 6 of the 12 and keeps its cached stages
+    align_record = pipeline.stage_dir(small, "align", tmp_path) / "stage.json"
+    stamp = align_record.stat().st_mtime_ns
+    again = pipeline.build(small, tmp_path, progress=False, evaluate=False)
+    assert again.zoo.n == 6 and align_record.stat().st_mtime_ns == stamp
+    for k, v in part.zoo.params.items():
+        assert torch.equal(again.zoo.params[k], v), k
+    assert Zoo.load(folder).n == 12
 
 
 def test_members_must_fit_the_zoo():
