@@ -129,6 +129,7 @@ class Sweep:
     scored: list[Scored]
     chosen: str
     skipped: tuple[str, ...] = ()   # recipes that do not apply at this size (`Recipe.applies`)
+    omitted: tuple[str, ...] = ()   # candidates this sweep was not asked to run
 
     def markdown(self) -> str:
         lines = [f"Recipes for {self.experiment} at N = {self.n}, scored on the validation split (95 % "
@@ -147,6 +148,8 @@ class Sweep:
         if self.skipped:
             lines += ["", f"Not run at N = {self.n} (a PCA dimension k needs more than k fitting members): "
                       + ", ".join(self.skipped) + "."]
+        if self.omitted:
+            lines += ["", "Not asked for in this sweep (`--recipes`): " + ", ".join(self.omitted) + "."]
         return "\n".join(lines)
 
 
@@ -185,7 +188,9 @@ def sweep(exp: Experiment, recipes: Sequence[Recipe] = CANDIDATES, artifacts: st
             print(f"{exp.name} N={exp.members or exp.zoo.n_models} recipe {rc.name}: validation gap "
                   f"{s.val_gap.text(100, 2)} pp, novelty {s.novelty.text()}, memorized {s.memorized.text(100, 0)} %",
                   file=log, flush=True)
-    return Sweep(exp.name, exp.members or exp.zoo.n_models, scored, choose(scored), skipped)
+    asked = {rc.name for rc in recipes}
+    return Sweep(exp.name, exp.members or exp.zoo.n_models, scored, choose(scored), skipped,
+                 tuple(c.name for c in CANDIDATES if c.name not in asked))
 
 
 def choose(scored: Sequence[Scored]) -> str:

@@ -79,6 +79,9 @@ def test_the_sweep_scores_on_validation_and_distances_only(tmp_path):
     md = sw.markdown()
     assert "| paper" in md and "| k4" in md and "(chosen)" in md
     assert "Not run at N = 12" in md and "k20" in md
+    # a sweep over some of the candidates names the ones it left out
+    assert sw.omitted == tuple(c.name for c in recipe.CANDIDATES if c.name != "paper")
+    assert md.endswith("Not asked for in this sweep (`--recipes`): " + ", ".join(sw.omitted) + ".")
 
 
 @pytest.mark.parametrize("args, words", [
