@@ -12,6 +12,9 @@ For nets V (m, d) and a reference set R (n, d) of zoo members (same aligned coor
                                                                  member than to any other (τ = 1/3)
     coverage(V, R)           = |{argmin_j ‖V_i − R_j‖ : i}| / n   share of members that are some
                                                                  net's nearest (1/n: all on one)
+    radius(V, R)             = median_i ‖V_i − R̄‖ / median_j ‖R_j − R̄‖   (R̄: R's mean) 1: as far
+                                                                 out as members; < 1: pulled toward
+                                                                 the members' average (a blur)
 
 Everything is computed in float64 from one distance matrix per call. With `exclude_self` a
 population is compared with itself (V is R, row i's own distance ignored): the zoo's novelty is
@@ -101,3 +104,17 @@ def coverage(V, ref, exclude_self: bool = False) -> float:
     every member cover 1, nets collapsed onto one member cover 1/n."""
     D = _distances(V, ref, exclude_self)
     return float(D.argmin(1).unique().numel()) / D.shape[1]
+
+
+def radius(V, ref) -> float:
+    """median distance of V's rows to ref's centroid / ref's own median distance to it. Copies
+    and new members alike score about 1; nets blended toward the members' average score below."""
+    V, R = _as_rows(V, "V"), _as_rows(ref, "ref")
+    if V.shape[1] != R.shape[1]:
+        raise DwfError(f"V has {V.shape[1]} weights per net and ref {R.shape[1]}: compare nets of one "
+                       "architecture, in the same aligned coordinates")
+    centre = R.mean(0)
+    scale = _median((R - centre).norm(dim=1))
+    if scale <= 0:
+        raise DwfError("ref's nets all coincide; radius has no scale")
+    return _median((V - centre).norm(dim=1)) / scale

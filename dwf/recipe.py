@@ -10,6 +10,9 @@ experiment's). The sweep fits every recipe (R flow replicates, own seeds, cached
                 fitting members' own novelty after PCA encode → decode (0 when k = n − 1)
     novelty_ho  against the held-out members (a net as new as a member scores ≈ 1)
     memorized   share of its nets far closer to one fitting member than to any other
+    radius      their distance to the fitting members' centroid over the members' own (copies and
+                new members ≈ 1; nets blended toward the members' average < 1), beside the
+                centroid's own validation gap (what full blending costs)
     val_loss    the flow's held-out loss on codes it was not fitted on
 
 and chooses, among the recipes whose nets are new (novelty − floor ≥ `NEW`, memorized ≤ `MEMORIZED`)
@@ -28,8 +31,8 @@ from . import archs, pipeline, stacked
 from .config import Experiment
 from .errors import ConfigError
 from .interval import Interval
-from .novelty import memorized_fraction, novelty
-from .sample import generate
+from .novelty import memorized_fraction, novelty, radius
+from .sample import generate, states
 from .task import task_for
 from .zoo import split
 
@@ -112,6 +115,8 @@ class Scored:
     novelty_held_out: Interval
     memorized: Interval
     val_loss: Interval
+    radius: Interval
+    centroid_gap: float        # validation gap of the fitting members' mean net
 
     @property
     def new(self) -> bool:
@@ -137,13 +142,17 @@ class Sweep:
                  f"encode → decode floor ≥ {NEW:g} and memorized ≤ {MEMORIZED:.0%}; works: mean validation "
                  f"gap ≥ −{100 * MAX_LOSS:g} pp; chosen: the best validation gap among recipes that are new and "
                  "work, else the experiment's own. The held-out flow loss is in each flow's own units (a "
-                 "recipe on standardized codes is not comparable with the others).", "",
-                 "| recipe | validation gap (pp) | novelty | floor | held-out novelty | memorized | held-out flow loss "
-                 "| new | works |", "|---|---|---|---|---|---|---|---|---|"]
+                 "recipe on standardized codes is not comparable with the others). Radius: distance to the "
+                 "fitting members' centroid over the members' own (copies and new members ≈ 1, nets blended "
+                 "toward the members' average < 1); the centroid itself (the members' mean net) has a "
+                 f"validation gap of {100 * self.scored[0].centroid_gap:+.2f} pp.", "",
+                 "| recipe | validation gap (pp) | novelty | floor | held-out novelty | memorized | radius | "
+                 "held-out flow loss | new | works |", "|---|---|---|---|---|---|---|---|---|---|"]
         for s in self.scored:
             mark = " (chosen)" if s.recipe.name == self.chosen else ""
             lines.append(f"| {s.recipe.name}{mark} | {s.val_gap.text(100, 2)} | {s.novelty.text()} | {s.floor:.3f} | "
-                         f"{s.novelty_held_out.text()} | {s.memorized.text(100, 0)} % | {s.val_loss.text(1, 4)} | "
+                         f"{s.novelty_held_out.text()} | {s.memorized.text(100, 0)} % | {s.radius.text()} | "
+                         f"{s.val_loss.text(1, 4)} | "
                          f"{'yes' if s.new else 'no'} | {'yes' if s.works else 'no'} |")
         if self.skipped:
             lines += ["", f"Not run at N = {self.n} (a PCA dimension k needs more than k fitting members): "
@@ -161,7 +170,7 @@ def score(exp: Experiment, recipe: Recipe, artifacts: str | Path = "artifacts") 
     zoo_val = float(task.score(stacked.predict(model, run.fit.params, run.data.x_val, task=task),
                                run.data.y_val).mean())
     fit, held = run.fit.vectors(), run.held_out.vectors() if run.held_out is not None else None
-    gaps, nov, nov_ho, mem, losses = [], [], [], [], []
+    gaps, nov, nov_ho, mem, losses, rad = [], [], [], [], [], []
     for r, f in enumerate(run.flows):
         gen = generate(f, run.pca, e.arch, dataclasses.replace(e.sample, seed=e.sample.seed + r), run.data.x_train)
         preds = stacked.predict(model, gen.params, run.data.x_val, task=task)
@@ -169,10 +178,15 @@ def score(exp: Experiment, recipe: Recipe, artifacts: str | Path = "artifacts") 
         nov.append(novelty(gen.vectors, fit))
         nov_ho.append(novelty(gen.vectors, held) if held is not None else math.nan)
         mem.append(memorized_fraction(gen.vectors, fit))
+        rad.append(radius(gen.vectors, fit))
         losses.append(float(f.history.get("best_val_loss", math.nan)))
     floor = novelty(run.pca.inverse_transform(run.codes), fit)
+    centroid = states(e.arch, fit.mean(0, keepdim=True), x_train=run.data.x_train,   # the members' mean net
+                      bn_samples=e.sample.bn_samples)                                # (BatchNorm recalibrated)
+    centroid_gap = float(task.score(stacked.predict(model, centroid, run.data.x_val, task=task),
+                                    run.data.y_val).mean()) - zoo_val
     return Scored(recipe, Interval.of(gaps), Interval.of(nov), floor,
-                  *(Interval.of(v) for v in (nov_ho, mem, losses)))
+                  *(Interval.of(v) for v in (nov_ho, mem, losses, rad)), centroid_gap)
 
 
 def sweep(exp: Experiment, recipes: Sequence[Recipe] = CANDIDATES, artifacts: str | Path = "artifacts",

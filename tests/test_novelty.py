@@ -12,7 +12,7 @@ from scipy import stats
 from dwf import evaluate
 from dwf.errors import DwfError
 from dwf.interval import Interval
-from dwf.novelty import loo_median_nn
+from dwf.novelty import loo_median_nn, radius
 
 
 def _gauss(n: int, d: int = 16, seed: int = 0) -> torch.Tensor:
@@ -70,6 +70,23 @@ def test_one_net_repeated_has_spread_zero():
     t = torch.linspace(0, 1, 10, dtype=torch.float64)[:, None]
     line = (1 - t) * ref[0] + t * ref[1]
     assert evaluate.spread(line, ref) < 0.5 * evaluate.spread(_gauss(10, 8, 6), ref)
+
+
+def test_radius_is_one_for_copies_and_new_members_and_shrinks_with_blending():
+    ref = _gauss(400, 32, 0)
+    centre = ref.mean(0)
+    assert radius(ref, ref) == pytest.approx(1.0)
+    assert radius(ref[:50] + 1e-6, ref) == pytest.approx(
+        np.median((ref[:50] - centre).norm(dim=1).numpy()) / np.median((ref - centre).norm(dim=1).numpy()), rel=1e-4)
+    assert 0.9 < radius(_gauss(400, 32, 1), ref) < 1.1                # fresh samples: as far out as members
+    # every net pulled halfway to the centroid: radius 1/2 exactly; the centroid itself: 0
+    assert radius(centre + 0.5 * (ref - centre), ref) == pytest.approx(0.5)
+    assert radius(centre[None], ref) == pytest.approx(0.0, abs=1e-12)
+    # blends of two members sit inside: about 1/sqrt(2) of the way out in high dimension
+    pairs = 0.5 * (ref[:200] + ref[200:])
+    assert 0.6 < radius(pairs, ref) < 0.8
+    with pytest.raises(DwfError, match="coincide"):
+        radius(ref[:3], ref[:1].repeat(4, 1))
 
 
 def test_metrics_accept_arrays_and_tensors_alike():

@@ -4,8 +4,11 @@ from dataclasses import replace
 
 import pytest
 
-from dwf import pipeline, recipe
+from dwf import archs, pipeline, recipe, stacked
 from dwf.interval import Interval
+from dwf.novelty import radius
+from dwf.sample import generate
+from dwf.task import task_for
 
 from test_scaling import tiny
 
@@ -44,7 +47,7 @@ def test_every_candidate_has_its_own_name_and_changes_something_but_the_paper_re
 
 def scored(name, gap, nov, mem, floor=0.0):
     one = lambda v: Interval.of([v, v])  # noqa: E731
-    return recipe.Scored(recipe.Recipe(name), one(gap), one(nov), floor, one(1.0), one(mem), one(0.1))
+    return recipe.Scored(recipe.Recipe(name), one(gap), one(nov), floor, one(1.0), one(mem), one(0.1), one(1.0), -0.1)
 
 
 def test_the_rule_takes_the_best_validation_gap_among_new_recipes_that_work():
@@ -75,6 +78,17 @@ def test_the_sweep_scores_on_validation_and_distances_only(tmp_path):
     with pytest.raises(Exception):
         run.data.x_test
     assert paper.val_gap.n == exp.eval.replicates
+    # radius: the generated nets' distance to the fitting members' centroid, recomputed per replicate
+    fit = run.fit.vectors()
+    radii = [radius(generate(f, run.pca, exp.arch, replace(exp.sample, seed=exp.sample.seed + r),
+                             run.data.x_train).vectors, fit) for r, f in enumerate(run.flows)]
+    assert paper.radius.mean == pytest.approx(sum(radii) / len(radii), rel=1e-6)
+    # the centroid's gap: the members' mean net scored like any generated net, the same for every recipe
+    task, model = task_for(run.data), archs.build(exp.arch)
+    val = lambda p: float(task.score(stacked.predict(model, p, run.data.x_val, task=task), run.data.y_val).mean())  # noqa: E731
+    mean_net = run.fit.layout.unflatten_stacked(fit.mean(0, keepdim=True))
+    assert paper.centroid_gap == pytest.approx(val(mean_net) - val(run.fit.params), abs=1e-9)
+    assert k4.centroid_gap == paper.centroid_gap
     assert sw.chosen in ("paper", "k4")
     md = sw.markdown()
     assert "| paper" in md and "| k4" in md and "(chosen)" in md
