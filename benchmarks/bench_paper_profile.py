@@ -1,7 +1,8 @@
 """How long `make reproduce PROFILE=paper` takes on this machine, estimated without running it.
 
-Each stage is timed at paper size on a slice of the work and scaled up, on the device a run
-would use (`device="auto"`: the GPU when one is present, and the estimate says which). Zoo: a few nets are trained three times, for one and
+Each stage is timed at paper size on a slice of the work and scaled up, on the CPU and, when
+a GPU is present, on it too in the same run (`dwf.devices`: each at its "auto" precision,
+bfloat16 autocast on the GPU), with the ratio per stage. Zoo: a few nets are trained three times, for one and
 for two epochs on a slice of n1 training examples and for one epoch on a slice of n2 = 4 n1
 (n1 grown until an epoch takes a second). The three times give the start-up cost (paid once),
 the validation pass (paid every epoch, whatever the slice) and the cost per training example;
@@ -12,20 +13,19 @@ members to match (twice for a medoid reference). Evaluation: the test-split pred
 nets, times the nets a report scores over its populations and replicates (`dwf.evaluate.declared`;
 BatchNorm recalibration, distances, the frontier and transfer come on top).
 
-    python -m benchmarks.bench_paper_profile [EXPERIMENT ...]
+    python -m benchmarks.bench_paper_profile [--devices cpu,cuda] [EXPERIMENT ...]   (default: every device here)
 """
 from __future__ import annotations
 
-import sys
+import argparse
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 
-from dwf import Experiment, align, archs, data, experiments, families, flow, stacked, train_zoo
+from dwf import Experiment, align, archs, data, devices, experiments, families, flow, stacked, train_zoo
 from dwf import evaluate as ev
-from dwf.devices import resolve
 from dwf.io import save_json
 from dwf.task import task_for
 from dwf.zoo import split
@@ -54,7 +54,7 @@ class PaperEstimate:
     predict_net_s: float              # one net's predictions on the test split
     scored_nets: int                  # nets a report scores (populations x replicates)
     evaluate_s: float                 # predict_net_s x scored_nets
-    device: str                       # where zoo training, alignment and evaluation were timed
+    device: str                       # where zoo training, flows and evaluation were timed, and the precision
 
     @property
     def total_s(self) -> float:
@@ -71,6 +71,7 @@ def _zoo_seconds(exp: Experiment, n_examples: int, n_models: int, epochs: int) -
 
 def estimate(name: str, probe_models: int = 4, probe_examples: int = 512,
              flow_steps: int = 300, min_epoch_s: float = 1.0) -> PaperEstimate:
+    """The estimate on the device in effect (`dwf.devices.using`); alignment runs on the CPU."""
     exp = experiments.get(name, "paper")
     n_train = len(data.load(exp.data).y_train)
     m = min(probe_models, exp.zoo.n_models)
@@ -96,7 +97,7 @@ def estimate(name: str, probe_models: int = 4, probe_examples: int = 512,
     net_s, nets = _predict_seconds(exp, m), scored_nets(exp)
     return PaperEstimate(name, dim, m, (n1, n2), n_train, startup, validation, example, zoo_s,
                          flow_steps, flow_probe, flow_probe * exp.flow.steps / flow_steps,
-                         member_s, member_s * matched, net_s, nets, net_s * nets, str(resolve("auto")))
+                         member_s, member_s * matched, net_s, nets, net_s * nets, str(devices.current()))
 
 
 def _align_seconds(exp: Experiment) -> float:
@@ -115,12 +116,12 @@ def _align_seconds(exp: Experiment) -> float:
 def _predict_seconds(exp: Experiment, m: int) -> float:
     """Seconds per net to predict the paper profile's test split, m nets at once."""
     ds = data.load(exp.data).for_reporting()
-    dev = resolve("auto")
     nets = [archs.build(exp.arch, seed=s).state_dict() for s in range(m)]
-    params = {k: torch.stack([sd[k] for sd in nets]).to(dev) for k in nets[0]}
-    model = archs.build(exp.arch).to(dev)
+    params = {k: torch.stack([sd[k] for sd in nets]) for k in nets[0]}
+    model = archs.build(exp.arch)
+    stacked.predict(model, {k: v[:1] for k, v in params.items()}, ds.x_test[:8], task=task_for(ds))   # warm-up
     t0 = time.perf_counter()
-    stacked.predict(model, params, ds.x_test.to(dev), task=task_for(ds))
+    stacked.predict(model, params, ds.x_test, task=task_for(ds))   # returns on the CPU: the device is done
     return (time.perf_counter() - t0) / m
 
 
@@ -139,23 +140,36 @@ def _hours(s: float) -> str:
     return f"{s / 3600:.1f} h" if s >= 3600 else f"{s / 60:.0f} min" if s >= 60 else f"{s:.0f} s"
 
 
-def main(names: list[str]) -> None:
+def main(names: list[str], on: list[str]) -> None:
     torch.manual_seed(0)
-    rows = []
-    print(f"timed on {resolve('auto')} (flows on the CPU)")
-    print("experiment        params    ms/example  val s/epoch  zoo (paper)  flow (paper)  align  evaluate  total")
-    for name in names:
-        e = estimate(name)
-        rows.append({**asdict(e), "total_s": e.total_s})
-        print(f"{name:<17} {e.n_params:>11,}  {1000 * e.example_s:8.3f}  {e.validation_s:11.2f}  "
-              f"{_hours(e.zoo_s):>11}  {_hours(e.flow_s):>12}  {_hours(e.align_s):>5}  {_hours(e.evaluate_s):>8}  "
-              f"{_hours(e.total_s):>6}", flush=True)
-    total = sum(r["total_s"] for r in rows)
-    print(f"all: {_hours(total)} for zoo training, flow fitting, alignment and test predictions (BatchNorm "
-          "recalibration, the frontier and transfer come on top)")
-    save_json(OUT, {"estimates": rows, "total_s": total, "threads": torch.get_num_threads(),
-                    "device": str(resolve("auto"))})
+    rows: dict[str, list[dict]] = {}
+    for dev in on:
+        with devices.using(dev):
+            print(f"timed on {devices.current()} ({torch.get_num_threads()} CPU threads)")
+            print("experiment        params    ms/example  val s/epoch  zoo (paper)  flow (paper)  align  evaluate  total")
+            for name in names:
+                e = estimate(name)
+                rows.setdefault(dev, []).append({**asdict(e), "total_s": e.total_s})
+                print(f"{name:<17} {e.n_params:>11,}  {1000 * e.example_s:8.3f}  {e.validation_s:11.2f}  "
+                      f"{_hours(e.zoo_s):>11}  {_hours(e.flow_s):>12}  {_hours(e.align_s):>5}  "
+                      f"{_hours(e.evaluate_s):>8}  {_hours(e.total_s):>6}", flush=True)
+            print(f"all: {_hours(sum(r['total_s'] for r in rows[dev]))} for zoo training, flow fitting, alignment "
+                  "and test predictions (BatchNorm recalibration, the frontier and transfer come on top)")
+    if {"cpu", "cuda"} <= set(rows):
+        print("CPU / GPU time per stage (the GPU's speed-up):")
+        print("experiment          zoo    flow  evaluate  total")
+        for c, g in zip(rows["cpu"], rows["cuda"]):
+            ratio = lambda k: c[k] / max(g[k], 1e-9)  # noqa: E731
+            print(f"{c['experiment']:<17} {ratio('zoo_s'):5.1f}x {ratio('flow_s'):5.1f}x {ratio('evaluate_s'):8.1f}x "
+                  f"{ratio('total_s'):5.1f}x")
+    save_json(OUT, {"estimates": rows, "total_s": {d: sum(r["total_s"] for r in v) for d, v in rows.items()},
+                    "threads": torch.get_num_threads(), "gpu": torch.cuda.get_device_name() if "cuda" in rows else None})
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or list(DEFAULT))
+    args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    args.add_argument("experiments", nargs="*", default=list(DEFAULT))
+    args.add_argument("--devices", default="cpu" + (",cuda" if torch.cuda.is_available() else ""),
+                      help="comma-separated, in the order to time them")
+    a = args.parse_args()
+    main(a.experiments, a.devices.split(","))

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from . import devices
 from .errors import ConfigError, DwfError
 
 
@@ -48,12 +49,6 @@ def calibration_batches(x_train: torch.Tensor, n_samples: int, batch_size: int,
     return [x_train[i] for i in torch.tensor_split(idx, n_batches)]
 
 
-def model_device(model: nn.Module) -> torch.device:
-    """Where the model's tensors live (CPU for a model without any)."""
-    t = next(iter(model.state_dict().values()), None)
-    return t.device if t is not None else torch.device("cpu")
-
-
 @torch.no_grad()
 def recalibrate_bn(model: nn.Module, x_train: torch.Tensor, n_samples: int = 2048,
                    batch_size: int = 256, seed: int = 0) -> nn.Module:
@@ -69,7 +64,7 @@ def recalibrate_bn(model: nn.Module, x_train: torch.Tensor, n_samples: int = 204
     if not bns:
         return model
     momenta = [bn.momentum for bn in bns]
-    dev = model_device(model)
+    dev = devices.module_device(model)
     try:
         for bn in bns:
             bn.reset_running_stats()
@@ -96,9 +91,10 @@ def recalibrate_stacked(model: nn.Module, params: Mapping[str, torch.Tensor], x_
 
     params: {name: (n, *shape)} holding every parameter of `model` (buffers optional, they are
     reset). `model` is a template and is not modified. Every model uses the same seeded subset.
+    Runs on the run's device (`dwf.devices`) in float32; the statistics come back on the CPU.
     Returns {} for a model without BatchNorm.
     """
-    work = copy.deepcopy(model)
+    work = copy.deepcopy(model).to(devices.current().device)
     names = buffer_names(work)
     if not names:
         return {}
@@ -116,7 +112,7 @@ def recalibrate_stacked(model: nn.Module, params: Mapping[str, torch.Tensor], x_
         recalibrate_bn(work, x_train, n_samples, batch_size, seed)
         sd = work.state_dict()
         for k in names:
-            out[k].append(sd[k].clone())
+            out[k].append(sd[k].to("cpu", copy=True))   # a copy: the next net resets these buffers
     return {k: torch.stack(v) for k, v in out.items()}
 
 

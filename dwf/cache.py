@@ -25,7 +25,7 @@ from typing import Callable
 
 import torch
 
-from . import __version__
+from . import __version__, devices
 from .errors import ArtifactError
 from .io import load_json, save_json
 from .record import from_json, to_json
@@ -51,6 +51,7 @@ class StageRecord:
     dwf_version: str
     files: dict[str, FileDigest]       # by path relative to the stage folder
     config: dict
+    compute: str = ""                  # device and precision (`dwf.devices`); "" in records before it
 
 
 def digest(path: Path) -> str:
@@ -127,7 +128,7 @@ def finish(d: Path, exp, name: str, seconds: float) -> StageRecord:
     """Record stage `name` in d as done for `exp` (the record is written last)."""
     files = {str(p.relative_to(d)): FileDigest(p.stat().st_size, digest(p)) for p in _files(d)}
     rec = StageRecord(exp.stage_hash(name), exp.name, exp.profile, getattr(exp, "seed", None), seconds,
-                      torch.get_num_threads(), __version__, files, exp.to_dict())
+                      torch.get_num_threads(), __version__, files, exp.to_dict(), str(devices.current()))
     save_json(d / RECORD, to_json(rec))
     (d / PENDING).unlink(missing_ok=True)
     return rec

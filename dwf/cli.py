@@ -7,7 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import conditional, experiments, families, pipeline, readme, recipe, replicas, scaling, selection, shards, stream
+from . import conditional, devices, experiments, families, pipeline, readme, recipe, replicas, scaling, selection, shards, stream
 from .errors import ConfigError, DwfError
 from .io import atomic_write_bytes
 from .progress import StageLog
@@ -17,7 +17,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="dwf", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="list experiments and profiles")
-    r = sub.add_parser("run", help="run the whole pipeline for one experiment")
+    compute = argparse.ArgumentParser(add_help=False)
+    compute.add_argument("--device", default="auto", help="where to compute: auto (CUDA when present), cpu, cuda[:N]")
+    compute.add_argument("--precision", default="auto", choices=devices.PRECISIONS,
+                         help="auto: bfloat16 autocast for forward passes on CUDA, float32 on the CPU")
+    r = sub.add_parser("run", help="run the whole pipeline for one experiment", parents=[compute])
     r.add_argument("experiment")
     r.add_argument("--profile", default="quick", choices=experiments.PROFILES,
                    help="scale: the zoo-scaling study (digits_mlp, fmnist_mlp) at every zoo size")
@@ -34,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--shard-size", type=int, default=8, metavar="M", help="with --ray: members per shard")
     r.add_argument("--out", default=None, help="scale profile: the folder for its table and figures "
                    "(default: <artifacts>/<experiment>/scale/seed<S>/scaling)")
-    sel = sub.add_parser("select", help="choose a flow hyperparameter on validation data (never test)")
+    sel = sub.add_parser("select", help="choose a flow hyperparameter on validation data (never test)", parents=[compute])
     sel.add_argument("experiment")
     sel.add_argument("--field", required=True, help="a FlowSpec field, e.g. hidden or batch_size")
     sel.add_argument("--values", required=True, help="comma-separated candidates, e.g. 64,128,256")
@@ -44,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     sel.add_argument("--profile", default="quick", choices=experiments.PROFILES)
     sel.add_argument("--artifacts", default="artifacts")
     sel.add_argument("--out", default=None, help="also write the table (markdown) to this file")
-    rc = sub.add_parser("recipes", help="compare the flow recipes (dwf.recipe) on validation data at one zoo size")
+    rc = sub.add_parser("recipes", help="compare the flow recipes (dwf.recipe) on validation data at one zoo size", parents=[compute])
     rc.add_argument("experiment")
     rc.add_argument("--profile", default="scale", choices=experiments.PROFILES)
     rc.add_argument("--n", type=int, default=None, help="zoo size of the scaling study (default: the whole zoo)")
@@ -53,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     rc.add_argument("--artifacts", default="artifacts")
     rc.add_argument("--out", default=None, help="also write the table (markdown) to this file")
     st = sub.add_parser("stream", help="align, compress, fit and sample a zoo file larger than memory, one "
-                        "member or column slab at a time (dwf.stream); architectures without BatchNorm")
+                        "member or column slab at a time (dwf.stream); architectures without BatchNorm", parents=[compute])
     st.add_argument("experiment")
     st.add_argument("--profile", default="quick", choices=experiments.PROFILES)
     st.add_argument("--zoo", default=None, help="a stacked safetensors zoo file (default: the experiment's "
@@ -69,86 +73,87 @@ def main(argv: list[str] | None = None) -> int:
     for chatty in ("kaleido", "choreographer"):   # figure rendering logs every browser step at INFO
         logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
-        if args.cmd in ("run", "select", "recipes", "stream"):
-            writable_folder(args.artifacts)
-        if args.cmd == "run" and args.out and args.profile != "scale":
-            raise ConfigError("--out is where the scale profile writes its table and figures; other "
-                              "profiles write their report under --artifacts")
-        if args.cmd == "list":
-            for name in experiments.names():
-                e = experiments.get(name, "quick")
-                shape = families.describe(e.arch)
-                print(f"{name:<18} {shape} on {e.data.name}; "
-                      f"profiles: {', '.join(experiments.profiles(name))}")
-            for name in experiments.CONDITIONAL:
-                c = experiments.conditional(name)
-                print(f"{name:<18} conditional flow over {' + '.join(m.name for m in c.members)}; "
-                      f"profiles: {', '.join(experiments.CONDITIONAL[name])}")
-            return 0
-        if args.cmd == "readme":
-            changed = readme.update(args.readme, args.results)
-            print(f"{args.readme}: results block {'rewritten' if changed else 'already current'} from {args.results}")
-            return 0
-        if args.cmd == "select":
-            exp = (experiments.conditional if args.experiment in experiments.CONDITIONAL else experiments.get)(
-                args.experiment, args.profile)
-            result = selection.select(exp, args.field, [v.strip() for v in args.values.split(",") if v.strip()],
-                                      args.artifacts, args.rule)
-            print(result.markdown())
-            if args.out:
-                atomic_write_bytes(args.out, (result.markdown() + "\n").encode())
-            return 0
-        if args.cmd == "recipes":
-            sw = recipe.sweep(_sized(experiments.get(args.experiment, args.profile), args.n),
-                              recipe.named(args.recipes.split(",")) if args.recipes else recipe.CANDIDATES,
-                              args.artifacts, log=sys.stderr)
-            print(sw.markdown())
-            if args.out:
-                atomic_write_bytes(args.out, (sw.markdown() + "\n").encode())
-            return 0
-        if args.cmd == "stream":
-            return _stream(experiments.get(args.experiment, args.profile), args)
-        if args.experiment in experiments.CONDITIONAL:
-            if args.ray is not None:
-                raise ConfigError("--ray trains one experiment's zoo in shards; a conditional experiment takes "
-                                  "its members' zoos: run them with --ray first")
-            if args.seed is not None or args.zoo_replicates is not None:
-                raise ConfigError("--seed and --zoo-replicates apply to single-zoo experiments; a "
-                                  "conditional one takes its members' zoos")
-            cexp = experiments.conditional(args.experiment, args.profile)
-            run = conditional.build(cexp, args.artifacts, progress=not args.no_progress)
-            for report in run.reports:
-                print(report.table())
-            print(f"reports: {run.root / 'report'}")
-            return 0
-        exp = experiments.get(args.experiment, args.profile)
-        if args.seed is not None:
-            exp = exp.with_seed(args.seed)
-        zoos = exp.zoo_replicates if args.zoo_replicates is None else args.zoo_replicates
-        if args.ray is not None and (args.profile == "scale" or zoos > 1):
-            raise ConfigError("--ray trains one experiment's zoo in shards; the scale profile and --zoo-replicates > 1 "
-                              "do not take it yet (pass --zoo-replicates 1 for one zoo)")
-        if args.profile == "scale":
+        with devices.using(getattr(args, "device", None), getattr(args, "precision", None)):
+            if args.cmd in ("run", "select", "recipes", "stream"):
+                writable_folder(args.artifacts)
+            if args.cmd == "run" and args.out and args.profile != "scale":
+                raise ConfigError("--out is where the scale profile writes its table and figures; other "
+                                  "profiles write their report under --artifacts")
+            if args.cmd == "list":
+                for name in experiments.names():
+                    e = experiments.get(name, "quick")
+                    shape = families.describe(e.arch)
+                    print(f"{name:<18} {shape} on {e.data.name}; "
+                          f"profiles: {', '.join(experiments.profiles(name))}")
+                for name in experiments.CONDITIONAL:
+                    c = experiments.conditional(name)
+                    print(f"{name:<18} conditional flow over {' + '.join(m.name for m in c.members)}; "
+                          f"profiles: {', '.join(experiments.CONDITIONAL[name])}")
+                return 0
+            if args.cmd == "readme":
+                changed = readme.update(args.readme, args.results)
+                print(f"{args.readme}: results block {'rewritten' if changed else 'already current'} from {args.results}")
+                return 0
+            if args.cmd == "select":
+                exp = (experiments.conditional if args.experiment in experiments.CONDITIONAL else experiments.get)(
+                    args.experiment, args.profile)
+                result = selection.select(exp, args.field, [v.strip() for v in args.values.split(",") if v.strip()],
+                                          args.artifacts, args.rule)
+                print(result.markdown())
+                if args.out:
+                    atomic_write_bytes(args.out, (result.markdown() + "\n").encode())
+                return 0
+            if args.cmd == "recipes":
+                sw = recipe.sweep(_sized(experiments.get(args.experiment, args.profile), args.n),
+                                  recipe.named(args.recipes.split(",")) if args.recipes else recipe.CANDIDATES,
+                                  args.artifacts, log=sys.stderr)
+                print(sw.markdown())
+                if args.out:
+                    atomic_write_bytes(args.out, (sw.markdown() + "\n").encode())
+                return 0
+            if args.cmd == "stream":
+                return _stream(experiments.get(args.experiment, args.profile), args)
+            if args.experiment in experiments.CONDITIONAL:
+                if args.ray is not None:
+                    raise ConfigError("--ray trains one experiment's zoo in shards; a conditional experiment takes "
+                                      "its members' zoos: run them with --ray first")
+                if args.seed is not None or args.zoo_replicates is not None:
+                    raise ConfigError("--seed and --zoo-replicates apply to single-zoo experiments; a "
+                                      "conditional one takes its members' zoos")
+                cexp = experiments.conditional(args.experiment, args.profile)
+                run = conditional.build(cexp, args.artifacts, progress=not args.no_progress)
+                for report in run.reports:
+                    print(report.table())
+                print(f"reports: {run.root / 'report'}")
+                return 0
+            exp = experiments.get(args.experiment, args.profile)
+            if args.seed is not None:
+                exp = exp.with_seed(args.seed)
+            zoos = exp.zoo_replicates if args.zoo_replicates is None else args.zoo_replicates
+            if args.ray is not None and (args.profile == "scale" or zoos > 1):
+                raise ConfigError("--ray trains one experiment's zoo in shards; the scale profile and --zoo-replicates > 1 "
+                                  "do not take it yet (pass --zoo-replicates 1 for one zoo)")
+            if args.profile == "scale":
+                if zoos > 1:
+                    raise ConfigError("the scale profile runs one zoo at every size; --zoo-replicates does not apply")
+                out = Path(args.out) if args.out else pipeline.seed_dir(exp, args.artifacts) / "scaling"
+                points = scaling.write(exp, out, args.artifacts, progress=not args.no_progress, log=sys.stderr)
+                print(scaling.markdown(points))
+                print(f"table and figures: {out}")
+                return 0
             if zoos > 1:
-                raise ConfigError("the scale profile runs one zoo at every size; --zoo-replicates does not apply")
-            out = Path(args.out) if args.out else pipeline.seed_dir(exp, args.artifacts) / "scaling"
-            points = scaling.write(exp, out, args.artifacts, progress=not args.no_progress, log=sys.stderr)
-            print(scaling.markdown(points))
-            print(f"table and figures: {out}")
+                rep = replicas.build(exp, args.artifacts, zoos, progress=not args.no_progress)
+                print(rep.markdown())
+                print(f"report: {replicas.path(exp, args.artifacts)}")
+                return 0
+            log = StageLog(f"{exp.name} [{exp.profile}, seed {exp.seed}]", sys.stderr)
+            engine = None if args.ray is None else shards.Engine.from_env(args.ray, args.shard_size)
+            report = pipeline.build(exp, args.artifacts, progress=not args.no_progress, on_stage=log,
+                                    engine=engine).report
+            log.done()
+            print(report.table())
+            print(f"report: {pipeline.experiment_dir(exp, args.artifacts) / 'report.json'}")
             return 0
-        if zoos > 1:
-            rep = replicas.build(exp, args.artifacts, zoos, progress=not args.no_progress)
-            print(rep.markdown())
-            print(f"report: {replicas.path(exp, args.artifacts)}")
-            return 0
-        log = StageLog(f"{exp.name} [{exp.profile}, seed {exp.seed}]", sys.stderr)
-        engine = None if args.ray is None else shards.Engine.from_env(args.ray, args.shard_size)
-        report = pipeline.build(exp, args.artifacts, progress=not args.no_progress, on_stage=log,
-                                engine=engine).report
-        log.done()
-        print(report.table())
-        print(f"report: {pipeline.experiment_dir(exp, args.artifacts) / 'report.json'}")
-        return 0
     except DwfError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from . import checkpoint as ckpt, ode
+from . import checkpoint as ckpt, devices, ode
 from .config import SNAPSHOTS, FlowSpec
 from .errors import ArtifactError, ConfigError, DwfError
 from .io import load_json, load_tensors, save_json, save_tensors
@@ -89,23 +89,24 @@ class Flow:
         if label is not None and not 0 <= label < self.n_labels:
             raise ConfigError(f"label {label} is out of range: this flow knows "
                               f"{self.n_labels} labels" + ("" if self.n_labels else " (it is unconditional)"))
-        self.net.eval()
-        x0 = torch.randn(n, self.dim, generator=generator) * s
-        x = ode.integrate(self._field(label, guidance), x0, steps=steps, method=method,
-                          trajectory=trajectory)
-        return x * self.scale
+        dev = devices.current().device
+        x0 = torch.randn(n, self.dim, generator=generator) * s                # drawn on the CPU, as on any device
+        x = ode.integrate(self._field(devices.on_device(self.net, dev).eval(), label, guidance), x0.to(dev),
+                          steps=steps, method=method, trajectory=trajectory)
+        return x.cpu() * self.scale
 
-    def _field(self, label: int | None, guidance: float):
+    @staticmethod
+    def _field(net: VelocityNet, label: int | None, guidance: float):
         """v(x, t) for the ODE: unconditional, or guided toward `label`."""
         if label is None:
-            return self.net
+            return net
 
         def guided(x, t):
-            y = torch.full((x.shape[0],), label, dtype=torch.long)
-            v_label = self.net(x, t, y)
+            y = torch.full((x.shape[0],), label, dtype=torch.long, device=x.device)
+            v_label = net(x, t, y)
             if guidance == 1.0:
                 return v_label
-            v_null = self.net(x, t)
+            v_null = net(x, t)
             return v_null + guidance * (v_label - v_null)
 
         return guided
@@ -159,7 +160,10 @@ def fit_many(Z: torch.Tensor, specs: list[FlowSpec], progress: bool = True,
     generator, histories, best snapshots) is saved there at each validation step (`dwf.checkpoint`)
     and a later call with the same codes and specs resumes from it: the result equals an
     uninterrupted fit bit for bit at the same thread count. `on_eval(step)` runs after each
-    validation step (and its checkpoint)."""
+    validation step (and its checkpoint).
+
+    The nets train on the run's device (`dwf.devices`) in float32; every random draw is made on
+    the CPU from the replicate's generator, so a device changes only the arithmetic."""
     Z = torch.as_tensor(Z).float()
     if Z.ndim != 2 or Z.shape[0] < 2:
         raise ConfigError(f"flow needs codes of shape (n >= 2, d), got {tuple(Z.shape)}")
@@ -194,7 +198,8 @@ def fit_many(Z: torch.Tensor, specs: list[FlowSpec], progress: bool = True,
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(s.seed)
             nets.append(VelocityNet(d, spec.hidden, spec.time_dim, spec.dropout, n_labels))
-    stack = VelocityStack(nets)
+    dev = devices.current().device
+    stack = VelocityStack(nets, dev)
     params = list(stack.params.values())
     ema = {k: v.detach().clone() for k, v in stack.params.items()}
     opt = torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay, betas=spec.betas, fused=True)
@@ -202,7 +207,7 @@ def fit_many(Z: torch.Tensor, specs: list[FlowSpec], progress: bool = True,
     hists = [{"step": [], "train_loss": [], "val_loss": [], "lr": []} for _ in specs]
     best = [stack.state_dict(r, ema) for r in range(R)]
     best_loss = [math.inf] * R
-    run = torch.zeros(R)
+    run = torch.zeros(R, device=dev)
     bs = min(spec.batch_size, train.shape[1])
     rows = torch.arange(R)[:, None]
     fp = ckpt.fingerprint(Z, labels, [dataclasses.asdict(s) for s in specs])
@@ -283,13 +288,16 @@ def _restore(saved, stack: VelocityStack, ema: dict, opt, sched, gens, hists, be
 
 def _path_loss(stack: VelocityStack, params: dict, x1: torch.Tensor, spec: FlowSpec,
                gens: list[torch.Generator], y: torch.Tensor | None = None, dropout: bool = False) -> torch.Tensor:
-    """(R,) mean squared error of each replicate's velocity on its batch x1 (R, B, d)."""
+    """(R,) mean squared error of each replicate's velocity on its batch x1 (R, B, d) (on the
+    CPU, as its labels y; the noise is drawn there too and moved to the stack's device)."""
     R, B, d = x1.shape
-    x0 = torch.stack([torch.randn(B, d, generator=g) for g in gens]) * spec.source_std
-    t = torch.stack([torch.rand(B, generator=g) for g in gens])                 # (R, B)
-    eps = torch.stack([torch.randn(B, d, generator=g) for g in gens]) * spec.path_noise
+    dev = stack.device
+    x0 = torch.stack([torch.randn(B, d, generator=g) for g in gens]).to(dev) * spec.source_std
+    t = torch.stack([torch.rand(B, generator=g) for g in gens]).to(dev)         # (R, B)
+    eps = torch.stack([torch.randn(B, d, generator=g) for g in gens]).to(dev) * spec.path_noise
+    x1 = x1.to(dev)
     xt = (1 - t[..., None]) * x0 + t[..., None] * x1 + eps
-    v = stack.forward(params, xt, t, y, gens if dropout else None)
+    v = stack.forward(params, xt, t, None if y is None else y.to(dev), gens if dropout else None)
     return ((v - (x1 - x0)) ** 2).mean(dim=(1, 2))
 
 

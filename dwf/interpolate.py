@@ -15,7 +15,8 @@ from torch import nn
 
 from . import stacked
 from .archs import load_weights
-from .bn import batchnorms, model_device, recalibrate_bn
+from .bn import batchnorms, recalibrate_bn
+from .devices import module_device
 from .errors import ConfigError, DwfError
 from .rebasin.symmetry import Symmetry, align
 from .task import CLASSIFICATION, Task
@@ -92,7 +93,7 @@ def interpolation_path(model: nn.Module, sd_a: StateDict, sd_b: StateDict, x_eva
            else torch.as_tensor(lambdas, dtype=torch.float64))
     _check(sd_a, sd_b, x_eval, y_eval, lam)
     work = copy.deepcopy(model).eval()
-    dev = model_device(work)
+    dev = module_device(work)
     load_weights(work, sd_a)
 
     if not batchnorms(work):

@@ -22,7 +22,7 @@ from typing import Callable
 
 import torch
 
-from . import align, cache, data as data_mod, families, flow as flow_mod, lock, reporting, shards
+from . import align, cache, data as data_mod, devices, families, flow as flow_mod, lock, reporting, shards
 from .cache import cached_stage, is_cached
 from .config import ConditionalExperiment, Experiment
 from .data import Dataset
@@ -90,18 +90,20 @@ def flow_spec(exp: Experiment | ConditionalExperiment, replicate: int):
 
 
 def build(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool = True,
-          device: str = "auto", evaluate: bool = True,
+          device: str | None = None, evaluate: bool = True,
           on_stage: Callable[[str], None] | None = None, cancel: Callable[[], bool] | None = None,
-          engine: shards.Engine | None = None) -> Run:
+          engine: shards.Engine | None = None, precision: str | None = None) -> Run:
     """Run (or load from cache) every stage; returns all artifacts. `on_stage(name)` is called
     as each stage starts (for progress displays). `cancel()` is asked at every stage start, zoo
     epoch and flow checkpoint; once it says True the build raises `Cancelled` (what finished is
     kept, so building again resumes). With `engine` the zoo trains in shards on Ray
     (`dwf.shards`; the same zoo, so the same cache), and each member's alignment and each of
-    the report's populations run as Ray tasks (`dwf.align`, `dwf.evaluate.evaluate`)."""
+    the report's populations run as Ray tasks (`dwf.align`, `dwf.evaluate.evaluate`).
+    Every stage computes on `device` in `precision` (`dwf.devices`; None: the caller's choice,
+    by default CUDA when present, with bfloat16 autocast there)."""
     check = cancel_check(cancel)
-    with lock.locked(seed_dir(exp, artifacts), on_wait=log.warning):
-        return _build(exp, artifacts, progress, device, evaluate, checked(on_stage, check), check, engine)
+    with lock.locked(seed_dir(exp, artifacts), on_wait=log.warning), devices.using(device, precision):
+        return _build(exp, artifacts, progress, evaluate, checked(on_stage, check), check, engine)
 
 
 def cancel_check(cancel: Callable[[], bool] | None) -> Callable[[], None]:
@@ -122,7 +124,7 @@ def checked(on_stage: Callable[[str], None] | None, check: Callable[[], None]) -
     return tell
 
 
-def _build(exp: Experiment, artifacts: str | Path, progress: bool, device: str, evaluate: bool,
+def _build(exp: Experiment, artifacts: str | Path, progress: bool, evaluate: bool,
            tell: Callable[[str], None], check: Callable[[], None], engine: shards.Engine | None = None) -> Run:
     root = experiment_dir(exp, artifacts)
     timings: dict[str, float] = {}
@@ -132,7 +134,7 @@ def _build(exp: Experiment, artifacts: str | Path, progress: bool, device: str, 
     def stage(name, load, compute, folder=None):
         return cached_stage(folder or stage_dir(exp, name, artifacts), exp, name, load, compute, tell)
 
-    zoo, timings["zoo"] = zoo_stage(exp, data, artifacts, progress, device, tell, check, engine)
+    zoo, timings["zoo"] = zoo_stage(exp, data, artifacts, progress, tell=tell, check=check, engine=engine)
     if exp.members is not None:   # the first members only (with the independent order: the zoo of that size)
         zoo = zoo.select(list(range(exp.members)))
     aligned, timings["align"] = stage("align", Zoo.load, lambda d: saved(
@@ -140,7 +142,7 @@ def _build(exp: Experiment, artifacts: str | Path, progress: bool, device: str, 
     fit_idx, held_idx = split(aligned.n, exp.pca.held_out, exp.zoo.seed, keep=int(aligned.info.get("reference", 0)))
     fit_vectors = aligned.select(fit_idx).vectors()
     pca, timings["pca"] = stage("pca", lambda d: DualPCA.load(d / "pca.safetensors"), lambda d: saved(
-        DualPCA(exp.pca.n_components, exp.pca.variance, device=device).fit(fit_vectors),
+        DualPCA(exp.pca.n_components, exp.pca.variance, device=devices.current().device).fit(fit_vectors),
         d / "pca.safetensors"))
     codes = pca.transform(fit_vectors)
     flows, timings["flow"] = flow_stage([stage_dir(exp, "flow", artifacts) / f"r{r}" for r in range(exp.eval.replicates)],
@@ -157,7 +159,7 @@ def _build(exp: Experiment, artifacts: str | Path, progress: bool, device: str, 
 
 
 def zoo_stage(exp: Experiment, data: Dataset, artifacts: str | Path = "artifacts", progress: bool = True,
-              device: str = "auto", tell: Callable[[str], None] = lambda name: None,
+              device: str | None = None, tell: Callable[[str], None] = lambda name: None,
               check: Callable[[], None] = lambda: None, engine: shards.Engine | None = None) -> tuple[Zoo, float]:
     """(the experiment's trained zoo, seconds its training took), from the cache when built;
     `check()` runs after every epoch (it raises to stop training there; on Ray, when the shards

@@ -65,7 +65,7 @@ def shard_ranges(n_models: int, shard_size: int) -> list[range]:
 
 
 def train_shard(data: data_mod.Dataset | DataSpec, arch: ArchSpec, spec: ZooSpec, members: range,
-                folder: Path, device: str = "auto", on_epoch_end: EpochHook | None = None) -> Zoo:
+                folder: Path, device: str | None = None, on_epoch_end: EpochHook | None = None) -> Zoo:
     """One shard: loaded when its folder holds it finished, else trained there (resuming from
     the folder's checkpoint). `data` may be a spec, loaded here (on a Ray worker)."""
     folder = Path(folder)
@@ -90,7 +90,7 @@ def merge(shards: list[Zoo], spec: ZooSpec, dataset: str, seconds: float) -> Zoo
 
 
 def train_sharded(data: data_mod.Dataset, data_spec: DataSpec, arch: ArchSpec, spec: ZooSpec,
-                  out_dir: str | Path, engine: Engine, on_ray: bool = True, device: str = "auto",
+                  out_dir: str | Path, engine: Engine, on_ray: bool = True, device: str | None = None,
                   on_epoch_end: EpochHook | None = None, progress: bool = False) -> Zoo:
     """The zoo of `spec`, trained in shards of `engine.shard_size` members under out_dir/shards/
     (as Ray tasks, or with `on_ray=False` here one after another), merged and saved in out_dir

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from . import devices
 from .task import CLASSIFICATION, Task
 
 
@@ -69,14 +70,20 @@ def forward_vmap(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.
 
 @torch.no_grad()
 def predict(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tensor,
-            batch_size: int = 256, model_chunk: int = 64, task: Task = CLASSIFICATION) -> torch.Tensor:
+            batch_size: int = 256, model_chunk: int = 64, task: Task = CLASSIFICATION,
+            compute: devices.Compute | None = None) -> torch.Tensor:
     """Predictions (n, N) of n stacked models on inputs x (N, ...), in eval mode (BatchNorm uses
-    the running statistics given in `params`): classes (int64), or values for a regression task."""
-    model.eval()
+    the running statistics given in `params`): classes (int64), or values for a regression task.
+    Computed on the run's device (`dwf.devices`; `compute` overrides it), in bfloat16 autocast
+    when the run is mixed-precision; returned on the CPU."""
+    c = compute or devices.current()
+    model = devices.on_device(model, c.device).eval()
     n = next(iter(params.values())).shape[0]
     rows = []
     for m0 in range(0, n, model_chunk):
-        p = {k: v[m0:m0 + model_chunk] for k, v in params.items()}
-        rows.append(torch.cat([task.predictions(forward(model, p, x[i:i + batch_size]))
-                               for i in range(0, len(x), batch_size)], dim=1))
+        p = {k: v[m0:m0 + model_chunk].to(c.device) for k, v in params.items()}
+        with devices.autocast(c):
+            rows.append(torch.cat([task.predictions(forward(model, p, x[i:i + batch_size].to(c.device)).float()).cpu()
+                                   for i in range(0, len(x), batch_size)], dim=1))
     return torch.cat(rows, dim=0)
+

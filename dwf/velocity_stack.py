@@ -23,7 +23,7 @@ from .errors import ConfigError
 class VelocityStack:
     """Stacked parameters {name: (R, ...)} of R VelocityNets built alike (`template`'s shape)."""
 
-    def __init__(self, nets: list[nn.Module]):
+    def __init__(self, nets: list[nn.Module], device: torch.device | str = "cpu"):
         if not nets:
             raise ConfigError("a velocity stack needs at least one net")
         self.template = nets[0]
@@ -31,7 +31,11 @@ class VelocityStack:
                            if isinstance(m, nn.Linear)}
         names = [k for k, _ in self.template.named_parameters()]
         self.params = {k: torch.stack([self._stacked(k, dict(n.named_parameters())[k].detach()) for n in nets])
-                       .contiguous().requires_grad_() for k in names}
+                       .contiguous().to(device).requires_grad_() for k in names}
+
+    @property
+    def device(self) -> torch.device:
+        return next(iter(self.params.values())).device
 
     def _stacked(self, name: str, v: torch.Tensor) -> torch.Tensor:
         return v.T if name in self.transposed else v
@@ -52,7 +56,7 @@ class VelocityStack:
         if net.label is not None:
             W = params["label.weight"]                                         # (R, L + 1, td)
             labels = torch.full_like(t, net.n_labels, dtype=torch.long) if y is None else y
-            h.append(W[torch.arange(W.shape[0])[:, None], labels])              # (R, B, td)
+            h.append(W[torch.arange(W.shape[0], device=W.device)[:, None], labels])   # (R, B, td)
         return self._seq(net.net, "net", params, torch.cat(h, dim=-1), gens)
 
     @staticmethod
@@ -68,7 +72,7 @@ class VelocityStack:
                 h = F.gelu(h)
             elif isinstance(m, nn.Dropout):
                 if gens is not None and m.p > 0:
-                    keep = torch.stack([torch.rand(h.shape[1:], generator=g) >= m.p for g in gens])
+                    keep = torch.stack([torch.rand(h.shape[1:], generator=g) >= m.p for g in gens]).to(h.device)
                     h = h * keep / (1 - m.p)
             else:
                 raise ConfigError(f"the velocity stack has no rule for {type(m).__name__}")

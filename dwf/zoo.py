@@ -18,17 +18,21 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from . import archs, checkpoint, stacked
+from . import archs, checkpoint, devices, stacked
 from .batches import DATA_ORDERS, minibatches, model_seed
 from .config import ArchSpec, ZooSpec
 from .data import Dataset
-from .devices import resolve
 from .errors import ArtifactError, ConfigError
 from .io import load_json, load_tensors, save_json, save_tensors
 from .layout import ParamLayout
 from .task import Task, task_for
 
 log = logging.getLogger(__name__)
+# architectures whose batched (vmap) training step runs under bfloat16 autocast. Measured on an
+# H200 with torch 2.11: the convnets' batched BatchNorm fails in backward ("expected running_mean
+# to have type BFloat16") and the transformers' efficient attention too ("LSE is not correctly
+# aligned"), so those train in float32; their predictions do autocast.
+MIXED_TRAINING = ("mlp",)
 WEIGHTS, MANIFEST, CKPT = "weights.safetensors", "manifest.json", "checkpoint.safetensors"
 
 
@@ -118,13 +122,13 @@ def learning_rate(spec: ZooSpec, step: int, total_steps: int) -> float:
     return spec.lr * 0.5 * (1 + math.cos(math.pi * step / max(1, total_steps)))
 
 
-def _score(model, params, x, y, task: Task) -> torch.Tensor:
-    """(n,) accuracy or Spearman ρ of n stacked models."""
-    return task.score(stacked.predict(model, params, x, task=task), y)
+def _score(model, params, x, y, task: Task, compute: devices.Compute) -> torch.Tensor:
+    """(n,) accuracy or Spearman ρ of n stacked models (on the CPU)."""
+    return task.score(stacked.predict(model, params, x, task=task, compute=compute), y.cpu())
 
 
 def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path | None = None,
-              progress: bool = True, device: str = "auto",
+              progress: bool = True, device: str | None = None,
               on_epoch_end: Callable[[int], None] | None = None, members: range | None = None) -> Zoo:
     """Train `spec.n_models` nets at once (or only `members`, a run of indices into that zoo,
     which train as they would in the whole: `dwf.shards`, `grow`); keep, per
@@ -136,14 +140,21 @@ def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path 
     the epoch, losses and a fingerprint of the arch, spec and data), written atomically: a crash
     leaves either the previous epoch's checkpoint or this one, and a checkpoint of another
     configuration is never resumed.
+
+    Trains on `device` (None: the run's, `dwf.devices`), with the forward passes in bfloat16
+    autocast when the run is mixed-precision (the weights and optimizer stay float32), except
+    for the kinds outside `MIXED_TRAINING`, which train in float32.
     """
     if spec.schedule not in ("constant", "cosine"):
         raise ConfigError(f"unknown zoo learning-rate schedule {spec.schedule!r}; use 'constant' or 'cosine'")
     if spec.data_order not in DATA_ORDERS:
         raise ConfigError(f"unknown zoo data order {spec.data_order!r}; use one of {DATA_ORDERS}")
-    dev = resolve(device)
+    compute = devices.current() if device is None else devices.current().on(device)
+    dev = compute.device
     task = task_for(data)
     model = archs.build(arch).to(dev)
+    if arch.kind not in MIXED_TRAINING:
+        compute = dataclasses.replace(compute, precision="fp32")
     members = range(spec.n_models) if members is None else members
     n = len(members)
     if n < 1 or members.start < 0 or members.stop > spec.n_models or members.step != 1:
@@ -187,8 +198,9 @@ def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path 
         batches = minibatches(xtr, ytr, spec.seed, epoch, members, spec.n_models, B, spec.data_order)
         for s, (x, y) in enumerate(batches):                                  # (n, B, ...), (n, B)
             opt.param_groups[0]["lr"] = learning_rate(spec, epoch * steps + s, spec.epochs * steps)
-            outputs = stacked.forward(model, state, x, shared_input=False)     # (n, B, C)
-            loss = task.loss(outputs, y).mean(1)                               # (n,)
+            with devices.autocast(compute):
+                outputs = stacked.forward(model, state, x, shared_input=False)  # (n, B, C)
+            loss = task.loss(outputs.float(), y).mean(1)                       # (n,)
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()
             opt.step()
@@ -196,7 +208,7 @@ def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path 
             bar.update()
         model.eval()
         detached = {k: v.detach() for k, v in state.items()}
-        val_acc = _score(model, detached, xval, yval, task).cpu()
+        val_acc = _score(model, detached, xval, yval, task, compute)
         better = val_acc > best_val
         for k in best:
             best[k][better.to(dev)] = detached[k][better.to(dev)]
@@ -216,7 +228,8 @@ def train_zoo(data: Dataset, arch: ArchSpec, spec: ZooSpec, out_dir: str | Path 
                "train_loss": [ep[j] for ep in losses]} for j, i in enumerate(members)]
     zoo = Zoo(arch, {k: v.cpu() for k, v in best.items()}, models,
               {"spec": dataclasses.asdict(spec), "dataset": data.name,
-               "train_seconds": time.perf_counter() - t0, "threads": torch.get_num_threads()})
+               "train_seconds": time.perf_counter() - t0, "threads": torch.get_num_threads(),
+               "compute": str(compute)})
     if out_dir is not None:
         zoo.save(out_dir)
         ck.unlink(missing_ok=True)

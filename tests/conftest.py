@@ -3,7 +3,15 @@ from __future__ import annotations
 
 import pytest
 
-from dwf import experiments, pipeline
+from dwf import devices, experiments, pipeline
+
+
+@pytest.fixture(scope="session", autouse=True)
+def on_the_cpu():
+    """Every test computes on the CPU in float32, as CI does, also on a machine with a GPU
+    (bit-for-bit assertions hold there); tests/test_devices.py opts into each device it has."""
+    with devices.using("cpu", "fp32"):
+        yield
 
 
 @pytest.fixture(scope="session")

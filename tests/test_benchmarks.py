@@ -3,7 +3,7 @@ import numpy as np
 import torch
 
 from benchmarks import bench_align, bench_pca, bench_transfusion, bench_zoo
-from dwf import ArchSpec, DataSpec, ZooSpec, archs, data, experiments, stacked, train_zoo
+from dwf import ArchSpec, DataSpec, ZooSpec, archs, data, devices, experiments, stacked, train_zoo
 
 
 def test_sequential_loop_reproduces_train_zoo():
@@ -53,7 +53,9 @@ def test_transfusion_bench_recovers_the_planted_permutations_at_tiny_size():
 def test_paper_profile_estimate_scales_the_probe_to_the_paper_profile():
     from benchmarks import bench_paper_profile
 
-    e = bench_paper_profile.estimate("iris_mlp", probe_models=2, probe_examples=30, flow_steps=20, min_epoch_s=0)
+    with devices.using("cpu"):
+        e = bench_paper_profile.estimate("iris_mlp", probe_models=2, probe_examples=30, flow_steps=20,
+                                         min_epoch_s=0)
     exp = experiments.get("iris_mlp", "paper")
     assert e.n_params == 131 and e.probe_examples == (30, 96) and e.train_examples == 96
     per_epoch = e.validation_s + e.example_s * e.train_examples
@@ -61,7 +63,7 @@ def test_paper_profile_estimate_scales_the_probe_to_the_paper_profile():
     assert min(e.startup_s, e.validation_s, e.example_s) >= 0
     assert np.isclose(e.flow_s, e.flow_probe_s * exp.flow.steps / 20)
     assert np.isclose(e.align_s, e.align_member_s * (exp.zoo.n_models - 1))
-    assert np.isclose(e.evaluate_s, e.predict_net_s * e.scored_nets) and e.device == "cpu"
+    assert np.isclose(e.evaluate_s, e.predict_net_s * e.scored_nets) and e.device == "cpu fp32"
     assert e.total_s == e.zoo_s + e.flow_s + e.align_s + e.evaluate_s
     # 75 fitting + 25 held-out members once; 100 generated and 32 per baseline (3 σ, interpolations,
     # code Gaussian) per replicate; encode → decode once
@@ -83,3 +85,13 @@ def test_family_bench_compares_the_same_training_step():
     before = {k: v.detach().clone() for k, v in state.items()}
     batched()
     assert any(not torch.equal(before[k], state[k]) for k in state)    # the step does update
+
+
+def test_device_bench_reports_the_build_it_ran():
+    from benchmarks import bench_devices
+
+    r = bench_devices.run("iris_mlp", "cpu", "smoke")
+    assert r.compute == "cpu fp32"
+    assert set(r.stages) == {"zoo", "align", "pca", "flow", "report"}
+    assert np.isclose(sum(r.stages.values()), r.seconds) and min(r.stages.values()) >= 0
+    assert r.gap[1] <= r.gap[0] <= r.gap[2] and 0 < r.zoo_score <= 1 and r.novelty > 0
