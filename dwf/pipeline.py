@@ -13,8 +13,10 @@ Only the report stage reads the test split (`Dataset.for_reporting`).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,7 +29,7 @@ from .cache import cached_stage, is_cached
 from .config import ConditionalExperiment, Experiment
 from .data import Dataset
 from .flow import Flow
-from .errors import ArtifactError, Cancelled
+from .errors import ArtifactError, Cancelled, DwfError
 from .io import atomic_write_bytes
 from .pca import DualPCA
 from .report import Report
@@ -168,15 +170,22 @@ def zoo_stage(exp: Experiment, data: Dataset, artifacts: str | Path = "artifacts
     In the independent data order a zoo grows: a smaller zoo of the same spec in the folder is
     extended by its new members only (`zoo.grow`), and a run of the first `members` (one size of
     the scaling study) trains no more members than it reads. Its zoo is then at least
-    `members` strong (the caller takes the first ones), not always `exp.zoo.n_models`."""
+    `members` strong (the caller takes the first ones), not always `exp.zoo.n_models`.
+
+    Growing survives a crash: the smaller zoo is kept in the stage folder (GROWN_FROM) until the
+    grown one is saved, so a rerun grows from it again and resumes the new members' checkpoint."""
     folder = stage_dir(exp, "zoo", artifacts)
     with lock.locked(seed_dir(exp, artifacts), on_wait=log.warning):
-        had = _grown_size(folder, exp)
+        had, source = _grown_size(folder, exp), folder
+        if had is None:
+            interrupted = _interrupted_growth(folder, exp)
+            if interrupted is not None:
+                source, had = folder / GROWN_FROM, interrupted.n
         n = exp.zoo.n_models
         if exp.members is not None and exp.zoo.data_order == "independent":
             n = had if had is not None and had >= exp.members else exp.members
         target = replace(exp, zoo=replace(exp.zoo, n_models=n), members=None)
-        smaller = Zoo.load(folder) if had is not None and had < n else None
+        smaller = Zoo.load(source) if had is not None and had < n else None
 
         def load(d: Path) -> Zoo:
             zoo = Zoo.load(d)
@@ -195,9 +204,31 @@ def zoo_stage(exp: Experiment, data: Dataset, artifacts: str | Path = "artifacts
             if smaller is None:
                 return train_zoo(data, exp.arch, target.zoo, **train)
             log.info("growing the zoo in %s from %d to %d members", d, smaller.n, n)
-            return saved(grow(smaller, data, target.zoo, **train), d)
+            if not (d / GROWN_FROM / "manifest.json").exists():
+                smaller.save(d / GROWN_FROM)
+            grown = saved(grow(smaller, data, target.zoo, **train), d)
+            shutil.rmtree(d / GROWN_FROM)
+            return grown
 
         return cached_stage(folder, target, "zoo", load, compute, tell)
+
+
+GROWN_FROM = "grown_from"   # the smaller zoo a growing zoo stage extends, until the grown one is saved
+
+
+def _interrupted_growth(folder: Path, exp: Experiment) -> Zoo | None:
+    """The smaller zoo an interrupted growth left in `folder`, when it is this experiment's
+    (same zoo spec but n_models, independent order); else None."""
+    base = folder / GROWN_FROM
+    if exp.zoo.data_order != "independent" or not (base / "manifest.json").exists():
+        return None
+    try:
+        zoo = Zoo.load(base)
+    except DwfError:
+        return None
+    trained = zoo.info.get("spec") or {}
+    same = {**trained, "n_models": 0} == {**dataclasses.asdict(exp.zoo), "n_models": 0}
+    return zoo if same and zoo.arch == exp.arch else None
 
 
 def _grown_size(folder: Path, exp: Experiment) -> int | None:
@@ -278,5 +309,5 @@ def is_built(exp: Experiment, artifacts: str | Path = "artifacts", stage: str = 
     return is_cached(folder, exp, stage)
 
 
-__all__ = ["Run", "build", "cancel_check", "checked", "cached_stage", "experiment_dir", "flow_spec", "flow_stage", "is_built", "is_cached", "run",
+__all__ = ["GROWN_FROM", "Run", "build", "cancel_check", "checked", "cached_stage", "experiment_dir", "flow_spec", "flow_stage", "is_built", "is_cached", "run",
            "publish", "saved", "seed_dir", "stage_dir", "zoo_stage"]

@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from dwf import ConfigError, EvalSpec, FlowSpec, SampleSpec, dominance, experiments, pipeline
+from dwf import Cancelled, ConfigError, EvalSpec, FlowSpec, SampleSpec, dominance, experiments, pipeline
 from dwf.zoo import Zoo
 
 
@@ -72,6 +72,23 @@ def test_one_size_of_the_study_trains_only_the_members_it_reads_and_a_larger_siz
     for k, v in part.zoo.params.items():
         assert torch.equal(again.zoo.params[k], v), k
     assert Zoo.load(folder).n == 12
+
+
+def test_a_growth_cut_short_keeps_the_smaller_zoo_and_resumes_where_it_stopped(tmp_path, caplog):
+    small, large = tiny(6), tiny(12)
+    pipeline.build(small, tmp_path, progress=False, evaluate=False)
+    folder = pipeline.stage_dir(large, "zoo", tmp_path)
+    with pytest.raises(Cancelled):   # stopped after the new members' first epoch (its checkpoint)
+        pipeline.build(large, tmp_path, progress=False, evaluate=False,
+                       cancel=lambda: (folder / "checkpoint.safetensors").exists())
+    assert Zoo.load(folder / pipeline.GROWN_FROM).n == 6 and not (folder / "stage.json").exists()
+    with caplog.at_level("INFO"):
+        whole = pipeline.build(large, tmp_path, progress=False, evaluate=False)
+    assert "growing the zoo" in caplog.text and "resuming zoo training at epoch 1" in caplog.text
+    assert whole.zoo.n == 12 and not (folder / pipeline.GROWN_FROM).exists()
+    fresh = pipeline.build(large, tmp_path / "fresh", progress=False, evaluate=False)
+    for k, v in fresh.zoo.params.items():
+        assert torch.allclose(whole.zoo.params[k], v, atol=1e-6, rtol=0), k
 
 
 def test_members_must_fit_the_zoo():
