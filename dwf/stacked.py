@@ -86,4 +86,3 @@ def predict(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tenso
             rows.append(torch.cat([task.predictions(forward(model, p, x[i:i + batch_size].to(c.device)).float()).cpu()
                                    for i in range(0, len(x), batch_size)], dim=1))
     return torch.cat(rows, dim=0)
-
