@@ -3,6 +3,7 @@
 SHELL := /bin/bash
 PROFILE ?= quick
 OUT ?= paper_figures
+ARTIFACTS ?= artifacts
 EXPERIMENTS ?=
 comma := ,
 space := $() $()
@@ -36,9 +37,9 @@ system:
 	fi
 
 reproduce: setup
-	@mkdir -p artifacts
-	$(PY) -m papermill notebooks/reproduce.ipynb artifacts/reproduce-$(PROFILE).ipynb -k python3 --log-output \
-	  -p profile $(PROFILE) -p out_dir $(OUT) \
+	@mkdir -p $(ARTIFACTS)
+	$(PY) -m papermill notebooks/reproduce.ipynb $(ARTIFACTS)/reproduce-$(PROFILE).ipynb -k python3 --log-output \
+	  -p profile $(PROFILE) -p out_dir $(OUT) -p artifacts $(ARTIFACTS) \
 	  $(if $(strip $(EXPERIMENTS)),-y "$(EXPERIMENTS_YAML)")
 	$(if $(and $(filter paper_figures,$(OUT)),$(filter quick,$(PROFILE)),$(if $(strip $(EXPERIMENTS)),,x)),$(PY) -m dwf readme)
 

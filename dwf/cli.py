@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--shard-size", type=int, default=8, metavar="M", help="with --ray: members per shard")
     r.add_argument("--out", default=None, help="scale profile: the folder for its table and figures "
                    "(default: <artifacts>/<experiment>/scale/seed<S>/scaling)")
+    r.add_argument("--recipe", default=None, help="scale profile: run the study with this recipe (dwf.recipe, "
+                   "as `dwf recipes` names them), e.g. zoo-lr10x")
     sel = sub.add_parser("select", help="choose a flow hyperparameter on validation data (never test)", parents=[compute])
     sel.add_argument("experiment")
     sel.add_argument("--field", required=True, help="a FlowSpec field, e.g. hidden or batch_size")
@@ -79,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.cmd == "run" and args.out and args.profile != "scale":
                 raise ConfigError("--out is where the scale profile writes its table and figures; other "
                                   "profiles write their report under --artifacts")
+            if args.cmd == "run" and args.recipe and args.profile != "scale":
+                raise ConfigError("--recipe runs the scaling study with a recipe (--profile scale); to compare "
+                                  "recipes at one size use `python -m dwf recipes`")
+            chosen = recipe.named([args.recipe])[0] if getattr(args, "recipe", None) else None
             if args.cmd == "list":
                 for name in experiments.names():
                     e = experiments.get(name, "quick")
@@ -137,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
                 if zoos > 1:
                     raise ConfigError("the scale profile runs one zoo at every size; --zoo-replicates does not apply")
                 out = Path(args.out) if args.out else pipeline.seed_dir(exp, args.artifacts) / "scaling"
-                points = scaling.write(exp, out, args.artifacts, progress=not args.no_progress, log=sys.stderr)
+                points = scaling.write(exp, out, args.artifacts, progress=not args.no_progress, log=sys.stderr,
+                                       recipe=chosen)
                 print(scaling.markdown(points))
                 print(f"table and figures: {out}")
                 return 0

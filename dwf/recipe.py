@@ -2,8 +2,10 @@
 a sweep that chooses among them without the test split.
 
 A `Recipe` names a change to an experiment's PCA, flow and sampling (each field None: keep the
-experiment's). The sweep fits every recipe (R flow replicates, own seeds, cached as variants
-`recipe-<name>`) and scores what selection may see:
+experiment's), or to how its zoo is trained: a zoo learning rate other than the experiment's makes
+another zoo, so an experiment of its own name (`<name>-zoo-lr<f>x`, same seeds and data order),
+whose nets are compared with its own members. The sweep fits every recipe (R flow replicates, own
+seeds, cached as variants `recipe-<name>`) and scores what selection may see:
 
     val_gap     mean validation score of its generated nets − the fitting members'   (criterion)
     novelty     of its nets against the fitting members (a copy scores 0), and the floor: the
@@ -12,7 +14,8 @@ experiment's). The sweep fits every recipe (R flow replicates, own seeds, cached
     memorized   share of its nets far closer to one fitting member than to any other
     radius      their distance to the fitting members' centroid over the members' own (copies and
                 new members ≈ 1; nets blended toward the members' average < 1), beside the
-                centroid's own validation gap (what full blending costs)
+                centroid's own validation gap (what full blending costs) and the members' own
+                validation score (a zoo recipe must not buy its gap with worse members)
     val_loss    the flow's held-out loss on codes it was not fitted on
 
 and chooses, among the recipes whose nets are new (novelty − floor ≥ `NEW`, memorized ≤ `MEMORIZED`)
@@ -55,6 +58,7 @@ class Recipe:
     n_components: int | None = None      # PCA dimension k (None: the experiment's, n − 1)
     ode_steps: int | None = None         # solver steps per sample
     snapshot: str | None = None          # "best" held-out flow loss (early stopping) or "last" EMA weights
+    zoo_lr_factor: float | None = None   # the zoo trained at this multiple of the experiment's learning rate
 
     def applies(self, exp: Experiment) -> bool:
         """Whether the recipe can run on `exp`: a PCA dimension k needs more than k fitting members."""
@@ -64,13 +68,17 @@ class Recipe:
 
     def apply(self, exp: Experiment) -> Experiment:
         """The experiment with this recipe, as its own variant (shares the zoo and alignment; a
-        variant's recipe, e.g. one size of the scaling study, keeps that variant's name in front)."""
+        variant's recipe, e.g. one size of the scaling study, keeps that variant's name in front);
+        a zoo recipe renames the experiment instead, as its zoo is another."""
         flow = {f: getattr(self, f) for f in ("hidden", "steps", "batch_size", "dropout", "weight_decay",
                                               "standardize", "source_std", "snapshot") if getattr(self, f) is not None}
         pca = dataclasses.replace(exp.pca, n_components=self.n_components) if self.n_components else exp.pca
         sample = dataclasses.replace(exp.sample, steps=self.ode_steps) if self.ode_steps else exp.sample
         if self.source_std is not None:
             sample = dataclasses.replace(sample, source_std=None)   # sample at the training std
+        if self.zoo_lr_factor is not None:   # another zoo: another experiment, in its own folders
+            exp = dataclasses.replace(exp, name=f"{exp.name}-zoo-lr{self.zoo_lr_factor:g}x",
+                                      zoo=dataclasses.replace(exp.zoo, lr=exp.zoo.lr * self.zoo_lr_factor))
         if not (flow or self.n_components or self.ode_steps):
             return exp
         name = f"{exp.variant}-recipe-{self.name}" if exp.variant else f"recipe-{self.name}"
@@ -94,6 +102,8 @@ CANDIDATES = (
     Recipe("decay", weight_decay=1e-2, snapshot="last"),                  # (the paper: dropout 0.1, decay 1e-5)
     Recipe("source0.1", source_std=0.1, snapshot="last"),                 # a 10x wider source while training
     Recipe("ode400", ode_steps=400),                                      # the paper's flow, a finer ODE solve
+    Recipe("zoo-lr3x", zoo_lr_factor=3.0),                                # flatter members: a lower barrier?
+    Recipe("zoo-lr10x", zoo_lr_factor=10.0),
 )
 
 
@@ -117,6 +127,7 @@ class Scored:
     val_loss: Interval
     radius: Interval
     centroid_gap: float        # validation gap of the fitting members' mean net
+    zoo_val: float = math.nan  # the fitting members' mean validation score
 
     @property
     def new(self) -> bool:
@@ -142,18 +153,21 @@ class Sweep:
                  f"encode → decode floor ≥ {NEW:g} and memorized ≤ {MEMORIZED:.0%}; works: mean validation "
                  f"gap ≥ −{100 * MAX_LOSS:g} pp; chosen: the best validation gap among recipes that are new and "
                  "work, else the experiment's own. The held-out flow loss is in each flow's own units (a "
-                 "recipe on standardized codes is not comparable with the others). Radius: distance to the "
+                 "recipe on standardized codes, or on another zoo, is not comparable with the others). Radius: distance to the "
                  "fitting members' centroid over the members' own (copies and new members ≈ 1, nets blended "
-                 "toward the members' average < 1); the centroid itself (the members' mean net) has a "
-                 f"validation gap of {100 * self.scored[0].centroid_gap:+.2f} pp.", "",
+                 "toward the members' average < 1); centroid: the validation gap of the members' mean net; "
+                 "members: the fitting members' own validation score, which every gap is measured from (a "
+                 "zoo recipe trains other members).", "",
                  "| recipe | validation gap (pp) | novelty | floor | held-out novelty | memorized | radius | "
-                 "held-out flow loss | new | works |", "|---|---|---|---|---|---|---|---|---|---|"]
+                 "held-out flow loss | new | works | centroid (pp) | members |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for s in self.scored:
             mark = " (chosen)" if s.recipe.name == self.chosen else ""
             lines.append(f"| {s.recipe.name}{mark} | {s.val_gap.text(100, 2)} | {s.novelty.text()} | {s.floor:.3f} | "
                          f"{s.novelty_held_out.text()} | {s.memorized.text(100, 0)} % | {s.radius.text()} | "
                          f"{s.val_loss.text(1, 4)} | "
-                         f"{'yes' if s.new else 'no'} | {'yes' if s.works else 'no'} |")
+                         f"{'yes' if s.new else 'no'} | {'yes' if s.works else 'no'} | "
+                         f"{100 * s.centroid_gap:+.2f} | {s.zoo_val:.4f} |")
         if self.skipped:
             lines += ["", f"Not run at N = {self.n} (a PCA dimension k needs more than k fitting members): "
                       + ", ".join(self.skipped) + "."]
@@ -186,7 +200,7 @@ def score(exp: Experiment, recipe: Recipe, artifacts: str | Path = "artifacts") 
     centroid_gap = float(task.score(stacked.predict(model, centroid, run.data.x_val, task=task),
                                     run.data.y_val).mean()) - zoo_val
     return Scored(recipe, Interval.of(gaps), Interval.of(nov), floor,
-                  *(Interval.of(v) for v in (nov_ho, mem, losses, rad)), centroid_gap)
+                  *(Interval.of(v) for v in (nov_ho, mem, losses, rad)), centroid_gap, zoo_val)
 
 
 def sweep(exp: Experiment, recipes: Sequence[Recipe] = CANDIDATES, artifacts: str | Path = "artifacts",

@@ -24,6 +24,7 @@ from . import dominance, experiments, figures as figures_mod, pipeline, plots, r
 from .config import Experiment
 from .progress import StageLog
 from .reach import Reach
+from .recipe import Recipe
 from .report import Report
 
 
@@ -35,11 +36,13 @@ class ScalingPoint:
 
 
 def run(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool = True,
-        log: TextIO | None = None) -> list[ScalingPoint]:
+        log: TextIO | None = None, recipe: Recipe | None = None) -> list[ScalingPoint]:
     """Every size of the study, smallest first (the zoo is trained, or grown, once); with `log`,
-    one line per size and stage there (`StageLog`)."""
+    one line per size and stage there (`StageLog`). With `recipe`, every size runs that recipe
+    (`dwf.recipe`: the runs a recipe sweep at that size fits, cached alike)."""
     points = []
     for e in experiments.scaling(exp):
+        e = recipe.apply(e) if recipe is not None else e
         n = e.members or e.zoo.n_models
         stages = StageLog(f"{e.name} [{e.profile}, N={n}]", log) if log is not None else None
         run_ = pipeline.build(e, artifacts, progress, on_stage=stages)
@@ -53,9 +56,9 @@ def run(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool = T
 
 
 def write(exp: Experiment, out_dir: str | Path, artifacts: str | Path = "artifacts", progress: bool = True,
-          log: TextIO | None = None) -> list[ScalingPoint]:
+          log: TextIO | None = None, recipe: Recipe | None = None) -> list[ScalingPoint]:
     """Run the study (`run`) and write its table (out_dir/results.md) and figures there."""
-    points = run(exp, artifacts, progress, log)
+    points = run(exp, artifacts, progress, log, recipe)
     figures_mod.write_study(out_dir, figures(points), markdown(points))
     return points
 

@@ -3,6 +3,7 @@ needs the test split."""
 from dataclasses import replace
 
 import pytest
+import torch
 
 from dwf import archs, pipeline, recipe, stacked
 from dwf.interval import Interval
@@ -26,6 +27,27 @@ def test_a_recipe_changes_only_what_it_names():
     assert e.stage_hash("zoo") == exp.stage_hash("zoo") and e.stage_hash("flow") != exp.stage_hash("flow")
     reg = recipe.Recipe("reg", dropout=0.4, weight_decay=1e-2).apply(exp)
     assert reg.flow == replace(exp.flow, dropout=0.4, weight_decay=1e-2) and reg.sample == exp.sample
+
+
+def test_a_zoo_recipe_is_another_experiment_whose_zoo_trains_at_its_learning_rate(tmp_path, monkeypatch):
+    from dwf import experiments
+
+    exp = tiny(12)
+    z = recipe.Recipe("z", zoo_lr_factor=3.0)
+    e = z.apply(exp)
+    assert e.name == f"{exp.name}-zoo-lr3x" and e.variant == ""
+    assert e.zoo == replace(exp.zoo, lr=3 * exp.zoo.lr)
+    assert (e.data, e.arch, e.align, e.pca, e.flow, e.sample) == (exp.data, exp.arch, exp.align, exp.pca, exp.flow, exp.sample)
+    assert pipeline.stage_dir(e, "zoo", tmp_path) != pipeline.stage_dir(exp, "zoo", tmp_path)
+    with_flow = recipe.Recipe("zh", zoo_lr_factor=3.0, hidden=16).apply(exp)
+    assert with_flow.name == e.name and with_flow.variant == "recipe-zh" and with_flow.flow.hidden == 16
+    monkeypatch.setattr(experiments, "SCALE_SIZES", (6, 12))
+    small = z.apply(experiments.scaling(exp)[0])             # one size of the study: its first members
+    assert small.name == e.name and small.members == 6 and small.zoo == e.zoo
+    trained = pipeline.build(e, tmp_path, progress=False, evaluate=False).zoo
+    assert not pipeline.stage_dir(exp, "zoo", tmp_path).exists()      # the experiment's own zoo untouched
+    own = pipeline.build(exp, tmp_path, progress=False, evaluate=False).zoo
+    assert not torch.equal(trained.params["fc.0.weight"], own.params["fc.0.weight"])
 
 
 def test_each_size_of_the_scaling_study_keeps_its_own_recipe_runs(monkeypatch):
@@ -67,11 +89,12 @@ def test_the_sweep_scores_on_validation_and_distances_only(tmp_path):
     """The run's test split stays locked (reading it raises), so scoring cannot select on it;
     the novelty it reports is the one of the nets the flow generates against the fitting members."""
     exp = tiny(12)
-    rs = [recipe.PAPER, recipe.Recipe("k4", n_components=4), recipe.Recipe("k20", n_components=20)]
+    rs = [recipe.PAPER, recipe.Recipe("k4", n_components=4), recipe.Recipe("k20", n_components=20),
+          recipe.Recipe("zoo-lr3x", zoo_lr_factor=3.0)]
     sw = recipe.sweep(exp, rs, tmp_path)
-    assert [s.recipe.name for s in sw.scored] == ["paper", "k4"] and sw.n == 12
+    assert [s.recipe.name for s in sw.scored] == ["paper", "k4", "zoo-lr3x"] and sw.n == 12
     assert sw.skipped == ("k20",)                            # k = 20 needs more than 20 fitting members
-    paper, k4 = sw.scored
+    paper, k4, other_zoo = sw.scored
     assert paper.floor == pytest.approx(0.0, abs=1e-3)      # k = n − 1: members are exactly representable
     assert k4.floor > 0.05                                   # k = 4 < n − 1: projection error
     run = pipeline.build(exp, tmp_path, progress=False, evaluate=False)
@@ -89,12 +112,18 @@ def test_the_sweep_scores_on_validation_and_distances_only(tmp_path):
     mean_net = run.fit.layout.unflatten_stacked(fit.mean(0, keepdim=True))
     assert paper.centroid_gap == pytest.approx(val(mean_net) - val(run.fit.params), abs=1e-9)
     assert k4.centroid_gap == paper.centroid_gap
+    assert paper.zoo_val == pytest.approx(val(run.fit.params), abs=1e-9) and k4.zoo_val == paper.zoo_val
+    # a zoo recipe's gaps are measured from its own members, which the table shows
+    zrun = pipeline.build(recipe.Recipe("zoo-lr3x", zoo_lr_factor=3.0).apply(exp), tmp_path, progress=False,
+                          evaluate=False)
+    assert other_zoo.zoo_val == pytest.approx(val(zrun.fit.params), abs=1e-9) and other_zoo.zoo_val != paper.zoo_val
     assert sw.chosen in ("paper", "k4")
     md = sw.markdown()
     assert "| paper" in md and "| k4" in md and "(chosen)" in md
     assert "Not run at N = 12" in md and "k20" in md
     # a sweep over some of the candidates names the ones it left out
-    assert sw.omitted == tuple(c.name for c in recipe.CANDIDATES if c.name != "paper")
+    assert f"| {100 * other_zoo.centroid_gap:+.2f} | {other_zoo.zoo_val:.4f} |" in md
+    assert sw.omitted == tuple(c.name for c in recipe.CANDIDATES if c.name not in ("paper", "zoo-lr3x"))
     assert md.endswith("Not asked for in this sweep (`--recipes`): " + ", ".join(sw.omitted) + ".")
 
 

@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from dwf import Cancelled, ConfigError, EvalSpec, FlowSpec, SampleSpec, dominance, experiments, pipeline
+from dwf import ArtifactError, Cancelled, ConfigError, EvalSpec, FlowSpec, SampleSpec, dominance, experiments, pipeline
 from dwf.zoo import Zoo
 
 
@@ -123,3 +123,33 @@ def test_the_study_runs_every_size_and_compares_with_noisy_copies_at_least_as_no
     assert [a.text for a in panels.layout.annotations] == ["N = 6", "N = 12"]
     noisy = [t for t in panels.data if t.name == "noisy copies"]
     assert len(noisy) == 2 and list(noisy[1].x) == [v.mean for v in points[1].reach.curve("noisy copies").novelty]
+
+
+def test_a_zoo_edited_since_it_was_saved_is_refused_before_it_is_grown(tmp_path):
+    small, large = tiny(6), tiny(12)
+    pipeline.build(small, tmp_path, progress=False, evaluate=False)
+    weights = pipeline.stage_dir(large, "zoo", tmp_path) / "weights.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF                       # same size, other bytes
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="changed after stage 'zoo'"):
+        pipeline.build(large, tmp_path, progress=False, evaluate=False)
+
+
+def test_the_study_with_a_recipe_runs_the_recipe_sweeps_runs_at_every_size(tmp_path, monkeypatch):
+    from dwf import recipe, scaling
+    from dwf.cli import main
+    monkeypatch.setattr(experiments, "SCALE_SIZES", (6, 12))
+    zoo_recipe = recipe.Recipe("zoo-lr3x", zoo_lr_factor=3.0)
+    points = scaling.run(tiny(12), tmp_path, progress=False, recipe=zoo_recipe)
+    assert [p.n for p in points] == [6, 12]
+    assert {p.report.experiment for p in points} == {"digits_mlp-zoo-lr3x"}
+    sized = [zoo_recipe.apply(e) for e in experiments.scaling(tiny(12))]
+    for p, e in zip(points, sized):    # the same runs (and caches) as `dwf recipes` at that size
+        assert pipeline.experiment_dir(e, tmp_path).joinpath("report.json").exists()
+        assert p.report.zoo.n_fit + len(p.report.zoo.held_out) == (e.members or e.zoo.n_models)
+    assert Zoo.load(pipeline.stage_dir(sized[-1], "zoo", tmp_path)).n == 12            # one zoo, grown
+    assert not pipeline.stage_dir(tiny(12), "zoo", tmp_path).exists()                  # not the plain one
+    # the command refuses a recipe outside the scale profile, before any work
+    assert main(["run", "digits_mlp", "--recipe", "zoo-lr3x", "--artifacts", str(tmp_path / "q")]) == 2
+    assert not (tmp_path / "q").exists() or not any((tmp_path / "q").iterdir())
