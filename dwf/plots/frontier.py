@@ -1,0 +1,103 @@
+"""Figures of the accuracy-novelty frontier: one run's families of nets, and how far each family
+reaches as the zoo grows (the scaling study)."""
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ..interval import Interval
+from ..report import FrontierPoint, score_format
+from .style import COLORS, OTHERS, TEMPLATE, bars, layout, log_axis, score_label
+
+
+_FAMILY_COLORS = {"flow": COLORS["generated"], "noisy copies": OTHERS[0], "interpolations": COLORS["interpolation"]}
+
+
+def frontier(points: Sequence[FrontierPoint], zoo_score: float, metric: str = "accuracy",
+             title: str = "Accuracy–novelty frontier") -> go.Figure:
+    """Mean score against novelty, one line per family of nets (dwf.frontier points), each
+    point labelled with its setting; the paper's recipe circled, the zoo mean dashed."""
+    f = score_format(metric)[0]
+    fig = go.Figure()
+    families = list(dict.fromkeys(p.family for p in points))
+    colors = {"generated": COLORS["generated"], "interpolation": COLORS["interpolation"],
+              **dict(zip([x for x in families if x not in ("generated", "interpolation")], OTHERS))}
+    symbol = {"generated": "s=", "generated, standardized codes": "s=", "noisy copies": "σ=",
+              "interpolation": "λ="}
+    for fam in families:   # each point's setting on hover, not as a label (labels overlap)
+        ps = sorted((p for p in points if p.family == fam), key=lambda p: p.novelty)
+        fig.add_trace(go.Scatter(
+            x=[p.novelty for p in ps], y=[f * p.score for p in ps], mode="lines+markers",
+            name=fam,
+            hovertext=[f"{fam}: {symbol.get(fam, '')}{p.param:g}" for p in ps], hoverinfo="text+x+y",
+            line=dict(color=colors[fam]), marker=dict(size=8, color=colors[fam])))
+    recipe = [p for p in points if p.recipe]
+    if recipe:
+        fig.add_trace(go.Scatter(x=[p.novelty for p in recipe], y=[f * p.score for p in recipe],
+                                 mode="markers", name="paper recipe",
+                                 marker=dict(size=18, color="rgba(0,0,0,0)", line=dict(width=2, color="black"))))
+    fig.add_hline(y=f * zoo_score, line_dash="dash", line_color=COLORS["zoo"],
+                  annotation_text="zoo mean", annotation_position="bottom right")
+    log_axis(fig, [p.novelty for p in points])
+    fig = layout(fig, title, "novelty: NN distance to the fitting members / their own NN distance (log)",
+                 score_label(metric))
+    fig.update_layout(height=520, legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def reach_scaling(sizes: Sequence[int], reaches: Mapping[tuple[str, float], Sequence[Interval]],
+                  title: str = "How far each generator reaches as the zoo grows") -> go.Figure:
+    """Largest novelty within an accuracy loss against zoo size N, 95 % intervals: one line per
+    (family, loss), solid at the smallest loss, dotted, dashed at the next (dwf.reach); the lines
+    that reach nothing at any N are named under the title."""
+    fig = go.Figure()
+    levels = sorted({lv for _, lv in reaches})
+    dashes = dict(zip(levels, ("solid", "dot", "dash", "dashdot")))
+    nowhere = []
+    for (family, level), ivs in reaches.items():
+        ok = [(n, iv) for n, iv in zip(sizes, ivs) if math.isfinite(iv.mean)]
+        name = f"{family}, loss ≤ {100 * level:g} pp"
+        if not ok:
+            nowhere.append(name)
+        fig.add_trace(go.Scatter(
+            x=[n for n, _ in ok], y=[iv.mean for _, iv in ok], error_y=bars([iv for _, iv in ok]),
+            mode="lines+markers", name=name,
+            line=dict(color=_FAMILY_COLORS.get(family, OTHERS[1]), dash=dashes.get(level, "solid")),
+            marker=dict(size=8)))
+    if nowhere:
+        title += "<br><sup>reached at no N: " + "; ".join(nowhere) + "</sup>"
+    fig.add_hline(y=1.0, line_dash="dash", line_color=COLORS["held-out members"],
+                  annotation_text="a held-out member", annotation_position="top left")
+    log_axis(fig, list(sizes))
+    fig = layout(fig, title, "zoo size N (log)", "largest novelty within the loss")
+    fig.update_layout(height=520, legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def frontier_by_size(sizes: Sequence[int], curves: Sequence[Mapping[str, tuple[Sequence[Interval], Sequence[Interval]]]],
+                     held_out: Sequence[tuple[float, float] | None], metric: str = "accuracy",
+                     title: str = "Accuracy loss against novelty at each zoo size") -> go.Figure:
+    """One panel per zoo size: each family's curve (novelty, loss in the metric's units; 95 %
+    intervals over replicates on both) and the held-out members (novelty, loss), the ideal."""
+    f = score_format(metric)[0]
+    fig = make_subplots(rows=1, cols=len(sizes), shared_yaxes=True, subplot_titles=[f"N = {n}" for n in sizes])
+    for col, (by_family, ho) in enumerate(zip(curves, held_out), start=1):
+        for family, (nov, loss) in by_family.items():
+            fig.add_trace(go.Scatter(
+                x=[v.mean for v in nov], y=[f * v.mean for v in loss], error_y=bars(loss, f), error_x=bars(nov),
+                mode="lines+markers", name=family, legendgroup=family, showlegend=col == 1,
+                line=dict(color=_FAMILY_COLORS.get(family, OTHERS[1]))), row=1, col=col)
+        if ho is not None:
+            fig.add_trace(go.Scatter(x=[ho[0]], y=[f * ho[1]], mode="markers", name="held-out members",
+                                     legendgroup="held", showlegend=col == 1,
+                                     marker=dict(size=12, symbol="star", color=COLORS["held-out members"])),
+                          row=1, col=col)
+        fig.update_xaxes(type="log", dtick=1, exponentformat="power", minor=dict(showgrid=False), row=1, col=col)
+    fig.update_layout(template=TEMPLATE, title=title, width=360 * len(sizes), height=460,
+                      legend=dict(orientation="h", y=-0.2))
+    fig.update_yaxes(title_text=f"{score_label(metric)} lost vs the fitting members", row=1, col=1)
+    fig.update_xaxes(title_text="novelty (log)")
+    return fig
