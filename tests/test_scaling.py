@@ -18,7 +18,7 @@ def tiny(n_models: int):
 
 
 def test_the_scale_profile_is_one_large_zoo_in_the_independent_order():
-    largest = {"digits_mlp": 4096, "fmnist_mlp": 4096, "digits_wide_mlp": 1024}
+    largest = {"digits_mlp": 4096, "fmnist_mlp": 4096, "digits_wide_mlp": 1024, "fmnist_wide_mlp": 1024}
     assert {n for n in experiments.names() if "scale" in experiments.profiles(n)} == set(largest)
     for name, n in largest.items():
         exp = experiments.get(name, "scale")
