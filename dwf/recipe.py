@@ -2,10 +2,11 @@
 a sweep that chooses among them without the test split.
 
 A `Recipe` names a change to an experiment's PCA, flow and sampling (each field None: keep the
-experiment's), or to how its zoo is trained: a zoo learning rate other than the experiment's makes
-another zoo, so an experiment of its own name (`<name>-zoo-lr<f>x`, same seeds and data order),
-whose nets are compared with its own members. The sweep fits every recipe (R flow replicates, own
-seeds, cached as variants `recipe-<name>`) and scores what selection may see:
+experiment's), or to how its zoo is trained: a zoo learning rate or epoch count other than the
+experiment's makes another zoo, so an experiment of its own name (`<name>-zoo-lr<f>x`, `-ep<e>x`;
+same seeds and data order), whose nets are compared with its own members. The sweep fits every
+recipe (R flow replicates, own seeds, cached as variants `recipe-<name>`) and scores what selection
+may see:
 
     val_gap     mean validation score of its generated nets − the fitting members'   (criterion)
     novelty     of its nets against the fitting members (a copy scores 0), and the floor: the
@@ -59,6 +60,7 @@ class Recipe:
     ode_steps: int | None = None         # solver steps per sample
     snapshot: str | None = None          # "best" held-out flow loss (early stopping) or "last" EMA weights
     zoo_lr_factor: float | None = None   # the zoo trained at this multiple of the experiment's learning rate
+    zoo_epochs_factor: int | None = None  # ... for this multiple of its epochs
 
     def applies(self, exp: Experiment) -> bool:
         """Whether the recipe can run on `exp`: a PCA dimension k needs more than k fitting members."""
@@ -76,14 +78,26 @@ class Recipe:
         sample = dataclasses.replace(exp.sample, steps=self.ode_steps) if self.ode_steps else exp.sample
         if self.source_std is not None:
             sample = dataclasses.replace(sample, source_std=None)   # sample at the training std
-        if self.zoo_lr_factor is not None:   # another zoo: another experiment, in its own folders
-            exp = dataclasses.replace(exp, name=f"{exp.name}-zoo-lr{self.zoo_lr_factor:g}x",
-                                      zoo=dataclasses.replace(exp.zoo, lr=exp.zoo.lr * self.zoo_lr_factor))
+        if self.zoo_lr_factor is not None or self.zoo_epochs_factor is not None:
+            exp = self._zoo(exp)
         if not (flow or self.n_components or self.ode_steps):
             return exp
         name = f"{exp.variant}-recipe-{self.name}" if exp.variant else f"recipe-{self.name}"
         return exp.ablation(name, flow=dataclasses.replace(exp.flow, **flow), pca=pca,
                             sample=sample)
+
+    def _zoo(self, exp: Experiment) -> Experiment:
+        """Another zoo: another experiment, in its own folders, named by what changed
+        (`<name>-zoo-lr3x`, `<name>-zoo-lr3x-ep3x`)."""
+        lr = 1.0 if self.zoo_lr_factor is None else self.zoo_lr_factor
+        ep = 1 if self.zoo_epochs_factor is None else self.zoo_epochs_factor
+        if lr <= 0 or ep < 1 or ep != int(ep):
+            raise ConfigError(f"recipe {self.name}: the zoo's learning-rate factor must be > 0 and its epoch "
+                              f"factor a whole number ≥ 1 (got {lr:g} and {ep:g})")
+        suffix = "".join([f"-lr{lr:g}x" if self.zoo_lr_factor is not None else "",
+                          f"-ep{int(ep)}x" if self.zoo_epochs_factor is not None else ""])
+        zoo = dataclasses.replace(exp.zoo, lr=exp.zoo.lr * lr, epochs=exp.zoo.epochs * int(ep))
+        return dataclasses.replace(exp, name=f"{exp.name}-zoo{suffix}", zoo=zoo)
 
 
 PAPER = Recipe("paper")
@@ -104,6 +118,7 @@ CANDIDATES = (
     Recipe("ode400", ode_steps=400),                                      # the paper's flow, a finer ODE solve
     Recipe("zoo-lr3x", zoo_lr_factor=3.0),                                # flatter members: a lower barrier?
     Recipe("zoo-lr10x", zoo_lr_factor=10.0),
+    Recipe("zoo-lr3x-ep3x", zoo_lr_factor=3.0, zoo_epochs_factor=3),      # ... trained to convergence at that rate
 )
 
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from dwf import archs, pipeline, recipe, stacked
+from dwf.errors import DwfError
 from dwf.interval import Interval
 from dwf.novelty import radius
 from dwf.sample import generate
@@ -39,6 +40,12 @@ def test_a_zoo_recipe_is_another_experiment_whose_zoo_trains_at_its_learning_rat
     assert e.zoo == replace(exp.zoo, lr=3 * exp.zoo.lr)
     assert (e.data, e.arch, e.align, e.pca, e.flow, e.sample) == (exp.data, exp.arch, exp.align, exp.pca, exp.flow, exp.sample)
     assert pipeline.stage_dir(e, "zoo", tmp_path) != pipeline.stage_dir(exp, "zoo", tmp_path)
+    longer = recipe.Recipe("ze", zoo_lr_factor=3.0, zoo_epochs_factor=2).apply(exp)
+    assert longer.name == f"{exp.name}-zoo-lr3x-ep2x" and longer.zoo == replace(e.zoo, epochs=2 * exp.zoo.epochs)
+    assert recipe.Recipe("e", zoo_epochs_factor=2).apply(exp).name == f"{exp.name}-zoo-ep2x"
+    for bad in (dict(zoo_lr_factor=0.0), dict(zoo_epochs_factor=0), dict(zoo_epochs_factor=1.5)):
+        with pytest.raises(DwfError, match="factor"):
+            recipe.Recipe("bad", **bad).apply(exp)
     with_flow = recipe.Recipe("zh", zoo_lr_factor=3.0, hidden=16).apply(exp)
     assert with_flow.name == e.name and with_flow.variant == "recipe-zh" and with_flow.flow.hidden == 16
     monkeypatch.setattr(experiments, "SCALE_SIZES", (6, 12))
