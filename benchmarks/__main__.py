@@ -12,8 +12,8 @@ import torch
 
 from dwf.io import save_json
 
-from . import (bench_align, bench_convzoo, bench_families, bench_pca, bench_pca_stream, bench_stream, bench_transfusion,
-               bench_zoo)
+from . import (bench_align, bench_cofit, bench_convzoo, bench_families, bench_pca, bench_pca_stream, bench_stream,
+               bench_transfusion, bench_zoo)
 
 OUT = Path("artifacts/bench/results.json")
 
@@ -28,7 +28,8 @@ def report(zoos: list[bench_zoo.ZooResult], pca: bench_pca.PCAResult,
            stream: bench_pca_stream.StreamResult,
            fusions: list[bench_transfusion.TransFusionResult],
            families: list[bench_families.FamilyResult],
-           streamed: bench_stream.StreamRunResult | str, agree: bench_stream.AgreementResult) -> str:
+           streamed: bench_stream.StreamRunResult | str, agree: bench_stream.AgreementResult,
+           cofits: list[bench_cofit.CofitResult]) -> str:
     zoo_rows = [("MLPs", "train samples", "epochs", "batched s", "sequential s", "ratio",
                  "acc batched", "acc sequential", "models equal")]
     for z in zoos:
@@ -61,6 +62,11 @@ def report(zoos: list[bench_zoo.ZooResult], pca: bench_pca.PCAResult,
     for f in families:
         family_rows.append((f.experiment, f.family, str(f.n_models), str(f.batch_size),
                             f"{f.batched_s_per_step:.4f}", f"{f.loop_s_per_step:.4f}", f"{f.ratio:.2f}x"))
+    cofit_rows = [("flow", "runs × replicates", "steps", "one stack per run s", "one stack s", "ratio",
+                   "max |Δ param|")]
+    for c in cofits:
+        cofit_rows.append((c.case, f"{c.runs} × {c.replicates}", str(c.steps), f"{c.apart_s:.2f}",
+                           f"{c.together_s:.2f}", f"{c.ratio:.2f}x", f"{c.max_abs_param_diff:.1e}"))
     return "\n".join([
         f"One training step of {bench_families.N_MODELS} models per family: train_zoo's batched step vs "
         f"a per-model loop of nn.Modules (best of {bench_families.REPEATS} × {bench_families.STEPS} steps)",
@@ -84,6 +90,10 @@ def report(zoos: list[bench_zoo.ZooResult], pca: bench_pca.PCAResult,
         f"threads, best of {bench_zoo.REPEATS}); ratio = sequential / batched",
         _table(zoo_rows),
         f"models equal: weights within {bench_zoo.MATCH_TOL:g} of the sequential run's",
+        "",
+        "Flows of an experiment and its unaligned variant (dwf.pipeline.fit_flows): one stack over both "
+        f"runs' replicates vs one stack per run (best of {bench_cofit.REPEATS}); ratio = per run / together",
+        _table(cofit_rows),
         "",
         f"PCA: n={pca.n} vectors, d={pca.d} float32, k={pca.k} components (CPU, best of "
         f"{bench_pca.REPEATS})",
@@ -137,7 +147,8 @@ def main() -> None:
     families = [bench_families.run(name) for name in bench_families.CASES]
     streamed = bench_stream.run_if_room()
     agree = bench_stream.agreement()
-    print(report(zoos, pca, convs, aligns, stream, fusions, families, streamed, agree))
+    cofits = [bench_cofit.run(*case) for case in bench_cofit.CASES]
+    print(report(zoos, pca, convs, aligns, stream, fusions, families, streamed, agree, cofits))
     total = time.perf_counter() - t0
     print(f"\ntotal {total:.1f} s; results in {OUT}")
     save_json(OUT, {
@@ -154,6 +165,7 @@ def main() -> None:
                      for f in families],
         "transfusion": [{**asdict(f), "noise": bench_transfusion.NOISE, "repeats": bench_transfusion.REPEATS}
                         for f in fusions],
+        "cofit": [{**asdict(c), "repeats": bench_cofit.REPEATS} for c in cofits],
         "pca": {**asdict(pca), "signal_rank": bench_pca.SIGNAL_RANK, "decay": bench_pca.DECAY,
                 "noise": bench_pca.NOISE, "seed": bench_pca.SEED, "repeats": bench_pca.REPEATS},
         "environment": {"python": platform.python_version(), "platform": platform.platform(),

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     rc.add_argument("--profile", default="scale", choices=experiments.PROFILES)
     rc.add_argument("--n", type=int, default=None, help="zoo size of the scaling study (default: the whole zoo)")
     rc.add_argument("--recipes", default=None, help="comma-separated recipe names (default: all of "
-                    + ", ".join(r.name for r in recipe.CANDIDATES) + ")")
+                    + ", ".join(r.name for r in recipe.CANDIDATES) + "; a+b makes both changes, e.g. zoo-lr3x+whitened)")
     rc.add_argument("--artifacts", default="artifacts")
     rc.add_argument("--out", default=None, help="also write the table (markdown) to this file")
     st = sub.add_parser("stream", help="align, compress, fit and sample a zoo file larger than memory, one "

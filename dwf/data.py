@@ -9,6 +9,8 @@ selects) cannot read it. Only the report stage unlocks it, with `dataset.for_rep
 """
 from __future__ import annotations
 
+import functools
+
 import gzip
 import os
 from dataclasses import dataclass, field, replace
@@ -90,11 +92,19 @@ def _read_idx(path: Path) -> np.ndarray:
 
 
 def _fmnist() -> tuple[np.ndarray, ...]:
-    d = FMNIST_DIR
+    return _fmnist_in(FMNIST_DIR)
+
+
+@functools.lru_cache(maxsize=1)
+def _fmnist_in(d: Path) -> tuple[np.ndarray, ...]:
+    """The four arrays in folder d, read once per process (an experiment's variants load them
+    again) and read-only, so no caller can change what the next one reads."""
     xtr = _read_idx(d / "train-images-idx3-ubyte.gz")[:, None].astype(np.float32) / 255.0
     ytr = _read_idx(d / "train-labels-idx1-ubyte.gz").astype(np.int64)
     xte = _read_idx(d / "t10k-images-idx3-ubyte.gz")[:, None].astype(np.float32) / 255.0
     yte = _read_idx(d / "t10k-labels-idx1-ubyte.gz").astype(np.int64)
+    for a in (xtr, ytr, xte, yte):
+        a.flags.writeable = False
     return xtr, ytr, xte, yte
 
 
@@ -301,6 +311,6 @@ def load(spec: DataSpec) -> Dataset:
         name=spec.name,
         x_train=t(x_train), y_train=torch.from_numpy(ytr[train]),
         x_val=t(x_val), y_val=torch.from_numpy(ytr[val]),
-        test=(t(xte), torch.from_numpy(yte)),
+        test=(t(xte), torch.tensor(yte)),
         n_classes=int(max(ytr.max(), yte.max()) + 1),
     )

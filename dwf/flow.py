@@ -15,7 +15,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -148,13 +148,18 @@ def fit(Z: torch.Tensor, spec: FlowSpec, generator: torch.Generator | None = Non
     return fit_many(Z, [spec], progress, labels)[0]
 
 
-def fit_many(Z: torch.Tensor, specs: list[FlowSpec], progress: bool = True,
+def fit_many(Z: torch.Tensor | Sequence[torch.Tensor], specs: list[FlowSpec], progress: bool = True,
              labels: torch.Tensor | None = None, checkpoint_path: Path | None = None,
              on_eval: Callable[[int], None] | None = None) -> list[Flow]:
     """One flow per spec (specs that differ only in seed: replicates), trained as one stack
     (dwf.velocity_stack) in one loop. Replicate r draws everything from its own seed (its
     validation split, initialization, batches, noise, dropout), so it is the flow `fit` returns
     for specs[r] alone, up to floating-point summation order.
+
+    Z is one (n, d) code matrix for every spec, or one per spec (codes of one shape from
+    several runs, e.g. an experiment and its ablations: `dwf.pipeline.fit_flows`); replicate r
+    then fits Z[r] as it would alone. The stack's step costs little more than one flow's (these
+    nets are small: per-step overhead dominates), so fitting runs together saves time.
 
     With `checkpoint_path`, the whole training state (weights, EMA, optimizer, scheduler, every
     generator, histories, best snapshots) is saved there at each validation step (`dwf.checkpoint`)
@@ -164,13 +169,18 @@ def fit_many(Z: torch.Tensor, specs: list[FlowSpec], progress: bool = True,
 
     The nets train on the run's device (`dwf.devices`) in float32; every random draw is made on
     the CPU from the replicate's generator, so a device changes only the arithmetic."""
-    Z = torch.as_tensor(Z).float()
-    if Z.ndim != 2 or Z.shape[0] < 2:
-        raise ConfigError(f"flow needs codes of shape (n >= 2, d), got {tuple(Z.shape)}")
-    if not torch.isfinite(Z).all():
-        raise DwfError("the latent codes hold NaN or inf; the zoo or PCA stage is broken")
     if not specs or len({dataclasses.replace(s, seed=0) for s in specs}) != 1:
         raise ConfigError("fit_many() takes one or more flow specs that differ only in their seed")
+    shared = isinstance(Z, torch.Tensor)
+    codes = [torch.as_tensor(z).float() for z in ([Z] * len(specs) if shared else Z)]
+    if len(codes) != len(specs) or len({tuple(z.shape) for z in codes}) != 1:
+        raise ConfigError(f"fit_many() takes one code matrix, or one per spec of one shape; got "
+                          f"{[tuple(z.shape) for z in codes]} for {len(specs)} specs")
+    Z = codes[0]
+    if Z.ndim != 2 or Z.shape[0] < 2:
+        raise ConfigError(f"flow needs codes of shape (n >= 2, d), got {tuple(Z.shape)}")
+    if not all(torch.isfinite(z).all() for z in codes):
+        raise DwfError("the latent codes hold NaN or inf; the zoo or PCA stage is broken")
     spec = specs[0]
     n_labels = 0
     if labels is not None:
@@ -183,14 +193,14 @@ def fit_many(Z: torch.Tensor, specs: list[FlowSpec], progress: bool = True,
         raise ConfigError(f"label_dropout must be in [0, 1), got {spec.label_dropout}")
     if spec.snapshot not in SNAPSHOTS:
         raise ConfigError(f"flow snapshot must be one of {SNAPSHOTS}, got {spec.snapshot!r}")
-    scale = Z.std(0).clamp_min(1e-8) if spec.standardize else torch.ones(Z.shape[1])
-    Zs = Z / scale                                                              # (n, d)
-    n, d, R = Zs.shape[0], Zs.shape[1], len(specs)
+    scales = [z.std(0).clamp_min(1e-8) if spec.standardize else torch.ones(z.shape[1]) for z in codes]
+    Zs = [z / sc for z, sc in zip(codes, scales)]                               # R × (n, d)
+    n, d, R = Z.shape[0], Z.shape[1], len(specs)
     n_val = int(round(spec.val_fraction * n)) if n >= 10 else 0
     gens = [torch.Generator().manual_seed(s.seed) for s in specs]
     orders = [torch.randperm(n, generator=g) for g in gens]
-    val = torch.stack([Zs[o[:n_val]] for o in orders])                          # (R, n_val, d)
-    train = torch.stack([Zs[o[n_val:]] for o in orders])                        # (R, n_train, d)
+    val = torch.stack([z[o[:n_val]] for z, o in zip(Zs, orders)])               # (R, n_val, d)
+    train = torch.stack([z[o[n_val:]] for z, o in zip(Zs, orders)])             # (R, n_train, d)
     y_val = torch.stack([labels[o[:n_val]] for o in orders]) if n_labels else None
     y_train = torch.stack([labels[o[n_val:]] for o in orders]) if n_labels else None
     nets = []
@@ -210,7 +220,7 @@ def fit_many(Z: torch.Tensor, specs: list[FlowSpec], progress: bool = True,
     run = torch.zeros(R, device=dev)
     bs = min(spec.batch_size, train.shape[1])
     rows = torch.arange(R)[:, None]
-    fp = ckpt.fingerprint(Z, labels, [dataclasses.asdict(s) for s in specs])
+    fp = ckpt.fingerprint(*(codes[:1] if shared else codes), labels, [dataclasses.asdict(s) for s in specs])
     start = 1
     saved = ckpt.load(checkpoint_path, fp) if checkpoint_path is not None else None
     if saved is not None:
@@ -255,7 +265,7 @@ def fit_many(Z: torch.Tensor, specs: list[FlowSpec], progress: bool = True,
         net = VelocityNet(d, spec.hidden, spec.time_dim, spec.dropout, n_labels)
         net.load_state_dict(best[r])
         hists[r]["best_val_loss"] = best_loss[r]   # of the weights returned
-        flows.append(Flow(net.eval(), s, scale, hists[r]))
+        flows.append(Flow(net.eval(), s, scales[r], hists[r]))
     return flows
 
 

@@ -7,20 +7,19 @@ and its files are unchanged; a folder with another hash is cleared and recompute
 time builds in a seed folder (`dwf.lock`; a second one waits). Zoo training checkpoints every
 epoch and flow fitting every `eval_every` steps, so an interrupted run resumes where it stopped.
 Replicate r's flow (seed + r) lives in flow/r<r>/ and is cached on its own, so raising the
-replicate count fits only the new flows.
+replicate count fits only the new flows. `fit_flows` fits the flows of an experiment and its
+ablations together, as one stack per flow shape, before they are built.
 
 Only the report stage reads the test split (`Dataset.for_reporting`).
 """
 from __future__ import annotations
 
-import dataclasses
-import json
+import contextlib
 import logging
-import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
@@ -29,11 +28,13 @@ from .cache import cached_stage, is_cached
 from .config import ConditionalExperiment, Experiment
 from .data import Dataset
 from .flow import Flow
-from .errors import ArtifactError, Cancelled, DwfError
+from .errors import Cancelled
 from .io import atomic_write_bytes
 from .pca import DualPCA
 from .report import Report
-from .zoo import Zoo, grow, split, train_zoo
+from .folders import experiment_dir, seed_dir, stage_dir
+from .zoo import Zoo, split
+from .zoo_stage import GROWN_FROM, zoo_stage
 
 log = logging.getLogger(__name__)
 
@@ -65,25 +66,6 @@ class Run:
     @property
     def held_out(self) -> Zoo | None:
         return self.aligned.select(self.held_idx) if self.held_idx else None
-
-
-def experiment_dir(exp: Experiment, artifacts: str | Path = "artifacts") -> Path:
-    """Where the experiment's stages and report.json live: one folder per run seed, so runs with
-    other seeds never share files; a variant (ablation) keeps its own under variants/<name>/ and
-    shares the experiment's zoo."""
-    base = seed_dir(exp, artifacts)
-    return base / "variants" / exp.variant if exp.variant else base
-
-
-def seed_dir(exp: Experiment, artifacts: str | Path = "artifacts") -> Path:
-    return Path(artifacts) / exp.name / exp.profile / f"seed{exp.seed}"
-
-
-def stage_dir(exp: Experiment, stage: str, artifacts: str | Path = "artifacts") -> Path:
-    """The folder of one stage (a variant's zoo is its experiment's)."""
-    if stage == "zoo":
-        return seed_dir(exp, artifacts) / "zoo"
-    return experiment_dir(exp, artifacts) / stage
 
 
 def flow_spec(exp: Experiment | ConditionalExperiment, replicate: int):
@@ -128,6 +110,22 @@ def checked(on_stage: Callable[[str], None] | None, check: Callable[[], None]) -
 
 def _build(exp: Experiment, artifacts: str | Path, progress: bool, evaluate: bool,
            tell: Callable[[str], None], check: Callable[[], None], engine: shards.Engine | None = None) -> Run:
+    run = _codes(exp, artifacts, progress, tell, check, engine)
+    run.flows, run.timings["flow"] = flow_stage(flow_folders(exp, artifacts), exp, run.codes, progress, tell,
+                                                check=check)
+    if evaluate:
+        def report(d: Path) -> Report:
+            return saved(reporting.report(run, d, progress=progress, on_stage=tell, engine=engine), d / "report.json")
+
+        run.report, _ = cached_stage(stage_dir(exp, "report", artifacts), exp, "report",
+                                     lambda d: Report.load(d / "report.json"), report, tell)
+        publish(stage_dir(exp, "report", artifacts) / "report.json", run.root / "report.json")
+    return run
+
+
+def _codes(exp: Experiment, artifacts: str | Path, progress: bool, tell: Callable[[str], None],
+           check: Callable[[], None], engine: shards.Engine | None = None) -> Run:
+    """The run up to its flows (zoo, alignment, split, PCA, the fitting members' codes); flows empty."""
     root = experiment_dir(exp, artifacts)
     timings: dict[str, float] = {}
     tell("data")
@@ -147,109 +145,51 @@ def _build(exp: Experiment, artifacts: str | Path, progress: bool, evaluate: boo
         DualPCA(exp.pca.n_components, exp.pca.variance, device=devices.current().device).fit(fit_vectors),
         d / "pca.safetensors"))
     codes = pca.transform(fit_vectors)
-    flows, timings["flow"] = flow_stage([stage_dir(exp, "flow", artifacts) / f"r{r}" for r in range(exp.eval.replicates)],
-                                        exp, codes, progress, tell, check=check)
-
-    run = Run(exp, root, data, zoo, aligned, fit_idx, held_idx, pca, codes, flows, timings=timings)
-    if evaluate:
-        def report(d: Path) -> Report:
-            return saved(reporting.report(run, d, progress=progress, on_stage=tell, engine=engine), d / "report.json")
-
-        run.report, _ = stage("report", lambda d: Report.load(d / "report.json"), report)
-        publish(stage_dir(exp, "report", artifacts) / "report.json", root / "report.json")
-    return run
+    return Run(exp, root, data, zoo, aligned, fit_idx, held_idx, pca, codes, [], timings=timings)
 
 
-def zoo_stage(exp: Experiment, data: Dataset, artifacts: str | Path = "artifacts", progress: bool = True,
-              device: str | None = None, tell: Callable[[str], None] = lambda name: None,
-              check: Callable[[], None] = lambda: None, engine: shards.Engine | None = None) -> tuple[Zoo, float]:
-    """(the experiment's trained zoo, seconds its training took), from the cache when built;
-    `check()` runs after every epoch (it raises to stop training there; on Ray, when the shards
-    are done). With `engine`, the zoo trains in shards on Ray (`dwf.shards`).
-
-    In the independent data order a zoo grows: a smaller zoo of the same spec in the folder is
-    extended by its new members only (`zoo.grow`), and a run of the first `members` (one size of
-    the scaling study) trains no more members than it reads. Its zoo is then at least
-    `members` strong (the caller takes the first ones), not always `exp.zoo.n_models`.
-
-    Growing survives a crash: the smaller zoo is kept in the stage folder (GROWN_FROM) until the
-    grown one is saved, so a rerun grows from it again and resumes the new members' checkpoint."""
-    folder = stage_dir(exp, "zoo", artifacts)
-    with lock.locked(seed_dir(exp, artifacts), on_wait=log.warning):
-        had, source = _grown_size(folder, exp), folder
-        if had is None:
-            interrupted = _interrupted_growth(folder, exp)
-            if interrupted is not None:
-                source, had = folder / GROWN_FROM, interrupted.n
-        n = exp.zoo.n_models
-        if exp.members is not None and exp.zoo.data_order == "independent":
-            n = had if had is not None and had >= exp.members else exp.members
-        target = replace(exp, zoo=replace(exp.zoo, n_models=n), members=None)
-        smaller = None
-        if had is not None and had < n:
-            if source == folder:   # its digests, read once and only here: the grown zoo builds on these files
-                cache.intact(folder, cache.read(folder), "zoo")
-            smaller = Zoo.load(source)
-
-        def load(d: Path) -> Zoo:
-            zoo = Zoo.load(d)
-            if zoo.arch != exp.arch or zoo.n != n:
-                raise ArtifactError(f"{d} holds {zoo.n} nets of {zoo.arch}, but {exp.name} [{exp.profile}] trains "
-                                    f"{n} of {exp.arch}; delete {d} to retrain it")
-            return zoo
-
-        def compute(d: Path) -> Zoo:
-            if engine is not None:
-                zoo = shards.train_sharded(data, exp.data, exp.arch, target.zoo, d, engine, device=device,
-                                           progress=progress)
-                check()
-                return zoo
-            train = dict(out_dir=d, progress=progress, device=device, on_epoch_end=lambda epoch: check())
-            if smaller is None:
-                return train_zoo(data, exp.arch, target.zoo, **train)
-            log.info("growing the zoo in %s from %d to %d members", d, smaller.n, n)
-            if not (d / GROWN_FROM / "manifest.json").exists():
-                smaller.save(d / GROWN_FROM)
-            grown = saved(grow(smaller, data, target.zoo, **train), d)
-            shutil.rmtree(d / GROWN_FROM)
-            return grown
-
-        return cached_stage(folder, target, "zoo", load, compute, tell)
+def flow_folders(exp: Experiment, artifacts: str | Path = "artifacts") -> list[Path]:
+    """Replicate r's flow folder flow/r<r>/, for every replicate."""
+    return [stage_dir(exp, "flow", artifacts) / f"r{r}" for r in range(exp.eval.replicates)]
 
 
-GROWN_FROM = "grown_from"   # the smaller zoo a growing zoo stage extends, until the grown one is saved
-
-
-def _interrupted_growth(folder: Path, exp: Experiment) -> Zoo | None:
-    """The smaller zoo an interrupted growth left in `folder`, when it is this experiment's
-    (same zoo spec but n_models, independent order); else None."""
-    base = folder / GROWN_FROM
-    if exp.zoo.data_order != "independent" or not (base / "manifest.json").exists():
-        return None
-    try:
-        zoo = Zoo.load(base)
-    except DwfError:
-        return None
-    trained = zoo.info.get("spec") or {}
-    same = {**trained, "n_models": 0} == {**dataclasses.asdict(exp.zoo), "n_models": 0}
-    return zoo if same and zoo.arch == exp.arch else None
-
-
-def _grown_size(folder: Path, exp: Experiment) -> int | None:
-    """How many members the finished zoo in `folder` has, when it is this experiment's zoo up
-    to its size (same data, architecture and zoo spec but n_models, independent data order, files
-    of their recorded sizes), so that its first members, or the zoo grown from it, are the
-    experiment's; else None. Their digests are checked by whoever reads the files next."""
-    rec = cache.read(folder)
-    if exp.zoo.data_order != "independent" or rec is None or rec.seed != exp.seed:
-        return None
-    norm = lambda d: json.loads(json.dumps(d, default=str))  # noqa: E731   (tuples as JSON lists)
-    want, had = norm({k: exp.to_dict()[k] for k in ("data", "arch", "zoo")}), rec.config
-    if ({k: had.get(k) for k in ("data", "arch")} != {k: want[k] for k in ("data", "arch")}
-            or {**had.get("zoo", {}), "n_models": 0} != {**want["zoo"], "n_models": 0}
-            or not cache.intact(folder, rec, "zoo", verify=False)):   # sizes; digests when loaded or grown
-        return None
-    return int(had["zoo"]["n_models"])
+def fit_flows(exps: Sequence[Experiment], artifacts: str | Path = "artifacts", progress: bool = False,
+              on_stage: Callable[[str], None] | None = None) -> int:
+    """Fit the missing flows of several runs (an experiment and its ablations) before they are
+    built, as few stacks as their shapes allow: the replicates of every run whose flow spec
+    differs only in seed and whose codes have one shape train as one stack (`flow.fit_many`, one
+    code matrix per replicate), which costs little more than one run's replicates (per-step
+    overhead dominates these small nets). Each flow is saved and recorded in its own run's
+    folder with its share of the stack's seconds, so `build` then loads it; a replicate with no
+    partner is left to `build`. Returns how many flows were fitted."""
+    tell = checked(on_stage, lambda: None)
+    with contextlib.ExitStack() as held:
+        for folder in sorted({seed_dir(e, artifacts) for e in exps}):
+            held.enter_context(lock.locked(folder, on_wait=log.warning))
+        tell("codes")   # every run's zoo, alignment and PCA (mostly shared or cached)
+        groups: dict[tuple, list[tuple[Experiment, int, Path, torch.Tensor]]] = {}
+        for exp in exps:
+            codes = None
+            for r, d in enumerate(flow_folders(exp, artifacts)):
+                if cache.open_stage(d, exp, "flow") is None:
+                    if codes is None:
+                        codes = _codes(exp, artifacts, progress, lambda name: None, lambda: None).codes
+                    groups.setdefault((replace(flow_spec(exp, r), seed=0), tuple(codes.shape)), []).append(
+                        (exp, r, d, codes))
+        fitted = 0
+        for group in (g for g in groups.values() if len({id(e) for e, *_ in g}) > 1):
+            tell(f"flows ×{len(group)}")
+            t0 = time.perf_counter()
+            ck = group[0][2] / "checkpoint.safetensors"     # resumed by a rerun with the same missing set
+            flows = flow_mod.fit_many([c for *_, c in group], [flow_spec(e, r) for e, r, _, _ in group], progress,
+                                      checkpoint_path=ck)
+            ck.unlink(missing_ok=True)
+            each = (time.perf_counter() - t0) / len(group)
+            for (exp, _, d, _), f in zip(group, flows):
+                f.save(d)
+                cache.finish(d, exp, "flow", each)
+            fitted += len(group)
+        return fitted
 
 
 def align_zoo(zoo: Zoo, exp: Experiment, data: Dataset, progress: bool = False,
@@ -308,11 +248,11 @@ def run(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool = T
 
 def is_built(exp: Experiment, artifacts: str | Path = "artifacts", stage: str = "report") -> bool:
     """Whether `stage` (and so every stage before it) is cached for this exact config."""
-    folder = stage_dir(exp, stage, artifacts)
     if stage == "flow":
-        return all(is_cached(folder / f"r{r}", exp, stage) for r in range(exp.eval.replicates))
-    return is_cached(folder, exp, stage)
+        return all(is_cached(d, exp, stage) for d in flow_folders(exp, artifacts))
+    return is_cached(stage_dir(exp, stage, artifacts), exp, stage)
 
 
-__all__ = ["GROWN_FROM", "Run", "build", "cancel_check", "checked", "cached_stage", "experiment_dir", "flow_spec", "flow_stage", "is_built", "is_cached", "run",
+__all__ = ["GROWN_FROM", "Run", "build", "cancel_check", "checked", "cached_stage", "experiment_dir", "fit_flows",
+           "flow_folders", "flow_spec", "flow_stage", "is_built", "is_cached", "run",
            "publish", "saved", "seed_dir", "stage_dir", "zoo_stage"]

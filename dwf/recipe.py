@@ -123,12 +123,29 @@ CANDIDATES = (
 
 
 def named(names: Sequence[str]) -> list[Recipe]:
-    """The candidates of these names, in the order given."""
+    """The candidates of these names, in the order given; "a+b" is candidates a and b at once
+    (e.g. "zoo-lr3x+whitened": the whitened flow on the 3x zoo), as `combined`."""
     known = {r.name: r for r in CANDIDATES}
-    unknown = [n for n in names if n.strip() not in known]
+    parts = [[p.strip() for p in n.split("+")] for n in names]
+    unknown = [p for ps in parts for p in ps if p not in known]
     if unknown:
-        raise ConfigError(f"unknown recipes {unknown}; choose from {list(known)}")
-    return [known[n.strip()] for n in names]
+        raise ConfigError(f"unknown recipes {unknown}; choose from {list(known)}, or join two with '+'")
+    return [combined([known[p] for p in ps]) for ps in parts]
+
+
+def combined(recipes: Sequence[Recipe]) -> Recipe:
+    """One recipe making every change of `recipes`, named "a+b"; refused when two of them set one
+    field to different values."""
+    changes: dict[str, object] = {}
+    for rc in recipes:
+        for f in dataclasses.fields(Recipe):
+            v = getattr(rc, f.name)
+            if f.name == "name" or v is None:
+                continue
+            if changes.setdefault(f.name, v) != v:
+                raise ConfigError(f"recipes {' and '.join(r.name for r in recipes)} both set {f.name} "
+                                  f"({changes[f.name]!r} and {v!r}); combine recipes that change different things")
+    return recipes[0] if len(recipes) == 1 else Recipe("+".join(r.name for r in recipes), **changes)
 
 
 @dataclass(frozen=True)
@@ -243,4 +260,5 @@ def choose(scored: Sequence[Scored]) -> str:
     return max(good, key=lambda s: s.val_gap.mean).recipe.name if good else scored[0].recipe.name
 
 
-__all__ = ["CANDIDATES", "MAX_LOSS", "PAPER", "Recipe", "Scored", "Sweep", "choose", "named", "score", "sweep"]
+__all__ = ["CANDIDATES", "MAX_LOSS", "PAPER", "Recipe", "Scored", "Sweep", "choose", "combined", "named", "score",
+           "sweep"]

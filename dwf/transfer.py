@@ -14,6 +14,7 @@ epoch with the best accuracy on a few-shot VALIDATION split (never the test spli
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Mapping, Sequence
 
@@ -70,11 +71,13 @@ def few_shot(data: Dataset, shots: int, val_shots: int, seed: int) -> FewShot:
                    data.x_test, data.y_test, data.n_classes)
 
 
-def head_names(arch: ArchSpec) -> list[str]:
-    """The classifier head's tensors: those whose shape depends on the number of classes."""
+@functools.lru_cache(maxsize=64)
+def head_names(arch: ArchSpec) -> tuple[str, ...]:
+    """The classifier head's tensors: those whose shape depends on the number of classes
+    (cached per architecture: it builds two models)."""
     a = archs.build(arch).state_dict()
     b = archs.build(replace(arch, out_dim=arch.out_dim + 1)).state_dict()
-    return [k for k in a if a[k].shape != b[k].shape]
+    return tuple(k for k in a if a[k].shape != b[k].shape)
 
 
 @dataclass
@@ -201,7 +204,8 @@ def _fine_tune_one(arch: ArchSpec, task: FewShot, spec: TransferSpec, name: str,
     heads = head_names(target)
     model = archs.build(target, seed=spec.seed * 1_000_003 + j)
     if sd is not None:
-        backbone = {k: v for k, v in sd.items() if k not in head_names(arch)}
+        source_head = set(head_names(arch))
+        backbone = {k: v for k, v in sd.items() if k not in source_head}
         missing = {k for k, v in model.state_dict().items() if v.is_floating_point()} - set(backbone) - set(heads)
         if missing:
             raise DwfError(f"source nets of {name!r} lack {sorted(missing)[:5]}; pass state dicts of {arch.kind}")

@@ -2,8 +2,8 @@
 import numpy as np
 import torch
 
-from benchmarks import bench_align, bench_pca, bench_transfusion, bench_zoo
-from dwf import ArchSpec, DataSpec, ZooSpec, archs, data, devices, experiments, stacked, train_zoo
+from benchmarks import bench_align, bench_cofit, bench_pca, bench_transfusion, bench_zoo
+from dwf import ArchSpec, DataSpec, FlowSpec, ZooSpec, archs, data, devices, experiments, stacked, train_zoo
 
 
 def test_sequential_loop_reproduces_train_zoo():
@@ -95,3 +95,9 @@ def test_device_bench_reports_the_build_it_ran():
     assert set(r.stages) == {"zoo", "align", "pca", "flow", "report"}
     assert np.isclose(sum(r.stages.values()), r.seconds) and min(r.stages.values()) >= 0
     assert r.gap[1] <= r.gap[0] <= r.gap[2] and 0 < r.zoo_score <= 1 and r.novelty > 0
+
+
+def test_cofit_bench_fits_the_same_flows_both_ways_at_tiny_size():
+    r = bench_cofit.run("tiny", FlowSpec(steps=30, eval_every=10, hidden=16, time_dim=8))
+    assert (r.runs, r.replicates, r.steps) == (bench_cofit.RUNS, bench_cofit.R, 30)
+    assert r.max_abs_param_diff < 1e-4 and r.ratio == r.apart_s / r.together_s

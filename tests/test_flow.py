@@ -148,6 +148,27 @@ def test_replicates_fitted_as_one_stack_match_fits_alone():
         flow.fit_many(Z, [spec, dataclasses.replace(spec, hidden=64)], progress=False)
 
 
+def test_runs_with_their_own_codes_fitted_as_one_stack_match_fits_alone():
+    """One code matrix per replicate (an experiment and its ablations): each replicate is the
+    flow fitted alone on its own codes, standardized by its own codes' std."""
+    g = torch.Generator().manual_seed(1)
+    Z1, Z2 = torch.randn(30, 6, generator=g), 3 * torch.randn(30, 6, generator=g) + 1
+    spec = FlowSpec(steps=60, eval_every=20, hidden=32, time_dim=8, standardize=True)
+    specs = [dataclasses.replace(spec, seed=s) for s in (0, 1, 0, 1)]
+    together = flow.fit_many([Z1, Z1, Z2, Z2], specs, progress=False)
+    for Z, s, f in zip([Z1, Z1, Z2, Z2], specs, together):
+        alone = flow.fit(Z, s, progress=False)
+        assert torch.equal(f.scale, alone.scale)
+        assert f.history["val_loss"] == pytest.approx(alone.history["val_loss"], rel=1e-4)
+        for k, v in alone.net.state_dict().items():
+            assert torch.allclose(f.net.state_dict()[k], v, atol=1e-4), k
+    assert not torch.allclose(together[0].scale, together[2].scale)   # the same seed on other codes
+    with pytest.raises(ConfigError, match="one per spec of one shape"):
+        flow.fit_many([Z1, Z2[:, :5]], specs[:2], progress=False)
+    with pytest.raises(ConfigError, match="one per spec of one shape"):
+        flow.fit_many([Z1], specs[:2], progress=False)
+
+
 @pytest.mark.parametrize("change, words", [
     (dict(n=0), "n must be a whole number >= 1"), (dict(seed=1.5), "seed must be a whole number"),
     (dict(seed=-1), "seed must be a whole number >= 0"), (dict(steps=True), "steps must be"),

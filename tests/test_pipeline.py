@@ -141,6 +141,22 @@ def test_a_variant_shares_the_zoo_and_is_measured_in_the_aligned_space(artifacts
         exp.ablation("a/b", align=AlignSpec(method="none"))
 
 
+def test_an_experiment_and_its_ablations_fit_their_flows_together(tmp_path, artifacts):
+    """fit_flows stacks the flows of runs of one flow shape; each is the flow its run fits alone
+    (the session's artifacts built every run on its own), and build then loads it."""
+    exp = experiments.get("iris_mlp", "smoke")
+    group = [exp, *experiments.ablations(exp)]   # unaligned, flow-h64, flow-h64-unaligned
+    assert pipeline.fit_flows(group, tmp_path) == sum(e.eval.replicates for e in group)
+    assert all(pipeline.is_built(e, tmp_path, "flow") for e in group)
+    assert pipeline.fit_flows(group, tmp_path) == 0                      # cached: nothing refitted
+    for e in group:
+        together, alone = (pipeline.build(e, root, progress=False, evaluate=False) for root in (tmp_path, artifacts))
+        for f, g in zip(together.flows, alone.flows):
+            assert f.spec == g.spec and torch.equal(f.scale, g.scale)
+            for k, v in g.net.state_dict().items():
+                assert torch.allclose(f.net.state_dict()[k], v, atol=1e-4), (e.variant, k)
+
+
 def test_pipeline_on_a_vit_aligns_with_transfusion(artifacts):
     """The ViT smoke run: TransFusion aligns the zoo without changing any member's function,
     the unaligned variant shares the zoo, and weight matching is refused for a transformer."""

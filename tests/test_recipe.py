@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dwf import archs, pipeline, recipe, stacked
-from dwf.errors import DwfError
+from dwf.errors import ConfigError, DwfError
 from dwf.interval import Interval
 from dwf.novelty import radius
 from dwf.sample import generate
@@ -55,6 +55,21 @@ def test_a_zoo_recipe_is_another_experiment_whose_zoo_trains_at_its_learning_rat
     assert not pipeline.stage_dir(exp, "zoo", tmp_path).exists()      # the experiment's own zoo untouched
     own = pipeline.build(exp, tmp_path, progress=False, evaluate=False).zoo
     assert not torch.equal(trained.params["fc.0.weight"], own.params["fc.0.weight"])
+
+
+def test_two_named_recipes_join_with_a_plus_into_one_that_makes_both_changes():
+    exp = tiny(12)
+    both, = recipe.named(["zoo-lr3x+whitened"])
+    zoo, flow = recipe.named(["zoo-lr3x", "whitened"])
+    assert both.name == "zoo-lr3x+whitened" and recipe.named(["whitened"]) == [flow]
+    e = both.apply(exp)
+    assert e.name == zoo.apply(exp).name and e.zoo == zoo.apply(exp).zoo       # the 3x zoo ...
+    assert e.flow == flow.apply(exp).flow and e.variant == "recipe-zoo-lr3x+whitened"   # ... with the whitened flow
+    assert recipe.combined([flow, recipe.named(["last"])[0]]).snapshot == "last"   # equal settings agree
+    with pytest.raises(ConfigError, match="both set source_std"):
+        recipe.named(["whitened+source0.1"])
+    with pytest.raises(ConfigError, match=r"unknown recipes \['fast'\]"):
+        recipe.named(["zoo-lr3x+fast"])
 
 
 def test_each_size_of_the_scaling_study_keeps_its_own_recipe_runs(monkeypatch):

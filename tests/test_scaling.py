@@ -37,7 +37,7 @@ def test_the_scale_profile_is_one_large_zoo_in_the_independent_order():
 def test_a_zoo_that_grows_trains_only_its_new_members_and_equals_the_zoo_built_at_full_size(tmp_path, caplog):
     small, large = tiny(6), tiny(12)
     pipeline.build(small, tmp_path / "grown", progress=False, evaluate=False)
-    with caplog.at_level("INFO", logger="dwf.pipeline"):
+    with caplog.at_level("INFO", logger="dwf.zoo_stage"):
         grown = pipeline.build(large, tmp_path / "grown", progress=False, evaluate=False)
     assert "growing the zoo" in caplog.text and grown.zoo.info["grown_from"] == 6
     fresh = pipeline.build(large, tmp_path / "fresh", progress=False, evaluate=False)
@@ -60,7 +60,7 @@ def test_one_size_of_the_study_trains_only_the_members_it_reads_and_a_larger_siz
     part = pipeline.build(small, tmp_path, progress=False, evaluate=False)
     folder = pipeline.stage_dir(large, "zoo", tmp_path)
     assert part.zoo.n == 6 and Zoo.load(folder).n == 6                   # 6 members trained, not 12
-    with caplog.at_level("INFO", logger="dwf.pipeline"):
+    with caplog.at_level("INFO", logger="dwf.zoo_stage"):
         whole = pipeline.build(large, tmp_path, progress=False, evaluate=False)
     assert "growing the zoo" in caplog.text and whole.zoo.info["grown_from"] == 6 and whole.zoo.n == 12
     fresh = pipeline.build(large, tmp_path / "fresh", progress=False, evaluate=False)

@@ -34,7 +34,7 @@ def test_few_shot_draws_k_per_class_from_train_and_val_only(digits):
     (ArchSpec("resnet20", 1, width=0.25), ["fc.weight", "fc.bias"]),
 ])
 def test_head_is_what_depends_on_the_number_of_classes(arch, heads):
-    assert head_names(arch) == heads
+    assert head_names(arch) == tuple(heads)
 
 
 def test_trained_backbones_transfer_better_than_random_and_selection_uses_validation(digits):
