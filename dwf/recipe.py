@@ -248,7 +248,7 @@ def sweep(exp: Experiment, recipes: Sequence[Recipe] = CANDIDATES, artifacts: st
             print(f"{exp.name} N={exp.members or exp.zoo.n_models} recipe {rc.name}: validation gap "
                   f"{s.val_gap.text(100, 2)} pp, novelty {s.novelty.text()}, memorized {s.memorized.text(100, 0)} %",
                   file=log, flush=True)
-    asked = {rc.name for rc in recipes}
+    asked = {part for rc in recipes for part in rc.name.split("+")}   # a joined recipe runs its parts' changes
     return Sweep(exp.name, exp.members or exp.zoo.n_models, scored, choose(scored), skipped,
                  tuple(c.name for c in CANDIDATES if c.name not in asked))
 
