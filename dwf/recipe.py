@@ -31,11 +31,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+import torch
+
 from . import archs, pipeline, stacked
 from .config import Experiment
 from .errors import ConfigError
 from .interval import Interval
-from .novelty import memorized_fraction, novelty, radius
+from .novelty import loo_median_nn, memorized_fraction, novelty, radius
 from .sample import generate, states
 from .task import task_for
 from .zoo import split
@@ -160,6 +163,16 @@ class Scored:
     radius: Interval
     centroid_gap: float        # validation gap of the fitting members' mean net
     zoo_val: float = math.nan  # the fitting members' mean validation score
+    noisy: tuple[tuple[float, float], ...] = ()   # (novelty, validation gap) of noisy copies (`noisy_copies`)
+
+    @property
+    def noisy_gap(self) -> float | None:
+        """The noisy copies' validation gap at this recipe's novelty, linear between their points
+        (None outside them): what the trivial generator loses for as much novelty."""
+        pts = sorted(self.noisy)
+        if not pts or not pts[0][0] <= self.novelty.mean <= pts[-1][0]:
+            return None
+        return float(np.interp(self.novelty.mean, [p[0] for p in pts], [p[1] for p in pts]))
 
     @property
     def new(self) -> bool:
@@ -189,17 +202,20 @@ class Sweep:
                  "fitting members' centroid over the members' own (copies and new members ≈ 1, nets blended "
                  "toward the members' average < 1); centroid: the validation gap of the members' mean net; "
                  "members: the fitting members' own validation score, which every gap is measured from (a "
-                 "zoo recipe trains other members).", "",
+                 "zoo recipe trains other members); noisy copies: the validation gap of noisy copies of "
+                 "the same members at the recipe's novelty (interpolated on a σ grid; the generated nets "
+                 "beat them where their own gap is higher).", "",
                  "| recipe | validation gap (pp) | novelty | floor | held-out novelty | memorized | radius | "
-                 "held-out flow loss | new | works | centroid (pp) | members |",
-                 "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                 "held-out flow loss | new | works | centroid (pp) | members | noisy copies (pp) |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for s in self.scored:
             mark = " (chosen)" if s.recipe.name == self.chosen else ""
             lines.append(f"| {s.recipe.name}{mark} | {s.val_gap.text(100, 2)} | {s.novelty.text()} | {s.floor:.3f} | "
                          f"{s.novelty_held_out.text()} | {s.memorized.text(100, 0)} % | {s.radius.text()} | "
                          f"{s.val_loss.text(1, 4)} | "
                          f"{'yes' if s.new else 'no'} | {'yes' if s.works else 'no'} | "
-                         f"{100 * s.centroid_gap:+.2f} | {s.zoo_val:.4f} |")
+                         f"{100 * s.centroid_gap:+.2f} | {s.zoo_val:.4f} | "
+                         f"{'—' if s.noisy_gap is None else f'{100 * s.noisy_gap:+.2f}'} |")
         if self.skipped:
             lines += ["", f"Not run at N = {self.n} (a PCA dimension k needs more than k fitting members): "
                       + ", ".join(self.skipped) + "."]
@@ -232,7 +248,28 @@ def score(exp: Experiment, recipe: Recipe, artifacts: str | Path = "artifacts") 
     centroid_gap = float(task.score(stacked.predict(model, centroid, run.data.x_val, task=task),
                                     run.data.y_val).mean()) - zoo_val
     return Scored(recipe, Interval.of(gaps), Interval.of(nov), floor,
-                  *(Interval.of(v) for v in (nov_ho, mem, losses, rad)), centroid_gap, zoo_val)
+                  *(Interval.of(v) for v in (nov_ho, mem, losses, rad)), centroid_gap, zoo_val,
+                  noisy_copies(run, model, zoo_val))
+
+
+NOISY_NOVELTY = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2)   # the noisy-copy curve's points, as targets
+
+
+def noisy_copies(run: "pipeline.Run", model, zoo_val: float, n: int = 100) -> tuple[tuple[float, float], ...]:
+    """(novelty, validation gap) of n noisy copies of the fitting members per σ, the trivial
+    generator a recipe must beat. A copy's distance to its source is about σ√d, so σ = t · m / √d
+    puts its novelty near each target t of NOISY_NOVELTY (m: the members' leave-one-out median
+    nearest-neighbour distance); one seeded draw per σ."""
+    e, task, fit = run.experiment, task_for(run.data), run.fit.vectors()      # fit (n_fit, d)
+    scale = loo_median_nn(fit) / math.sqrt(fit.shape[1])
+    g = torch.Generator().manual_seed(e.eval.seed)
+    out = []
+    for t in NOISY_NOVELTY:
+        V = fit[torch.randint(fit.shape[0], (n,), generator=g)] + t * scale * torch.randn(n, fit.shape[1], generator=g)
+        nets = states(e.arch, V, x_train=run.data.x_train, bn_samples=e.sample.bn_samples)
+        score = float(task.score(stacked.predict(model, nets, run.data.x_val, task=task), run.data.y_val).mean())
+        out.append((novelty(V, fit), score - zoo_val))
+    return tuple(out)
 
 
 def sweep(exp: Experiment, recipes: Sequence[Recipe] = CANDIDATES, artifacts: str | Path = "artifacts",

@@ -105,6 +105,10 @@ def test_the_rule_takes_the_best_validation_gap_among_new_recipes_that_work():
     assert recipe.choose(s[:1] + s[3:]) == "paper"   # none new and working: the experiment's own
     assert [x.works for x in s] == [True, True, True, True, True, False]
     assert "| e | -12.50 " in recipe.Sweep("x", 64, s, recipe.choose(s)).markdown().replace("−", "-")
+    # the noisy copies' gap at a recipe's novelty: linear between their points, none outside them
+    x = replace(scored("x", -0.01, 0.5, 0.0), noisy=((0.8, -0.041), (0.2, -0.001)))
+    assert x.noisy_gap == pytest.approx(-0.021) and replace(x, noisy=((0.6, -0.02), (0.8, -0.04))).noisy_gap is None
+    assert recipe.Sweep("x", 64, [x], "x").markdown().endswith("| -2.10 |")
 
 
 def test_the_sweep_scores_on_validation_and_distances_only(tmp_path):
@@ -123,6 +127,11 @@ def test_the_sweep_scores_on_validation_and_distances_only(tmp_path):
     with pytest.raises(Exception):
         run.data.x_test
     assert paper.val_gap.n == exp.eval.replicates
+    # noisy copies of the same members: novelty near each target at the low end, rising with σ;
+    # the smallest noise barely changes the members' score
+    novs = [nv for nv, _ in paper.noisy]
+    assert len(novs) == len(recipe.NOISY_NOVELTY) and novs[0] == pytest.approx(recipe.NOISY_NOVELTY[0], rel=0.5)
+    assert novs[0] < novs[2] < novs[-1] and abs(paper.noisy[0][1]) < 0.02
     # radius: the generated nets' distance to the fitting members' centroid, recomputed per replicate
     fit = run.fit.vectors()
     radii = [radius(generate(f, run.pca, exp.arch, replace(exp.sample, seed=exp.sample.seed + r),
