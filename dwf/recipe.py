@@ -297,5 +297,5 @@ def choose(scored: Sequence[Scored]) -> str:
     return max(good, key=lambda s: s.val_gap.mean).recipe.name if good else scored[0].recipe.name
 
 
-__all__ = ["CANDIDATES", "MAX_LOSS", "PAPER", "Recipe", "Scored", "Sweep", "choose", "combined", "named", "score",
-           "sweep"]
+__all__ = ["CANDIDATES", "MAX_LOSS", "NOISY_NOVELTY", "PAPER", "Recipe", "Scored", "Sweep", "choose", "combined",
+           "named", "noisy_copies", "score", "sweep"]
