@@ -43,16 +43,21 @@ def remote(ray, engine: "Engine", fn: Callable):
 
 
 def wait_all(ray, refs: list, desc: str, progress: bool, engine: "Engine", hint: str = "",
-             ticks: Callable[[], int] | None = None, total: int | None = None, unit: str = "task") -> list:
+             ticks: Callable[[], int] | None = None, total: int | None = None, unit: str = "task",
+             poll: Callable[[], None] | None = None) -> list:
     """Every task's result in order. A bar counts finished tasks, or with `ticks` (polled every
-    second) the `total` units the workers report done, e.g. epochs of a zoo's members. A task that
-    still fails after its retries stops the whole with a DwfError (`hint`: what to do about it)."""
+    second) the `total` units the workers report done, e.g. epochs of a zoo's members; `poll` is
+    called every second too (e.g. to copy the workers' log lines). A task that still fails after
+    its retries stops the whole with a DwfError (`hint`: what to do about it)."""
     try:
         pending = list(refs)
         with tqdm(total=total if ticks else len(refs), unit=unit, disable=not progress,
                   desc=f"{desc} on Ray ({ray.cluster_resources().get('CPU', 0):g} CPUs)") as bar:
             while pending:
-                ready, pending = ray.wait(pending, num_returns=1, timeout=None if ticks is None else 1.0)
+                ready, pending = ray.wait(pending, num_returns=1,
+                                          timeout=None if ticks is None and poll is None else 1.0)
+                if poll is not None:
+                    poll()
                 ray.get(ready)                            # a failed task raises here, not at the end
                 bar.update(ticks() - bar.n if ticks else len(ready))
         return ray.get(refs)

@@ -83,10 +83,12 @@ def render_pngs(figs: Sequence[go.Figure], scratch: Path) -> list[bytes]:
 
 
 def write(reports: Sequence[Report], out_dir: str | Path = "paper_figures",
-          replicated: Sequence[ReplicatedReport] = (), started: float | None = None) -> dict[str, Any]:
+          replicated: Sequence[ReplicatedReport] = (), started: float | None = None,
+          side_by_side: bool = False) -> dict[str, Any]:
     """Write out_dir/<experiment>/<figure>.{png,html}, out_dir/results.md and results.json
     (with the experiments repeated over independent zoos, when given; with the whole run's wall
-    time when `started`, its time.time() at the start, is given). Returns results.json's content."""
+    time when `started`, its time.time() at the start, is given, and whether its builds ran
+    `side_by_side`, `dwf.reproduce`). Returns results.json's content."""
     out = Path(out_dir)
     if any(not isinstance(r, Report) for r in reports):
         raise ConfigError("write() takes Reports: build runs with dwf.pipeline.build(..., evaluate=True)")
@@ -112,7 +114,8 @@ def write(reports: Sequence[Report], out_dir: str | Path = "paper_figures",
         listing.setdefault(exp, []).extend([f"{exp}/{name}.png", f"{exp}/{name}.html"])
     summary = tables.results_json(reports, listing, replicated)
     if started is not None:   # the whole run, figures included (rendered above)
-        summary["reproduce"] = {"profile": reports[0].profile if reports else "", "seconds": time.time() - started}
+        summary["reproduce"] = {"profile": reports[0].profile if reports else "", "seconds": time.time() - started,
+                                "side_by_side": side_by_side}
     files[out / "results.md"] = tables.results_markdown(reports, replicated=replicated).encode()
     files[out / "results.json"] = (json.dumps(summary, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
     for path, data in files.items():

@@ -82,7 +82,10 @@ def timing_lines(summary: dict) -> list[str]:
     wall = summary.get("reproduce")
     if wall:
         out += ["", f"The whole `make reproduce` ({wall['profile']} profile, figures included, `make setup` not) "
-                f"took **{wall['seconds'] / 60:.1f} minutes** there."]
+                f"took **{wall['seconds'] / 60:.1f} minutes** there"
+                + (", its experiments built side by side on one core each (`dwf.reproduce`), so each stage's "
+                   "seconds above are its time beside another build and the rows add up to more than the whole."
+                   if wall.get("side_by_side") else ".")]
     return out
 
 

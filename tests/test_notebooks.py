@@ -77,6 +77,7 @@ def test_reproduce_notebook_writes_figures_and_results(artifacts, tmp_path):
         kernel_name="python3", progress_bar=False, cwd=str(ROOT))
     md = (out / "results.md").read_text()
     summary = json.loads((out / "results.json").read_text())
+    assert summary["reproduce"]["side_by_side"] is True     # the default: built as Ray jobs (dwf.reproduce)
     mlp_variants = ["", "unaligned", "flow-h64", "flow-h64-unaligned"]   # the paper's flow-width ablation
     assert [(e["experiment"], e["variant"]) for e in summary["experiments"]] == [
         *(("iris_mlp", v) for v in mlp_variants), *(("fmnist_mlp", v) for v in mlp_variants),
@@ -329,6 +330,9 @@ def test_readme_timing_table_sums_variants_and_shows_a_conditional_run_once():
     assert rows == ["| a | 10 | 0 | 0 | 5 | 0 | 2 | 0 | 0 | 1 | 4 | 22 |",     # the variant's zoo is shared
                     "| c | 7 | 0 | 0 | 6 | 0 | 0 | 0 | 0 | 0 | 0 | 13 |"]      # both member zoos, one row
     assert lines[-1].endswith("took **5.0 minutes** there.")
+    side = readme.timing_lines({"experiments": exps,
+                                "reproduce": {"profile": "quick", "seconds": 300.0, "side_by_side": True}})
+    assert "took **5.0 minutes** there, its experiments built side by side" in side[-1]
 
 
 def test_a_study_is_written_as_pngs_html_and_its_table(tmp_path):

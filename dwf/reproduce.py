@@ -1,0 +1,110 @@
+"""The reproduce run's builds as independent jobs, run side by side on Ray or one after another here.
+
+    job = an experiment with its ablation variants  (flows fitted as stacks, then each build)
+        | a conditional experiment                  (one report per label)
+    reports = [*reports(job) for job in jobs]       in job order, wherever each job ran
+
+On 2 cores one build uses the second core poorly: flow fitting is bound by per-step overhead
+(two threads fit no faster than one), and only the conv and attention stages gain from a second
+thread (1.5× on the ResNet-20 zoo). Two jobs at one thread each keep both cores busy, so
+`make reproduce` hands the jobs to a local Ray (`dwf.fanout`; one CPU, hence one thread, per job)
+and pulls the next job as soon as a worker is free. The jobs share nothing but the artifacts
+folder, where each stage is cached under its own lock (`dwf.lock`): a conditional experiment
+that needs a member zoo another job is training waits for it, and a job whose worker died is
+retried by Ray and resumes from its cached stages.
+
+Every job's stage lines (`dwf.progress.StageLog`) reach this process's console as they happen,
+through a Ray queue, so a long run shows where it is.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from . import conditional as conditional_mod, experiments, fanout, pipeline, progress
+from .report import Report
+from .shards import Engine
+
+
+@dataclass(frozen=True)
+class Job:
+    """One experiment of the run with its ablation variants, or one conditional experiment."""
+    name: str
+    profile: str
+    conditional: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}{' (conditional)' if self.conditional else ''} [{self.profile}]"
+
+
+def build_job(job: Job, artifacts: str | Path, stream: TextIO | None = None) -> list[Report]:
+    """Build (or load) the job's runs in this process; one stage line per stage on `stream`."""
+    if job.conditional:
+        log = progress.StageLog(job.label, stream)
+        crun = conditional_mod.build(experiments.conditional(job.name, job.profile), artifacts,
+                                     progress=False, on_stage=log)
+        log.done()
+        return list(crun.reports)                           # one report per label (dataset)
+    exp = experiments.get(job.name, job.profile)
+    group = [exp, *experiments.ablations(exp)]              # the experiment, then its variants
+    log = progress.StageLog(f"{job.name} and its variants [{job.profile}]", stream)
+    pipeline.fit_flows(group, artifacts, on_stage=log)      # their flows as few stacks (cheaper together)
+    log.done()
+    reports = []
+    for e in group:
+        log = progress.StageLog(f"{job.name}{' / ' + e.variant if e.variant else ''} [{job.profile}]", stream)
+        reports.append(pipeline.build(e, artifacts, progress=False, on_stage=log).report)
+        log.done()
+    return reports
+
+
+def build_all(jobs: list[Job], artifacts: str | Path, engine: Engine | None = None,
+              stream: TextIO | None = None) -> list[Report]:
+    """Every job's reports, in job order. With an `engine` the jobs run as Ray tasks (one CPU
+    each) and their stage lines are copied to `stream` as they arrive; without, here in turn."""
+    stream = stream or sys.stdout
+    artifacts = str(Path(artifacts).resolve())             # workers need not share our directory
+    if engine is None:
+        return [r for job in jobs for r in build_job(job, artifacts, stream)]
+    ray = fanout.connect(engine)
+    from ray.util.queue import Queue
+
+    lines = Queue()
+    task = fanout.remote(ray, engine, _build_remote)
+    refs = [task.remote(job, artifacts, lines) for job in jobs]
+
+    def copy_lines() -> None:
+        for line in lines.get_nowait_batch(lines.qsize()):
+            print(line, file=stream, flush=True)
+
+    done = fanout.wait_all(ray, refs, "reproduce jobs", False, engine, poll=copy_lines,
+                           hint="; rerun to resume from the cached stages")
+    copy_lines()
+    return [r for reports in done for r in reports]
+
+
+class _QueueLines:
+    """A text stream that puts each complete line on a Ray queue (a worker's StageLog output)."""
+
+    def __init__(self, queue):
+        self.queue, self.buffer = queue, ""
+
+    def write(self, text: str) -> int:
+        self.buffer += text
+        *complete, self.buffer = self.buffer.split("\n")
+        for line in complete:
+            self.queue.put(line)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def _build_remote(job: Job, artifacts: str, queue) -> list[Report]:
+    return build_job(job, artifacts, _QueueLines(queue))
+
+
+__all__ = ["Job", "build_all", "build_job"]
