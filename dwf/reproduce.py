@@ -11,7 +11,8 @@ thread (1.5× on the ResNet-20 zoo). Two jobs at one thread each keep both cores
 and pulls the next job as soon as a worker is free. The jobs share nothing but the artifacts
 folder, where each stage is cached under its own lock (`dwf.lock`): a conditional experiment
 that needs a member zoo another job is training waits for it, and a job whose worker died is
-retried by Ray and resumes from its cached stages.
+retried by Ray and resumes from its cached stages. With $DWF_RAY_ADDRESS set the jobs go to that
+cluster instead (`shards.Engine.from_env`), whose workers must see the same artifacts folder.
 
 Every job's stage lines (`dwf.progress.StageLog`) reach this process's console as they happen,
 through a Ray queue, so a long run shows where it is.
