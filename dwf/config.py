@@ -145,7 +145,7 @@ class PopulationSpec:
     flow's nets (a conditional flow's for `label`, at `guidance`); noisy: fitting members plus
     N(0, σ²) weight noise; interpolation: (1 − λ) a + λ b of aligned pairs (λ fixed, or None for
     U[0.25, 0.75]); code_gaussian: a Gaussian fitted to the PCA codes (mean and per-component
-    std), decoded; encode_decode: fitting members through PCA encode → decode.
+    std, the std times `scale`), decoded; encode_decode: fitting members through PCA encode → decode.
     `bn`: BatchNorm statistics: the nets' "own" (trained members only), "recalibrate"d on the
     training split, the zoo's "mean", or one "member"'s (the reference's)."""
     source: str
@@ -154,6 +154,7 @@ class PopulationSpec:
     lam: float | None = None
     label: int | None = None
     guidance: float | None = None
+    scale: float = 1.0
 
     def __post_init__(self):
         if self.source not in POPULATION_SOURCES:
@@ -166,6 +167,9 @@ class PopulationSpec:
             raise ConfigError(f"noisy copies need sigma > 0, got {self.sigma}")
         if self.lam is not None and not 0 <= self.lam <= 1:
             raise ConfigError(f"interpolation lambda must be in [0, 1], got {self.lam}")
+        if self.scale != 1.0 and (self.source != "code_gaussian" or not self.scale >= 0):
+            raise ConfigError(f"scale {self.scale} is for the code Gaussian's std and must be >= 0; "
+                              "other populations take sigma (noisy copies) or lam (interpolations)")
 
     @property
     def replicated(self) -> bool:
@@ -176,6 +180,7 @@ class PopulationSpec:
     def key(self) -> str:
         """A stable identifier (seeds and lookups), e.g. 'noisy|recalibrate|s=0.01'."""
         parts = [self.source, self.bn] + ([f"s={self.sigma:g}"] if self.sigma else [])
+        parts += [f"c={self.scale:g}"] if self.scale != 1.0 else []
         parts += [f"{k}={v:g}" for k, v in (("l", self.lam), ("y", self.label), ("w", self.guidance))
                   if v is not None]
         return "|".join(parts)

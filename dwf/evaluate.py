@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import torch
 
-from . import archs, fanout, stacked
+from . import archs, baselines, fanout, stacked
 from . import sample as sample_mod
 from .config import ArchSpec, EvalSpec, PopulationSpec
 from .data import Dataset
@@ -153,8 +153,7 @@ def build(ctx: Context, spec: PopulationSpec, replicate: int = 0,
         lam = (0.25 + 0.5 * torch.rand(n, 1, generator=g)) if spec.lam is None else torch.full((n, 1), spec.lam)
         V = (1 - lam) * fit_vectors[i] + lam * fit_vectors[j]
     elif spec.source == "code_gaussian":
-        mu, sd = ctx.codes.mean(0), ctx.codes.std(0)
-        V = ctx.pca.inverse_transform(mu + sd * torch.randn(n, ctx.codes.shape[1], generator=g))
+        V = baselines.code_gaussian(ctx.pca, ctx.codes, n, spec.scale, g)
     else:   # encode_decode
         V = ctx.pca.inverse_transform(ctx.codes)
     return ctx.states(V, spec.bn)

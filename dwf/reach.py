@@ -6,14 +6,16 @@ own flow, its own baseline draws) like the report's rows (`dwf.evaluate`):
     flow            the run's flow r sampled at source std  m · s_train,  m ∈ STD_MULTIPLIERS
     noisy copies    fitting members + N(0, σ² I) weight noise,             σ ∈ SIGMAS
     interpolations  (1 − λ) a + λ b of random aligned member pairs,        λ ∈ LAMBDAS
+    fitted Gaussian decode(μ + s · sd ⊙ ε) over the members' PCA codes,     s ∈ GAUSSIAN_SCALES
 
 A point's loss is the fitting members' mean score minus the population's. The reach of a curve at
 loss ℓ is the largest novelty among its points with loss ≤ ℓ, and on each segment between
 neighbouring knob values that crosses loss = ℓ, the novelty interpolated linearly at ℓ. Noisy
 copies and interpolations start at the members themselves (σ = 0, λ = 0: loss 0, novelty 0), so
-they always reach something; a flow whose every point loses more than ℓ reaches nothing (NaN).
-Reach is an interval over replicates: a generator beats noisy copies at loss ℓ when its reach
-lies above theirs.
+they always reach something; a flow or a fitted Gaussian whose every point loses more than ℓ
+reaches nothing (NaN; the Gaussian starts at the members' mean code, s → 0, not at the members).
+Reach is an interval over replicates: a generator beats noisy copies (or the fitted Gaussian) at
+loss ℓ when its reach lies above theirs.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from . import evaluate as ev
 from . import reporting
+from .baselines import GAUSSIAN_SCALES
 from .config import PopulationSpec
 from .interval import Interval
 from .sample import generate
@@ -34,13 +37,13 @@ STD_MULTIPLIERS = (0.3, 1.0, 3.0, 10.0)
 SIGMAS = (0.001, 0.003, 0.01, 0.02, 0.03, 0.05, 0.1)
 LAMBDAS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 LOSSES = (0.003, 0.01, 0.1)                # 0.3 pp and 1 pp of accuracy (the target's), and 10 pp
-FAMILIES = ("flow", "noisy copies", "interpolations")
+FAMILIES = ("flow", "noisy copies", "interpolations", "fitted Gaussian")
 
 
 @dataclass(frozen=True)
 class Curve:
     family: str
-    params: tuple[float, ...]              # the knob: source std, σ or λ
+    params: tuple[float, ...]              # the knob: source std, σ, λ or the Gaussian's std factor
     loss: list[Interval]                   # per knob value, over replicates
     novelty: list[Interval]
     reach: dict[float, Interval]           # loss level -> largest novelty within it
@@ -102,7 +105,8 @@ def measure(run: "Run") -> Reach:
 
     knobs = {"flow": (stds, lambda p, r: point(PopulationSpec("generated"), r, p), False),
              "noisy copies": (SIGMAS, lambda p, r: point(PopulationSpec("noisy", sigma=p), r), True),
-             "interpolations": (LAMBDAS, lambda p, r: point(PopulationSpec("interpolation", lam=p), r), True)}
+             "interpolations": (LAMBDAS, lambda p, r: point(PopulationSpec("interpolation", lam=p), r), True),
+             "fitted Gaussian": (GAUSSIAN_SCALES, lambda p, r: point(PopulationSpec("code_gaussian", scale=p), r), False)}
     curves = []
     for family, (params, at, origin) in knobs.items():
         per_r = [[at(p, r) for p in params] for r in range(R)]                # [r][knob] (loss, novelty)

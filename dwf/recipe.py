@@ -17,7 +17,11 @@ may see:
                 new members ≈ 1; nets blended toward the members' average < 1), beside the
                 centroid's own validation gap (what full blending costs) and the members' own
                 validation score (a zoo recipe must not buy its gap with worse members)
+    spread      the nets' median nearest-neighbour distance among themselves over the members'
+                (a flow collapsed onto a few points, or onto their average, scores ≪ 1)
     val_loss    the flow's held-out loss on codes it was not fitted on
+    baselines   the validation gap of noisy copies and of a Gaussian fitted to the codes at the
+                recipe's novelty (`dwf.baselines`): the trivial generators its nets must beat
 
 and chooses, among the recipes whose nets are new (novelty − floor ≥ `NEW`, memorized ≤ `MEMORIZED`)
 and still work (mean validation gap ≥ −`MAX_LOSS`), the one with the best validation gap; the
@@ -31,14 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-import torch
-
-from . import archs, pipeline, stacked
+from . import archs, baselines, pipeline, stacked
 from .config import Experiment
 from .errors import ConfigError
 from .interval import Interval
-from .novelty import loo_median_nn, memorized_fraction, novelty, radius
+from .novelty import memorized_fraction, novelty, radius, spread
 from .sample import generate, states
 from .task import task_for
 from .zoo import split
@@ -163,16 +164,20 @@ class Scored:
     radius: Interval
     centroid_gap: float        # validation gap of the fitting members' mean net
     zoo_val: float = math.nan  # the fitting members' mean validation score
-    noisy: tuple[tuple[float, float], ...] = ()   # (novelty, validation gap) of noisy copies (`noisy_copies`)
+    noisy: baselines.Curve = ()      # (novelty, validation gap) of noisy copies (`baselines.noisy_copies`)
+    gaussian: baselines.Curve = ()   # ... of the fitted Gaussian over the codes (`baselines.fitted_gaussian`)
+    spread: Interval | None = None   # None: scored before spread was measured
 
     @property
     def noisy_gap(self) -> float | None:
-        """The noisy copies' validation gap at this recipe's novelty, linear between their points
-        (None outside them): what the trivial generator loses for as much novelty."""
-        pts = sorted(self.noisy)
-        if not pts or not pts[0][0] <= self.novelty.mean <= pts[-1][0]:
-            return None
-        return float(np.interp(self.novelty.mean, [p[0] for p in pts], [p[1] for p in pts]))
+        """The best validation gap of noisy copies at least as novel as this recipe's nets (None:
+        none that novel): what the trivial generator loses for as much novelty."""
+        return baselines.best_gap_from(self.noisy, self.novelty.mean)
+
+    @property
+    def gaussian_gap(self) -> float | None:
+        """The same for the fitted Gaussian over the codes."""
+        return baselines.best_gap_from(self.gaussian, self.novelty.mean)
 
     @property
     def new(self) -> bool:
@@ -202,20 +207,23 @@ class Sweep:
                  "fitting members' centroid over the members' own (copies and new members ≈ 1, nets blended "
                  "toward the members' average < 1); centroid: the validation gap of the members' mean net; "
                  "members: the fitting members' own validation score, which every gap is measured from (a "
-                 "zoo recipe trains other members); noisy copies: the validation gap of noisy copies of "
-                 "the same members at the recipe's novelty (interpolated on a σ grid; the generated nets "
-                 "beat them where their own gap is higher).", "",
-                 "| recipe | validation gap (pp) | novelty | floor | held-out novelty | memorized | radius | "
-                 "held-out flow loss | new | works | centroid (pp) | members | noisy copies (pp) |",
-                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                 "zoo recipe trains other members); spread: the nets' median nearest-neighbour distance "
+                 "among themselves over the members' (≪ 1: collapsed, or blended toward one point); noisy "
+                 "copies and fitted Gaussian: the best validation gap of noisy copies of the same members, and of a "
+                 "Gaussian fitted to their codes, at least as novel as the recipe's nets (on a σ and a std "
+                 "grid, linear between points; — none that novel): the generated nets beat them where "
+                 "their own gap is higher.", "",
+                 "| recipe | validation gap (pp) | novelty | floor | held-out novelty | memorized | radius | spread | "
+                 "held-out flow loss | new | works | centroid (pp) | members | noisy copies (pp) | fitted Gaussian (pp) |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for s in self.scored:
             mark = " (chosen)" if s.recipe.name == self.chosen else ""
+            pp = lambda v: "—" if v is None else f"{100 * v:+.2f}"  # noqa: E731
             lines.append(f"| {s.recipe.name}{mark} | {s.val_gap.text(100, 2)} | {s.novelty.text()} | {s.floor:.3f} | "
                          f"{s.novelty_held_out.text()} | {s.memorized.text(100, 0)} % | {s.radius.text()} | "
-                         f"{s.val_loss.text(1, 4)} | "
+                         f"{'—' if s.spread is None else s.spread.text()} | {s.val_loss.text(1, 4)} | "
                          f"{'yes' if s.new else 'no'} | {'yes' if s.works else 'no'} | "
-                         f"{100 * s.centroid_gap:+.2f} | {s.zoo_val:.4f} | "
-                         f"{'—' if s.noisy_gap is None else f'{100 * s.noisy_gap:+.2f}'} |")
+                         f"{100 * s.centroid_gap:+.2f} | {s.zoo_val:.4f} | {pp(s.noisy_gap)} | {pp(s.gaussian_gap)} |")
         if self.skipped:
             lines += ["", f"Not run at N = {self.n} (a PCA dimension k needs more than k fitting members): "
                       + ", ".join(self.skipped) + "."]
@@ -232,7 +240,7 @@ def score(exp: Experiment, recipe: Recipe, artifacts: str | Path = "artifacts") 
     zoo_val = float(task.score(stacked.predict(model, run.fit.params, run.data.x_val, task=task),
                                run.data.y_val).mean())
     fit, held = run.fit.vectors(), run.held_out.vectors() if run.held_out is not None else None
-    gaps, nov, nov_ho, mem, losses, rad = [], [], [], [], [], []
+    gaps, nov, nov_ho, mem, losses, rad, spr = [], [], [], [], [], [], []
     for r, f in enumerate(run.flows):
         gen = generate(f, run.pca, e.arch, dataclasses.replace(e.sample, seed=e.sample.seed + r), run.data.x_train)
         preds = stacked.predict(model, gen.params, run.data.x_val, task=task)
@@ -241,6 +249,7 @@ def score(exp: Experiment, recipe: Recipe, artifacts: str | Path = "artifacts") 
         nov_ho.append(novelty(gen.vectors, held) if held is not None else math.nan)
         mem.append(memorized_fraction(gen.vectors, fit))
         rad.append(radius(gen.vectors, fit))
+        spr.append(spread(gen.vectors, fit))
         losses.append(float(f.history.get("best_val_loss", math.nan)))
     floor = novelty(run.pca.inverse_transform(run.codes), fit)
     centroid = states(e.arch, fit.mean(0, keepdim=True), x_train=run.data.x_train,   # the members' mean net
@@ -249,27 +258,8 @@ def score(exp: Experiment, recipe: Recipe, artifacts: str | Path = "artifacts") 
                                     run.data.y_val).mean()) - zoo_val
     return Scored(recipe, Interval.of(gaps), Interval.of(nov), floor,
                   *(Interval.of(v) for v in (nov_ho, mem, losses, rad)), centroid_gap, zoo_val,
-                  noisy_copies(run, model, zoo_val))
-
-
-NOISY_NOVELTY = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2)   # the noisy-copy curve's points, as targets
-
-
-def noisy_copies(run: "pipeline.Run", model, zoo_val: float, n: int = 100) -> tuple[tuple[float, float], ...]:
-    """(novelty, validation gap) of n noisy copies of the fitting members per σ, the trivial
-    generator a recipe must beat. A copy's distance to its source is about σ√d, so σ = t · m / √d
-    puts its novelty near each target t of NOISY_NOVELTY (m: the members' leave-one-out median
-    nearest-neighbour distance); one seeded draw per σ."""
-    e, task, fit = run.experiment, task_for(run.data), run.fit.vectors()      # fit (n_fit, d)
-    scale = loo_median_nn(fit) / math.sqrt(fit.shape[1])
-    g = torch.Generator().manual_seed(e.eval.seed)
-    out = []
-    for t in NOISY_NOVELTY:
-        V = fit[torch.randint(fit.shape[0], (n,), generator=g)] + t * scale * torch.randn(n, fit.shape[1], generator=g)
-        nets = states(e.arch, V, x_train=run.data.x_train, bn_samples=e.sample.bn_samples)
-        score = float(task.score(stacked.predict(model, nets, run.data.x_val, task=task), run.data.y_val).mean())
-        out.append((novelty(V, fit), score - zoo_val))
-    return tuple(out)
+                  baselines.noisy_copies(run, model, zoo_val), baselines.fitted_gaussian(run, model, zoo_val),
+                  Interval.of(spr))
 
 
 def sweep(exp: Experiment, recipes: Sequence[Recipe] = CANDIDATES, artifacts: str | Path = "artifacts",
@@ -297,5 +287,5 @@ def choose(scored: Sequence[Scored]) -> str:
     return max(good, key=lambda s: s.val_gap.mean).recipe.name if good else scored[0].recipe.name
 
 
-__all__ = ["CANDIDATES", "MAX_LOSS", "NOISY_NOVELTY", "PAPER", "Recipe", "Scored", "Sweep", "choose", "combined",
-           "named", "noisy_copies", "score", "sweep"]
+__all__ = ["CANDIDATES", "MAX_LOSS", "PAPER", "Recipe", "Scored", "Sweep", "choose", "combined", "named", "score",
+           "sweep"]

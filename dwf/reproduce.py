@@ -15,14 +15,16 @@ retried by Ray and resumes from its cached stages. With $DWF_RAY_ADDRESS set the
 cluster instead (`shards.Engine.from_env`), whose workers must see the same artifacts folder.
 
 Every job's stage lines (`dwf.progress.StageLog`) reach this process's console as they happen,
-through a Ray queue, so a long run shows where it is.
+through a Ray queue, each stamped with the seconds since the run began (`[  312 s] ...`), so a
+long run shows where it is and when each stage ended.
 """
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Callable, TextIO
 
 from . import conditional as conditional_mod, experiments, fanout, pipeline, progress
 from .report import Report
@@ -67,9 +69,14 @@ def build_all(jobs: list[Job], artifacts: str | Path, engine: Engine | None = No
     """Every job's reports, in job order. With an `engine` the jobs run as Ray tasks (one CPU
     each) and their stage lines are copied to `stream` as they arrive; without, here in turn."""
     stream = stream or sys.stdout
+    t0 = time.perf_counter()
+
+    def stamped(line: str) -> None:
+        print(f"[{time.perf_counter() - t0:5.0f} s] {line}", file=stream, flush=True)
+
     artifacts = str(Path(artifacts).resolve())             # workers need not share our directory
     if engine is None:
-        return [r for job in jobs for r in build_job(job, artifacts, stream)]
+        return [r for job in jobs for r in build_job(job, artifacts, _Lines(stamped))]
     ray = fanout.connect(engine)
     from ray.util.queue import Queue
 
@@ -79,7 +86,7 @@ def build_all(jobs: list[Job], artifacts: str | Path, engine: Engine | None = No
 
     def copy_lines() -> None:
         for line in lines.get_nowait_batch(lines.qsize()):
-            print(line, file=stream, flush=True)
+            stamped(line)
 
     done = fanout.wait_all(ray, refs, "reproduce jobs", False, engine, poll=copy_lines,
                            hint="; rerun to resume from the cached stages")
@@ -87,17 +94,18 @@ def build_all(jobs: list[Job], artifacts: str | Path, engine: Engine | None = No
     return [r for reports in done for r in reports]
 
 
-class _QueueLines:
-    """A text stream that puts each complete line on a Ray queue (a worker's StageLog output)."""
+class _Lines:
+    """A text stream that hands each complete line to `sink` (a worker's StageLog output to a Ray
+    queue's `put`, or to the stamped console)."""
 
-    def __init__(self, queue):
-        self.queue, self.buffer = queue, ""
+    def __init__(self, sink: Callable[[str], None]):
+        self.sink, self.buffer = sink, ""
 
     def write(self, text: str) -> int:
         self.buffer += text
         *complete, self.buffer = self.buffer.split("\n")
         for line in complete:
-            self.queue.put(line)
+            self.sink(line)
         return len(text)
 
     def flush(self) -> None:
@@ -105,7 +113,7 @@ class _QueueLines:
 
 
 def _build_remote(job: Job, artifacts: str, queue) -> list[Report]:
-    return build_job(job, artifacts, _QueueLines(queue))
+    return build_job(job, artifacts, _Lines(queue.put))
 
 
 __all__ = ["Job", "build_all", "build_job"]

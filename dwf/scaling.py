@@ -6,8 +6,9 @@ Per N the table gives the generated nets' gap to the fitting members (95 % inter
 replicates), their novelty against the fitting and the held-out members (a held-out member
 scores ≈ 1: the ideal), the memorized share, the spread, and how far each generator reaches
 (`dwf.reach`: the largest novelty within 0.3 pp, 1 pp and 10 pp of the members' accuracy) for
-the flow and for noisy copies, and where the generated nets sit against the noisy-copy curve at
-their own novelty (`dwf.dominance`).
+the flow, noisy copies, interpolations and a Gaussian fitted to the codes (whether the flow's
+reach beats noisy copies' and the Gaussian's), and where the generated nets sit against the
+noisy-copy curve at their own novelty (`dwf.dominance`).
 The figures: that reach against N, and the curves behind it, one panel per N.
 """
 from __future__ import annotations
@@ -63,6 +64,9 @@ def write(exp: Experiment, out_dir: str | Path, artifacts: str | Path = "artifac
     return points
 
 
+RIVALS = ("noisy copies", "fitted Gaussian")   # the trivial generators the flow's reach must beat
+
+
 def _reach_text(iv) -> str:
     return "none" if math.isnan(iv.mean) else iv.text(1, 2)
 
@@ -88,18 +92,18 @@ def size_markdown(sizes: list[int], reports: list[Report]) -> str:
 
 
 def reach_markdown(points: list[ScalingPoint]) -> str:
-    """One row per size and loss level: each generator's reach and whether the flow's beats noisy copies'."""
+    """One row per size and loss level: each generator's reach and whether the flow's beats the rivals'."""
     reach_head = ("\n\nLargest novelty within a loss of the fitting members' accuracy (dwf.reach; 95 % intervals "
                   "over replicates; none: no point of the curve is that accurate in every replicate):\n\n"
-                  "| N | loss | " + " | ".join(reach.FAMILIES) + " | flow beats noisy copies |\n|---|---|"
-                  + "---|" * len(reach.FAMILIES) + "---|")
+                  "| N | loss | " + " | ".join(reach.FAMILIES) + " | " + " | ".join(f"flow beats {r}" for r in RIVALS)
+                  + " |\n|---|---|" + "---|" * (len(reach.FAMILIES) + len(RIVALS)))
     reach_rows = []
     for p in points:
         for lv in reach.LOSSES:
-            beats = p.reach.beats("flow", "noisy copies", lv)
+            beats = [{True: "yes", False: "no", None: "undecided"}[p.reach.beats("flow", r, lv)] for r in RIVALS]
             reach_rows.append(f"| {p.n} | {100 * lv:g} pp | "
                               + " | ".join(_reach_text(p.reach.curve(f).reach[lv]) for f in reach.FAMILIES)
-                              + " | " + {True: "yes", False: "no", None: "undecided"}[beats] + " |")
+                              + " | " + " | ".join(beats) + " |")
     return reach_head + "\n" + "\n".join(reach_rows)
 
 
@@ -107,7 +111,7 @@ def figures(points: list[ScalingPoint]) -> dict[str, go.Figure]:
     """The reach against N, and every size's curves with its held-out members."""
     sizes = [p.n for p in points]
     name = f"{points[0].report.experiment} [{points[0].report.profile}]" if points else ""
-    reaches = {(f, lv): [p.reach.curve(f).reach[lv] for p in points] for f in ("flow", "noisy copies")
+    reaches = {(f, lv): [p.reach.curve(f).reach[lv] for p in points] for f in ("flow", *RIVALS)
                for lv in reach.LOSSES}
     held = []
     for p in points:

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from dwf import pipeline, reach
+from dwf import baselines, pipeline, reach
 from dwf.interval import Interval
 
 from test_scaling import tiny
@@ -52,6 +52,8 @@ def test_measured_curves_move_away_from_the_members_as_their_knob_turns(tmp_path
     assert abs(noisy.loss[0].mean) < 0.02                              # σ = 0.001 changes almost nothing
     lerp = r.curve("interpolations")
     assert lerp.novelty[0].mean < lerp.novelty[-1].mean                # λ = 0.02 vs 0.5
+    gauss = r.curve("fitted Gaussian")                                 # std factor 0.25 vs 1.5
+    assert gauss.params == baselines.GAUSSIAN_SCALES and gauss.novelty[0].mean < gauss.novelty[-1].mean
     for c in r.curves:
         for level, iv in c.reach.items():
             assert math.isnan(iv.mean) or iv.mean <= max(v.hi for v in c.novelty) + 1e-9

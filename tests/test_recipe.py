@@ -5,10 +5,10 @@ from dataclasses import replace
 import pytest
 import torch
 
-from dwf import archs, pipeline, recipe, stacked
+from dwf import archs, baselines, pipeline, recipe, stacked
 from dwf.errors import ConfigError, DwfError
 from dwf.interval import Interval
-from dwf.novelty import radius
+from dwf.novelty import radius, spread
 from dwf.sample import generate
 from dwf.task import task_for
 
@@ -105,10 +105,14 @@ def test_the_rule_takes_the_best_validation_gap_among_new_recipes_that_work():
     assert recipe.choose(s[:1] + s[3:]) == "paper"   # none new and working: the experiment's own
     assert [x.works for x in s] == [True, True, True, True, True, False]
     assert "| e | -12.50 " in recipe.Sweep("x", 64, s, recipe.choose(s)).markdown().replace("−", "-")
-    # the noisy copies' gap at a recipe's novelty: linear between their points, none outside them
+    # the noisy copies' best gap at least as novel as the recipe: linear between their points
     x = replace(scored("x", -0.01, 0.5, 0.0), noisy=((0.8, -0.041), (0.2, -0.001)))
-    assert x.noisy_gap == pytest.approx(-0.021) and replace(x, noisy=((0.6, -0.02), (0.8, -0.04))).noisy_gap is None
-    assert recipe.Sweep("x", 64, [x], "x").markdown().endswith("| -2.10 |")
+    assert x.noisy_gap == pytest.approx(-0.021) and replace(x, noisy=((0.3, -0.02), (0.4, -0.04))).noisy_gap is None
+    assert replace(x, noisy=((0.6, -0.02), (0.8, -0.04))).noisy_gap == pytest.approx(-0.02)   # more novel, as good
+    assert recipe.Sweep("x", 64, [x], "x").markdown().endswith("| -2.10 | — |")
+    # ... and the fitted Gaussian's, the other trivial generator, in the last column
+    xg = replace(x, gaussian=((0.4, -0.03), (0.6, -0.05)))
+    assert xg.gaussian_gap == pytest.approx(-0.04) and recipe.Sweep("x", 64, [xg], "x").markdown().endswith("| -2.10 | -4.00 |")
 
 
 def test_the_sweep_scores_on_validation_and_distances_only(tmp_path):
@@ -130,13 +134,19 @@ def test_the_sweep_scores_on_validation_and_distances_only(tmp_path):
     # noisy copies of the same members: novelty near each target at the low end, rising with σ;
     # the smallest noise barely changes the members' score
     novs = [nv for nv, _ in paper.noisy]
-    assert len(novs) == len(recipe.NOISY_NOVELTY) and novs[0] == pytest.approx(recipe.NOISY_NOVELTY[0], rel=0.5)
+    assert len(novs) == len(baselines.NOISY_NOVELTY) and novs[0] == pytest.approx(baselines.NOISY_NOVELTY[0], rel=0.5)
     assert novs[0] < novs[2] < novs[-1] and abs(paper.noisy[0][1]) < 0.02
+    # the Gaussian fitted to the recipe's own codes: one point per std factor, wider ones farther out
+    gnovs = [nv for nv, _ in paper.gaussian]
+    assert len(gnovs) == len(baselines.GAUSSIAN_SCALES) and gnovs[0] < gnovs[-1]
     # radius: the generated nets' distance to the fitting members' centroid, recomputed per replicate
     fit = run.fit.vectors()
     radii = [radius(generate(f, run.pca, exp.arch, replace(exp.sample, seed=exp.sample.seed + r),
                              run.data.x_train).vectors, fit) for r, f in enumerate(run.flows)]
     assert paper.radius.mean == pytest.approx(sum(radii) / len(radii), rel=1e-6)
+    spreads = [spread(generate(f, run.pca, exp.arch, replace(exp.sample, seed=exp.sample.seed + r),
+                               run.data.x_train).vectors, fit) for r, f in enumerate(run.flows)]
+    assert paper.spread.mean == pytest.approx(sum(spreads) / len(spreads), rel=1e-6)
     # the centroid's gap: the members' mean net scored like any generated net, the same for every recipe
     task, model = task_for(run.data), archs.build(exp.arch)
     val = lambda p: float(task.score(stacked.predict(model, p, run.data.x_val, task=task), run.data.y_val).mean())  # noqa: E731

@@ -8,7 +8,7 @@ import io
 import pytest
 
 from dwf import DwfError, reproduce, shards
-from dwf.reproduce import Job, _QueueLines
+from dwf.reproduce import Job, _Lines
 
 JOBS = [Job("iris_mlp", "smoke"), Job("digits_mlp", "smoke")]
 
@@ -32,9 +32,12 @@ def test_jobs_on_ray_give_the_reports_built_here_in_job_order(tmp_path, one_thre
         assert gb.novelty.mean == pytest.approx(ga.novelty.mean, rel=1e-4), (a.experiment, a.variant)
     assert (tmp_path / "there" / "iris_mlp" / "smoke" / "seed0" / "report.json").is_file()
 
-    # every stage line of both jobs reached the driver, each job's in its own order
+    # every stage line of both jobs reached the driver, each job's in its own order, stamped with
+    # the seconds since the run began (never decreasing)
     for log in (here_log.getvalue(), there_log.getvalue()):
-        lines = log.splitlines()
+        stamps = [float(line[1:line.index(" s]")]) for line in log.splitlines()]
+        assert stamps == sorted(stamps) and stamps[0] >= 0
+        lines = [line.split("] ", 1)[1] for line in log.splitlines()]
         for job in JOBS:
             own = [line for line in lines if line.startswith(job.name)]
             assert own[0].startswith(f"{job.name} and its variants [smoke]  codes")
@@ -53,7 +56,7 @@ def test_a_workers_lines_reach_the_queue_whole_however_they_are_written():
         put = list.append
 
     queue = ListQueue()
-    stream = _QueueLines(queue)
+    stream = _Lines(queue.put)
     print("fmnist_mlp [quick]  zoo", end="", file=stream)
     assert queue == []                       # half a line is held back
     print("   21.3 s", file=stream, flush=True)

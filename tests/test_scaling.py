@@ -118,7 +118,14 @@ def test_the_study_runs_every_size_and_compares_with_noisy_copies_at_least_as_no
                                                              for lv in ("0.3 pp", "1 pp", "10 pp")]
     figs = scaling.figures(points)
     lines = {t.name for t in figs["reach_scaling"].data}
-    assert lines == {f"{f}, loss ≤ {lv} pp" for f in ("flow", "noisy copies") for lv in ("0.3", "1", "10")}
+    assert lines == {f"{f}, loss ≤ {lv} pp" for f in ("flow", "noisy copies", "fitted Gaussian")
+                     for lv in ("0.3", "1", "10")}
+    # each reach row says whether the flow beats each trivial generator, as Reach.beats decides
+    for p, row in zip([p for p in points for _ in range(3)], reach_rows):
+        lv = float(row.split(" | ")[1].split(" ")[0]) / 100
+        said = row.rstrip(" |").split(" | ")[-2:]
+        assert said == [{True: "yes", False: "no", None: "undecided"}[p.reach.beats("flow", r, lv)]
+                        for r in ("noisy copies", "fitted Gaussian")]
     panels = figs["frontier_by_size"]
     assert [a.text for a in panels.layout.annotations] == ["N = 6", "N = 12"]
     noisy = [t for t in panels.data if t.name == "noisy copies"]

@@ -13,7 +13,8 @@ from ..report import FrontierPoint, score_format
 from .style import COLORS, OTHERS, TEMPLATE, bars, layout, log_axis, score_label
 
 
-_FAMILY_COLORS = {"flow": COLORS["generated"], "noisy copies": OTHERS[0], "interpolations": COLORS["interpolation"]}
+_FAMILY_COLORS = {"flow": COLORS["generated"], "noisy copies": OTHERS[0], "interpolations": COLORS["interpolation"],
+                  "fitted Gaussian": OTHERS[1]}
 
 
 def frontier(points: Sequence[FrontierPoint], zoo_score: float, metric: str = "accuracy",
