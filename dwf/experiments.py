@@ -22,6 +22,9 @@ QUICK_NET_STEPS = 2000        # fmnist_resnet20, fmnist_vit, vader_tinybert: amo
 QUICK_CONDITIONAL_STEPS = 1500   # fmnist_digits_mlp: among 1500 / 3000 / 6000
 # the scaling study keeps the recipe its committed tables (paper_figures/scaling/) were run with
 SCALE_FLOW_STEPS = 6000
+# the scaling study's recipe carried over to ResNet-20 and the ViT (their quick recipe, 4x the
+# quick zoo): the largest N their zoo training allows on 2 cores (~7 and ~17 min per 64-member zoo)
+SCALE_NETS = 64
 
 
 # source stds of the accuracy-novelty frontier (dwf.frontier), besides the flow's own 0.01
@@ -42,10 +45,14 @@ def _mlp(name, data, arch, zoo_q, zoo_p, flow_q, flow_p, task="", data_smoke=Non
                       flow=flow_p, sample=SampleSpec(n=100), eval=EvalSpec(frontier_stds=frontier),
                       task=task)
     out = {"smoke": smoke, "quick": quick, "paper": full}
-    if scale:   # the quick recipe on a zoo of `scale` members, every member with its own data order
-        out["scale"] = replace(quick, profile="scale", flow=replace(flow_q, steps=SCALE_FLOW_STEPS),
-                               zoo=replace(zoo_q, n_models=scale, data_order="independent"))
+    if scale:   # the committed MLP studies ran with SCALE_FLOW_STEPS
+        out["scale"] = _scaled(replace(quick, flow=replace(flow_q, steps=SCALE_FLOW_STEPS)), scale)
     return out
+
+
+def _scaled(quick: Experiment, n: int) -> Experiment:
+    """The scale profile: the quick recipe on a zoo of n members, every one with its own data order."""
+    return replace(quick, profile="scale", zoo=replace(quick.zoo, n_models=n, data_order="independent"))
 
 
 def scaling(exp: Experiment) -> list[Experiment]:
@@ -112,9 +119,10 @@ _REGISTRY: dict[str, dict[str, Experiment]] = {
 
 def _resnet(data: DataSpec, arch: ArchSpec, quick: Experiment,
             paper_transfer: tuple[TransferSpec, ...] = (),
-            paper_frontier: tuple[float, ...] = ()) -> dict[str, Experiment]:
+            paper_frontier: tuple[float, ...] = (), scale: int = 0) -> dict[str, Experiment]:
     """A convnet experiment: quick is a narrow, short variant; paper is 100 full-width nets
-    (with the accuracy-novelty frontier at `paper_frontier`; the quick run has none)."""
+    (with the accuracy-novelty frontier at `paper_frontier`; the quick run has none); with `scale`,
+    the quick recipe on a zoo of that many members (the carry-over of the scaling study's recipe)."""
     smoke = replace(quick, profile="smoke", data=replace(data, train_limit=512, val_limit=500, test_limit=2000),
                     zoo=replace(quick.zoo, n_models=4, epochs=1), flow=FlowSpec(steps=100, eval_every=50),
                     sample=SampleSpec(n=4, steps=10, bn_samples=256),
@@ -124,7 +132,7 @@ def _resnet(data: DataSpec, arch: ArchSpec, quick: Experiment,
                     zoo=ZooSpec(n_models=100, epochs=30, batch_size=128, lr=1e-3, schedule="cosine"),
                     flow=FlowSpec(steps=30_000, hidden=512), sample=SampleSpec(n=100),
                     eval=EvalSpec(frontier_stds=paper_frontier), transfer=paper_transfer)
-    return {"smoke": smoke, "quick": quick, "paper": paper}
+    return {"smoke": smoke, "quick": quick, "paper": paper} | ({"scale": _scaled(quick, scale)} if scale else {})
 
 
 # The quick convnets and ViT are sized for the 10-minute budget of `make reproduce` on 2 cores
@@ -156,7 +164,7 @@ _REGISTRY |= {
                    ArchSpec("resnet20", 1, (), 10, width=0.25), **_QUICK_RESNET,
                    transfer=(TransferSpec(DataSpec("digits", resize=28)),),
                    task="ResNet-20 / Fashion-MNIST (the paper: CIFAR-10)"),
-        paper_transfer=(TransferSpec(DataSpec("digits", resize=28)),), paper_frontier=FRONTIER),
+        paper_transfer=(TransferSpec(DataSpec("digits", resize=28)),), paper_frontier=FRONTIER, scale=SCALE_NETS),
     "cifar10_resnet20": _resnet(
         DataSpec("cifar10"), ArchSpec("resnet20", 3, (), 10),
         Experiment("cifar10_resnet20", "quick", DataSpec("cifar10", train_limit=QUICK_TRAIN, val_limit=QUICK_VAL, test_limit=QUICK_TEST),
@@ -172,9 +180,9 @@ _REGISTRY |= {
 }
 
 
-def _vit(quick: Experiment, paper_arch: ArchSpec) -> dict[str, Experiment]:
+def _vit(quick: Experiment, paper_arch: ArchSpec, scale: int = 0) -> dict[str, Experiment]:
     """A ViT experiment: quick is a tiny ViT, paper is 100 ViT-Small-192s; TransFusion aligns,
-    and the flow starts from N(0, 0.001^2) as in the paper."""
+    and the flow starts from N(0, 0.001^2) as in the paper; with `scale`, as `_resnet`."""
     smoke = replace(quick, profile="smoke",
                     data=replace(quick.data, train_limit=512, val_limit=500, test_limit=2000),
                     arch=replace(quick.arch, hidden=(24,), depth=1),
@@ -185,7 +193,7 @@ def _vit(quick: Experiment, paper_arch: ArchSpec) -> dict[str, Experiment]:
                     arch=paper_arch,
                     zoo=ZooSpec(n_models=100, epochs=50, batch_size=128, lr=1e-3, schedule="cosine"),
                     flow=replace(quick.flow, steps=30_000), sample=SampleSpec(n=100), eval=EvalSpec())
-    return {"smoke": smoke, "quick": quick, "paper": paper}
+    return {"smoke": smoke, "quick": quick, "paper": paper} | ({"scale": _scaled(quick, scale)} if scale else {})
 
 
 _REGISTRY["fmnist_vit"] = _vit(
@@ -196,7 +204,7 @@ _REGISTRY["fmnist_vit"] = _vit(
                flow=FlowSpec(steps=QUICK_NET_STEPS, hidden=512, source_std=0.001), sample=SampleSpec(n=16),
                eval=EvalSpec(n_baseline=8),
                task="ViT / Fashion-MNIST (the paper: ViT-Small-192 on CIFAR-10)"),
-    ArchSpec("vit", 1, (192,), 10, depth=6, heads=3, patch=4, image_size=28))
+    ArchSpec("vit", 1, (192,), 10, depth=6, heads=3, patch=4, image_size=28), scale=SCALE_NETS)
 
 
 def _bert(name: str, data: DataSpec, arch: ArchSpec, quick_zoo: ZooSpec, paper_zoo: ZooSpec,

@@ -28,6 +28,14 @@ def test_a_recipe_changes_only_what_it_names():
     assert e.stage_hash("zoo") == exp.stage_hash("zoo") and e.stage_hash("flow") != exp.stage_hash("flow")
     reg = recipe.Recipe("reg", dropout=0.4, weight_decay=1e-2).apply(exp)
     assert reg.flow == replace(exp.flow, dropout=0.4, weight_decay=1e-2) and reg.sample == exp.sample
+    # a temperature samples the same flow from a narrower source: τ times its training std
+    cold = recipe.Recipe("cold", temperature=0.4).apply(exp)
+    assert cold.flow == exp.flow and cold.variant == "recipe-cold"
+    assert cold.sample == replace(exp.sample, source_std=0.4 * exp.flow.source_std)
+    white_cold, = recipe.named(["whitened+t0.5"])
+    assert white_cold.apply(exp).sample.source_std == 0.5 * 1.0       # of the recipe's own training std
+    with pytest.raises(ConfigError, match="temperature"):
+        recipe.Recipe("bad", temperature=0.0).apply(exp)
 
 
 def test_a_zoo_recipe_is_another_experiment_whose_zoo_trains_at_its_learning_rate(tmp_path, monkeypatch):
@@ -103,6 +111,9 @@ def test_the_rule_takes_the_best_validation_gap_among_new_recipes_that_work():
          scored("e", -0.125, 0.71, 0.02)]            # new, but 12.5 pp worse: does not work
     assert recipe.choose(s) == "b"
     assert recipe.choose(s[:1] + s[3:]) == "paper"   # none new and working: the experiment's own
+    assert recipe.choose(s[3:]) == "paper"           # ... even where the sweep did not run it
+    table = recipe.Sweep("x", 64, s[3:], recipe.choose(s[3:])).markdown()
+    assert "(chosen)" not in table and "the experiment keeps its own (paper)" in table
     assert [x.works for x in s] == [True, True, True, True, True, False]
     assert "| e | -12.50 " in recipe.Sweep("x", 64, s, recipe.choose(s)).markdown().replace("−", "-")
     # the noisy copies' best gap at least as novel as the recipe: linear between their points

@@ -18,13 +18,16 @@ def tiny(n_models: int):
 
 
 def test_the_scale_profile_is_one_large_zoo_in_the_independent_order():
-    largest = {"digits_mlp": 4096, "fmnist_mlp": 4096, "digits_wide_mlp": 1024, "fmnist_wide_mlp": 1024}
+    largest = {"digits_mlp": 4096, "fmnist_mlp": 4096, "digits_wide_mlp": 1024, "fmnist_wide_mlp": 1024,
+               "fmnist_resnet20": experiments.SCALE_NETS, "fmnist_vit": experiments.SCALE_NETS}
     assert {n for n in experiments.names() if "scale" in experiments.profiles(n)} == set(largest)
     for name, n in largest.items():
-        exp = experiments.get(name, "scale")
+        exp, quick = experiments.get(name, "scale"), experiments.get(name, "quick")
         assert exp.zoo.data_order == "independent" and exp.zoo.n_models == n
-        # the quick recipe with the steps the committed studies ran with, N changed
-        assert exp.flow == replace(experiments.get(name, "quick").flow, steps=experiments.SCALE_FLOW_STEPS)
+        # the quick recipe, N changed (the MLPs with the flow steps their committed studies ran with)
+        steps = experiments.SCALE_FLOW_STEPS if quick.arch.kind == "mlp" else quick.flow.steps
+        assert exp.flow == replace(quick.flow, steps=steps)
+        assert replace(exp, profile="quick", zoo=quick.zoo, flow=quick.flow) == quick
         runs = experiments.scaling(exp)
         assert [r.members for r in runs] == [*(s for s in experiments.SCALE_SIZES if s < n), None]
         assert len({pipeline.stage_dir(r, "zoo") for r in runs}) == 1       # one zoo for every size
