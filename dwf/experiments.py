@@ -22,8 +22,8 @@ QUICK_NET_STEPS = 2000        # fmnist_resnet20, fmnist_vit, vader_tinybert: amo
 QUICK_CONDITIONAL_STEPS = 1500   # fmnist_digits_mlp: among 1500 / 3000 / 6000
 # the scaling study keeps the recipe its committed tables (paper_figures/scaling/) were run with
 SCALE_FLOW_STEPS = 6000
-# the scaling study's recipe carried over to ResNet-20 and the ViT (their quick recipe, 4x the
-# quick zoo): the largest N their zoo training allows on 2 cores (~7 and ~17 min per 64-member zoo)
+# the scaling study carried over to ResNet-20 and the ViT (their quick recipe, 4x the quick zoo):
+# the largest N their zoo training allows (a 64-member zoo took 25 and 10 min on one core)
 SCALE_NETS = 64
 
 

@@ -2,8 +2,9 @@
 a sweep that chooses among them without the test split.
 
 A `Recipe` names a change to an experiment's PCA, flow and sampling (each field None: keep the
-experiment's; a temperature τ samples the same kind of flow from N(0, (τ s_train)² I)), or to how its zoo is trained: a zoo learning rate or epoch count other than the
-experiment's makes another zoo, so an experiment of its own name (`<name>-zoo-lr<f>x`, `-ep<e>x`;
+experiment's; a temperature τ samples the same kind of flow from N(0, (τ s_train)² I)), or to
+how its zoo is trained: a zoo learning rate or epoch count other than the experiment's makes
+another zoo, so an experiment of its own name (`<name>-zoo-lr<f>x`, `-ep<e>x`;
 same seeds and data order), whose nets are compared with its own members. The sweep fits every
 recipe (R flow replicates, own seeds, cached as variants `recipe-<name>`) and scores what selection
 may see:
