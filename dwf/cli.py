@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("run", help="run the whole pipeline for one experiment", parents=[compute])
     r.add_argument("experiment")
     r.add_argument("--profile", default="quick", choices=experiments.PROFILES,
-                   help="scale: the zoo-scaling study (digits_mlp, fmnist_mlp) at every zoo size")
+                   help="scale: the zoo-scaling study at every zoo size (digits_mlp, fmnist_mlp and their wide "
+                        "nets; fmnist_resnet20, fmnist_vit at N = 64)")
     r.add_argument("--artifacts", default="artifacts")
     r.add_argument("--seed", type=int, default=None, help="seed every stage from this number")
     r.add_argument("--zoo-replicates", type=int, default=None, metavar="Z",

@@ -8,7 +8,9 @@ time builds in a seed folder (`dwf.lock`; a second one waits). Zoo training chec
 epoch and flow fitting every `eval_every` steps, so an interrupted run resumes where it stopped.
 Replicate r's flow (seed + r) lives in flow/r<r>/ and is cached on its own, so raising the
 replicate count fits only the new flows. `fit_flows` fits the flows of an experiment and its
-ablations together, as one stack per flow shape, before they are built.
+ablations together, as one stack per flow shape, before they are built. A variant whose
+alignment, PCA or flow is another run's on the same zoo (same stage hash) copies that stage
+instead of computing it (`reuse_twin`): a recipe that only samples colder shares its flows.
 
 Only the report stage reads the test split (`Dataset.for_reporting`).
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -111,8 +114,10 @@ def checked(on_stage: Callable[[str], None] | None, check: Callable[[], None]) -
 def _build(exp: Experiment, artifacts: str | Path, progress: bool, evaluate: bool,
            tell: Callable[[str], None], check: Callable[[], None], engine: shards.Engine | None = None) -> Run:
     run = _codes(exp, artifacts, progress, tell, check, engine)
-    run.flows, run.timings["flow"] = flow_stage(flow_folders(exp, artifacts), exp, run.codes, progress, tell,
-                                                check=check)
+    folders = flow_folders(exp, artifacts)
+    for d in folders:
+        reuse_twin(d, exp, "flow", artifacts)
+    run.flows, run.timings["flow"] = flow_stage(folders, exp, run.codes, progress, tell, check=check)
     if evaluate:
         def report(d: Path) -> Report:
             return saved(reporting.report(run, d, progress=progress, on_stage=tell, engine=engine), d / "report.json")
@@ -131,8 +136,10 @@ def _codes(exp: Experiment, artifacts: str | Path, progress: bool, tell: Callabl
     tell("data")
     data = data_mod.load(exp.data)
 
-    def stage(name, load, compute, folder=None):
-        return cached_stage(folder or stage_dir(exp, name, artifacts), exp, name, load, compute, tell)
+    def stage(name, load, compute):
+        folder = stage_dir(exp, name, artifacts)
+        reuse_twin(folder, exp, name, artifacts)
+        return cached_stage(folder, exp, name, load, compute, tell)
 
     zoo, timings["zoo"] = zoo_stage(exp, data, artifacts, progress, tell=tell, check=check, engine=engine)
     if exp.members is not None:   # the first members only (with the independent order: the zoo of that size)
@@ -171,6 +178,7 @@ def fit_flows(exps: Sequence[Experiment], artifacts: str | Path = "artifacts", p
         for exp in exps:
             codes = None
             for r, d in enumerate(flow_folders(exp, artifacts)):
+                reuse_twin(d, exp, "flow", artifacts)
                 if cache.open_stage(d, exp, "flow") is None:
                     if codes is None:
                         codes = _codes(exp, artifacts, progress, lambda name: None, lambda: None).codes
@@ -190,6 +198,29 @@ def fit_flows(exps: Sequence[Experiment], artifacts: str | Path = "artifacts", p
                 cache.finish(d, exp, "flow", each)
             fitted += len(group)
         return fitted
+
+
+def reuse_twin(folder: Path, exp: Experiment, name: str, artifacts: str | Path = "artifacts") -> bool:
+    """When `folder` lacks stage `name` for `exp`'s config but the same stage folder of another run
+    on this zoo (the experiment or one of its variants, under one seed folder) holds it finished
+    for the same stage hash, copy that folder here (record included: it says how the files were
+    made) instead of computing the stage again. Returns whether it copied. The copy lands under
+    a temporary name and is renamed into place, so a crash never leaves half a stage."""
+    if is_cached(folder, exp, name):
+        return False
+    rel = folder.relative_to(experiment_dir(exp, artifacts))
+    base = seed_dir(exp, artifacts)
+    for twin in (base / rel, *sorted((base / "variants").glob(f"*/{rel.as_posix()}"))):
+        if twin == folder or not is_cached(twin, exp, name):
+            continue
+        tmp = folder.with_name(f".{folder.name}.copying")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(twin, tmp, ignore=shutil.ignore_patterns(".*", cache.PENDING))
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+        log.info("%s: stage %s copied from %s (the same config)", folder, name, twin)
+        return True
+    return False
 
 
 def align_zoo(zoo: Zoo, exp: Experiment, data: Dataset, progress: bool = False,

@@ -141,6 +141,44 @@ def test_a_variant_shares_the_zoo_and_is_measured_in_the_aligned_space(artifacts
         exp.ablation("a/b", align=AlignSpec(method="none"))
 
 
+def test_a_variant_that_only_samples_colder_copies_its_twins_stages_instead_of_refitting(artifacts, tmp_path,
+                                                                                       monkeypatch):
+    """A recipe that changes only the sampling temperature has the experiment's alignment, PCA
+    and flows: they are copied (bit for bit, record included), not recomputed, while its report
+    is its own; a variant with another flow still fits one."""
+    import shutil
+
+    from dwf import recipe
+
+    exp = experiments.get("iris_mlp", "smoke")
+    shutil.copytree(artifacts / "iris_mlp", tmp_path / "iris_mlp")
+    base = pipeline.build(exp, tmp_path, progress=False)
+    cold = recipe.named(["t0.5"])[0].apply(exp)
+    assert cold.flow == exp.flow and cold.sample.source_std == 0.5 * exp.flow.source_std
+
+    def refit(*args, **kwargs):
+        raise AssertionError("a stage with a finished twin was computed again")
+
+    monkeypatch.setattr(pipeline.flow_mod, "fit_many", refit)
+    monkeypatch.setattr(pipeline, "align_zoo", refit)
+    monkeypatch.setattr(pipeline.DualPCA, "fit", refit)
+    run = pipeline.build(cold, tmp_path, progress=False)
+    here, there = pipeline.experiment_dir(cold, tmp_path), pipeline.experiment_dir(exp, tmp_path)
+    for rel in ("align", "pca", *(f"flow/r{r}" for r in range(exp.eval.replicates))):
+        files = sorted(p.relative_to(there / rel) for p in (there / rel).rglob("*") if p.is_file())
+        assert files and all((here / rel / f).read_bytes() == (there / rel / f).read_bytes() for f in files), rel
+    assert not list(here.rglob(".*copying"))
+    for f, g in zip(run.flows, base.flows):
+        assert all(torch.equal(v, g.net.state_dict()[k]) for k, v in f.net.state_dict().items())
+    # its own samples, from the colder source: same flows, other nets
+    assert run.report.generated.per_net.novelty != base.report.generated.per_net.novelty
+    # no twin for another flow: that variant fits its own
+    wide = recipe.Recipe("h8", hidden=8).apply(exp)
+    with pytest.raises(AssertionError, match="computed again"):
+        pipeline.build(wide, tmp_path, progress=False)
+    assert not pipeline.reuse_twin(pipeline.flow_folders(wide, tmp_path)[0], wide, "flow", tmp_path)
+
+
 def test_an_experiment_and_its_ablations_fit_their_flows_together(tmp_path, artifacts):
     """fit_flows stacks the flows of runs of one flow shape; each is the flow its run fits alone
     (the session's artifacts built every run on its own), and build then loads it."""

@@ -97,7 +97,7 @@ def frontier_by_size(sizes: Sequence[int], curves: Sequence[Mapping[str, tuple[S
                                      marker=dict(size=12, symbol="star", color=COLORS["held-out members"])),
                           row=1, col=col)
         fig.update_xaxes(type="log", dtick=1, exponentformat="power", minor=dict(showgrid=False), row=1, col=col)
-    fig.update_layout(template=TEMPLATE, title=title, width=360 * len(sizes), height=460,
+    fig.update_layout(template=TEMPLATE, title=title, width=max(360 * len(sizes), 720), height=460,
                       legend=dict(orientation="h", y=-0.2))
     fig.update_yaxes(title_text=f"{score_label(metric)} lost vs the fitting members", row=1, col=1)
     fig.update_xaxes(title_text="novelty (log)")
