@@ -44,7 +44,7 @@ reproduce: setup
 	$(if $(and $(filter paper_figures,$(OUT)),$(filter quick,$(PROFILE)),$(if $(strip $(EXPERIMENTS)),,x)),$(PY) -m dwf readme)
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=20
 
 app: setup
 	$(VENV)/bin/marimo run app.py

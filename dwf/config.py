@@ -226,7 +226,7 @@ class Experiment:
         if self.members is not None and not 3 <= self.members <= self.zoo.n_models:
             raise ConfigError(f"members must be from 3 to the zoo's {self.zoo.n_models} nets, got {self.members}")
 
-    STAGES = ("zoo", "align", "pca", "flow", "report")
+    STAGES = ("zoo", "align", "pca", "flow", "report", "reach")   # reach: the scaling study's (dwf.reach)
     ZOO_SPECS = ("data", "arch", "zoo")      # what a variant may not change
 
     @property
@@ -248,6 +248,7 @@ class Experiment:
             "pca": ("data", "arch", "zoo", "members", "align", "pca"),
             "flow": ("data", "arch", "zoo", "members", "align", "pca", "flow"),
             "report": ("data", "arch", "zoo", "members", "align", "pca", "flow", "sample", "eval", "transfer"),
+            "reach": ("data", "arch", "zoo", "members", "align", "pca", "flow", "sample", "eval"),
         }[stage]
         full = self.to_dict()
         payload = json.dumps({k: full[k] for k in deps}, sort_keys=True, default=str)

@@ -16,18 +16,27 @@ they always reach something; a flow or a fitted Gaussian whose every point loses
 reaches nothing (NaN; the Gaussian starts at the members' mean code, s → 0, not at the members).
 Reach is an interval over replicates: a generator beats noisy copies (or the fitted Gaussian) at
 loss ℓ when its reach lies above theirs.
+
+`stored` keeps a run's reach as a stage (reach/reach.json, recorded like the report it extends:
+the same config hash), so re-rendering a study loads it; one measured on other knob values or
+loss levels than this module's is measured again.
 """
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Sequence
 
+from . import cache, reporting
 from . import evaluate as ev
-from . import reporting
 from .baselines import GAUSSIAN_SCALES
 from .config import PopulationSpec
+from .folders import stage_dir
 from .interval import Interval
+from .io import load_json, save_json
+from .record import from_json, to_json
 from .sample import generate
 
 if TYPE_CHECKING:
@@ -69,6 +78,17 @@ class Reach:
             return True
         return False if a.hi < b.lo else None
 
+    def save(self, path: str | Path) -> None:
+        save_json(path, to_json(self))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Reach":
+        r = from_json(cls, load_json(path), str(path))       # JSON keeps the loss levels as strings
+        return replace(r, curves=[replace(c, reach={float(k): v for k, v in c.reach.items()}) for c in r.curves])
+
+    def knobs(self) -> dict[str, tuple[float, ...]]:
+        return {c.family: tuple(c.params) for c in self.curves}
+
 
 def reach_at(loss: Sequence[float], novelty: Sequence[float], level: float, from_origin: bool) -> float:
     """The largest novelty within `level` along one curve (knob order); NaN when none is."""
@@ -83,6 +103,34 @@ def reach_at(loss: Sequence[float], novelty: Sequence[float], level: float, from
     return best if best > -math.inf else math.nan
 
 
+def knobs(run: "Run") -> dict[str, tuple[float, ...]]:
+    """Each family's knob values for this run (the flow's are source stds around its own)."""
+    exp = run.experiment
+    std0 = exp.sample.source_std if exp.sample.source_std is not None else run.flow.spec.source_std
+    return {"flow": tuple(m * std0 for m in STD_MULTIPLIERS), "noisy copies": SIGMAS,
+            "interpolations": LAMBDAS, "fitted Gaussian": GAUSSIAN_SCALES}
+
+
+def stored(run: "Run", artifacts: str | Path = "artifacts",
+           tell: Callable[[str], None] = lambda name: None) -> Reach:
+    """`measure(run)`, loaded from the run's reach stage folder when it holds one for this config
+    and these knob values and loss levels, else measured and saved there."""
+    exp = run.experiment
+    folder = stage_dir(exp, "reach", artifacts)
+    if cache.is_cached(folder, exp, "reach"):
+        old = Reach.load(folder / "reach.json")
+        if old.knobs() != knobs(run) or any(set(c.reach) != set(LOSSES) for c in old.curves):
+            shutil.rmtree(folder)                              # measured on other grids
+
+    def compute(d: Path) -> Reach:
+        r = measure(run)
+        r.save(d / "reach.json")
+        return r
+
+    measured, _ = cache.cached_stage(folder, exp, "reach", lambda d: Reach.load(d / "reach.json"), compute, tell)
+    return measured
+
+
 def measure(run: "Run") -> Reach:
     """Every family's curve and reach for one run, from the test split (reporting only)."""
     exp = run.experiment
@@ -90,8 +138,7 @@ def measure(run: "Run") -> Reach:
     ref = ev.Reference.of(ctx)
     zoo = float(ctx.task.score(ref.preds, ctx.data.y_test).mean())
     R = len(run.flows)
-    std0 = exp.sample.source_std if exp.sample.source_std is not None else run.flow.spec.source_std
-    stds = tuple(m * std0 for m in STD_MULTIPLIERS)
+    grid = knobs(run)
     n = max(8, exp.eval.n_baseline)
     ctx = replace(ctx, eval=replace(ctx.eval, n_baseline=n))
 
@@ -103,12 +150,13 @@ def measure(run: "Run") -> Reach:
         m = ev.measure(ctx, ref, spec, ev.build(ctx, spec, r, gens))
         return zoo - float(m.score.mean()), m.novelty
 
-    knobs = {"flow": (stds, lambda p, r: point(PopulationSpec("generated"), r, p), False),
-             "noisy copies": (SIGMAS, lambda p, r: point(PopulationSpec("noisy", sigma=p), r), True),
-             "interpolations": (LAMBDAS, lambda p, r: point(PopulationSpec("interpolation", lam=p), r), True),
-             "fitted Gaussian": (GAUSSIAN_SCALES, lambda p, r: point(PopulationSpec("code_gaussian", scale=p), r), False)}
+    turn = {"flow": (lambda p, r: point(PopulationSpec("generated"), r, p), False),   # (a point, from the members?)
+            "noisy copies": (lambda p, r: point(PopulationSpec("noisy", sigma=p), r), True),
+            "interpolations": (lambda p, r: point(PopulationSpec("interpolation", lam=p), r), True),
+            "fitted Gaussian": (lambda p, r: point(PopulationSpec("code_gaussian", scale=p), r), False)}
     curves = []
-    for family, (params, at, origin) in knobs.items():
+    for family, (at, origin) in turn.items():
+        params = grid[family]
         per_r = [[at(p, r) for p in params] for r in range(R)]                # [r][knob] (loss, novelty)
         reach = {lv: Interval.of([reach_at([x[0] for x in row], [x[1] for x in row], lv, origin)
                                   for row in per_r]) for lv in LOSSES}
@@ -118,4 +166,4 @@ def measure(run: "Run") -> Reach:
     return Reach(exp.members or exp.zoo.n_models, zoo, curves)
 
 
-__all__ = ["FAMILIES", "LOSSES", "Curve", "Reach", "measure", "reach_at"]
+__all__ = ["FAMILIES", "LOSSES", "Curve", "Reach", "knobs", "measure", "reach_at", "stored"]

@@ -123,6 +123,7 @@ CANDIDATES = (
     Recipe("wide", hidden=2048, snapshot="last"),                         # a velocity net narrower than k?
     Recipe("whitened", standardize=True, source_std=1.0, snapshot="last"),  # whitened codes, N(0, I) source
     Recipe("k256", n_components=256, snapshot="last"),                    # fewer, better-determined directions
+    Recipe("k512", n_components=512, snapshot="last"),                    # ... a lower encode -> decode floor
     Recipe("dropout", dropout=0.4, snapshot="last"),                      # a regularized velocity net
     Recipe("decay", weight_decay=1e-2, snapshot="last"),                  # (the paper: dropout 0.1, decay 1e-5)
     Recipe("source0.1", source_std=0.1, snapshot="last"),                 # a 10x wider source while training

@@ -47,9 +47,7 @@ def run(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool = T
         n = e.members or e.zoo.n_models
         stages = StageLog(f"{e.name} [{e.profile}, N={n}]", log) if log is not None else None
         run_ = pipeline.build(e, artifacts, progress, on_stage=stages)
-        if stages is not None:
-            stages("reach")
-        measured = reach.measure(run_)
+        measured = reach.stored(run_, artifacts, stages or (lambda name: None))
         if stages is not None:
             stages.done()
         points.append(ScalingPoint(n, run_.report, measured))

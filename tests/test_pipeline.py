@@ -87,7 +87,7 @@ def test_pipeline_on_a_batchnorm_cnn(tmp_path):
     """Traced symmetry, alignment with running statistics out of the cost, BN recalibration of
     generated nets on the training split, and the two BatchNorm controls on members and nets."""
     from dwf import ArchSpec, DataSpec, Experiment, FlowSpec, SampleSpec, ZooSpec
-    exp = Experiment("fmnist_cnn_test", "smoke", DataSpec("fmnist", train_limit=1024),
+    exp = Experiment("fmnist_cnn_test", "smoke", DataSpec("fmnist", train_limit=1024, val_limit=500, test_limit=2000),
                      ArchSpec("cnn", 1, (4, 8), 10), ZooSpec(n_models=6, epochs=1, batch_size=64, lr=3e-3),
                      flow=FlowSpec(steps=100, eval_every=50), sample=SampleSpec(n=6, steps=10, bn_samples=256),
                      eval=EvalSpec(noise_sigmas=(0.01,), n_baseline=4, replicates=2))

@@ -41,10 +41,10 @@ def test_a_generator_beats_a_rival_only_with_intervals_apart():
     assert run(nan, interval(0.4)).beats("flow", "noisy copies", 0.01) is False   # the flow reaches nothing
 
 
-def test_measured_curves_move_away_from_the_members_as_their_knob_turns(tmp_path):
+def test_measured_curves_move_away_from_the_members_as_their_knob_turns(tmp_path, monkeypatch):
     exp = tiny(12)
     run = pipeline.build(exp, tmp_path, progress=False)
-    r = reach.measure(run)
+    r = reach.stored(run, tmp_path)
     assert r.n == 12 and [c.family for c in r.curves] == list(reach.FAMILIES)
     noisy = r.curve("noisy copies")
     assert len(noisy.loss) == len(reach.SIGMAS) and all(iv.n == exp.eval.replicates for iv in noisy.novelty)
@@ -57,3 +57,14 @@ def test_measured_curves_move_away_from_the_members_as_their_knob_turns(tmp_path
     for c in r.curves:
         for level, iv in c.reach.items():
             assert math.isnan(iv.mean) or iv.mean <= max(v.hi for v in c.novelty) + 1e-9
+
+    # stored as a stage: loaded again exactly, without measuring
+    measured = reach.measure
+    monkeypatch.setattr(reach, "measure", lambda run: pytest.fail("a stored reach was measured again"))
+    assert reach.stored(run, tmp_path) == r
+    # a reach measured on other knob values (the module's grid changed since) is measured again
+    monkeypatch.setattr(reach, "SIGMAS", reach.SIGMAS[:3])
+    monkeypatch.setattr(reach, "measure", measured)
+    again = reach.stored(run, tmp_path)
+    assert again.curve("noisy copies").params == reach.SIGMAS[:3]
+    assert again.curve("flow").reach == r.curve("flow").reach                  # the rest measures the same
