@@ -33,6 +33,7 @@ from . import cache, reporting
 from . import evaluate as ev
 from .baselines import GAUSSIAN_SCALES
 from .config import PopulationSpec
+from .errors import ArtifactError
 from .folders import stage_dir
 from .interval import Interval
 from .io import load_json, save_json
@@ -117,10 +118,8 @@ def stored(run: "Run", artifacts: str | Path = "artifacts",
     and these knob values and loss levels, else measured and saved there."""
     exp = run.experiment
     folder = stage_dir(exp, "reach", artifacts)
-    if cache.is_cached(folder, exp, "reach"):
-        old = Reach.load(folder / "reach.json")
-        if old.knobs() != knobs(run) or any(set(c.reach) != set(LOSSES) for c in old.curves):
-            shutil.rmtree(folder)                              # measured on other grids
+    if cache.is_cached(folder, exp, "reach") and not _current(folder / "reach.json", run):
+        shutil.rmtree(folder)
 
     def compute(d: Path) -> Reach:
         r = measure(run)
@@ -129,6 +128,16 @@ def stored(run: "Run", artifacts: str | Path = "artifacts",
 
     measured, _ = cache.cached_stage(folder, exp, "reach", lambda d: Reach.load(d / "reach.json"), compute, tell)
     return measured
+
+
+def _current(path: Path, run: "Run") -> bool:
+    """Whether a stored reach was measured on this module's knob values and loss levels (False
+    too for one this version cannot read)."""
+    try:
+        old = Reach.load(path)
+    except ArtifactError:
+        return False
+    return old.knobs() == knobs(run) and all(set(c.reach) == set(LOSSES) for c in old.curves)
 
 
 def measure(run: "Run") -> Reach:

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from dwf import baselines, pipeline, reach
+from dwf import baselines, cache, pipeline, reach
 from dwf.interval import Interval
 
 from test_scaling import tiny
@@ -68,3 +68,8 @@ def test_measured_curves_move_away_from_the_members_as_their_knob_turns(tmp_path
     again = reach.stored(run, tmp_path)
     assert again.curve("noisy copies").params == reach.SIGMAS[:3]
     assert again.curve("flow").reach == r.curve("flow").reach                  # the rest measures the same
+    # one this version cannot read (another version's fields) is measured again too
+    folder = pipeline.stage_dir(exp, "reach", tmp_path)
+    (folder / "reach.json").write_text((folder / "reach.json").read_text().replace('"zoo_score"', '"zoo_accuracy"'))
+    cache.finish(folder, exp, "reach", 0.0)
+    assert reach.stored(run, tmp_path) == again
