@@ -123,7 +123,7 @@ def _resnet(data: DataSpec, arch: ArchSpec, quick: Experiment,
     """A convnet experiment: quick is a narrow, short variant; paper is 100 full-width nets
     (with the accuracy-novelty frontier at `paper_frontier`; the quick run has none); with `scale`,
     the quick recipe on a zoo of that many members (the carry-over of the scaling study's recipe)."""
-    smoke = replace(quick, profile="smoke", data=replace(data, train_limit=512, val_limit=500, test_limit=2000),
+    smoke = replace(quick, profile="smoke", data=replace(data, train_limit=512, val_limit=500, test_limit=500),
                     zoo=replace(quick.zoo, n_models=4, epochs=1), flow=FlowSpec(steps=100, eval_every=50),
                     sample=SampleSpec(n=4, steps=10, bn_samples=256),
                     eval=EvalSpec(noise_sigmas=(0.01,), n_baseline=4, replicates=2),

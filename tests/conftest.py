@@ -14,12 +14,15 @@ def on_the_cpu():
         yield
 
 
+SMOKE_RUNS = ("iris_mlp", "fmnist_mlp", "fmnist_resnet20", "fmnist_vit", "vader_tinybert")
+
+
 @pytest.fixture(scope="session")
 def artifacts(tmp_path_factory):
-    """A temporary artifacts folder holding the smoke runs of iris_mlp, fmnist_mlp and
-    fmnist_resnet20, fmnist_vit and vader_tinybert (with their ablation variants)."""
+    """A temporary artifacts folder holding the smoke runs of SMOKE_RUNS (with their ablation
+    variants); tests that build more there (the reproduce notebook's conditional flow) add to it."""
     root = tmp_path_factory.mktemp("artifacts")
-    for name in ("iris_mlp", "fmnist_mlp", "fmnist_resnet20", "fmnist_vit", "vader_tinybert"):
+    for name in SMOKE_RUNS:
         exp = experiments.get(name, "smoke")
         for e in [exp, *experiments.ablations(exp)]:
             pipeline.build(e, root, progress=False)

@@ -23,14 +23,20 @@ from benchmarks.browser import ROOT, chromium, serve
 from dwf import Zoo, experiments
 from dwf.export import load_bert
 
+from conftest import SMOKE_RUNS
+
 SUMMARY = re.compile(r"Generated( on \w+)?: mean accuracy \d+\.\d+%")
 SHOTS = ROOT / "artifacts" / "screenshots"   # kept for a look after the run (gitignored)
 
 
 @pytest.fixture()
 def server(artifacts, tmp_path):
-    """URL of the app served on a private copy of the smoke artifacts (the test trains into it)."""
-    with serve("smoke", shutil.copytree(artifacts, tmp_path / "artifacts")) as url:
+    """URL of the app served on a private copy of the fixture's smoke runs only (the test trains
+    into it what they lack, whatever other tests built beside them in the shared folder)."""
+    root = tmp_path / "artifacts"
+    for name in SMOKE_RUNS:
+        shutil.copytree(artifacts / name, root / name)
+    with serve("smoke", root) as url:
         yield url
 
 
