@@ -1,11 +1,13 @@
 """The trivial generators a weight generator must beat, as curves of (novelty, validation gap).
 
 Zeng et al. (CVPR 2026) show that published weight generators lose to two generators that learn
-nothing: copies of the training nets with weight noise, and simple fits to them. Both trace a
-curve as one knob turns, from the members themselves (novelty 0) outward:
+nothing: copies of the training nets with weight noise, and simple fits to them. Each of these
+traces a curve as one knob turns:
 
     noisy copies     W_i + σ ε,  ε ~ N(0, I_d),   σ = t · m / √d,   t ∈ NOISY_NOVELTY
     fitted Gaussian  decode(μ + s · sd ⊙ ε),  ε ~ N(0, I_k),        s ∈ GAUSSIAN_SCALES
+    crossover        each unit from a random member, blended λ toward the members' mean
+                     (`dwf.crossover`),                               λ ∈ CROSSOVER_BLENDS
 
 with W_i a random fitting member (aligned vectors, d weights), m the members' leave-one-out
 median nearest-neighbour distance (a copy's distance to its source is about σ√d, so its novelty
@@ -13,6 +15,7 @@ lands near t), and μ, sd the mean and per-component std of the members' PCA cod
 A generated population at novelty ν beats a curve when its validation gap is higher than the best
 the curve attains at novelty ≥ ν (`best_gap_from`: linear between the curve's points, and every
 point beyond ν): no population of the trivial generator is then both as new and as accurate.
+Noisy copies start at the members themselves (novelty 0), the other two at the members' mean.
 Every point is scored on the validation split only, so these curves may steer a choice of recipe.
 """
 from __future__ import annotations
@@ -23,9 +26,11 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import torch
 
-from . import stacked
+from . import families, stacked
+from .crossover import crossover
 from .novelty import loo_median_nn, novelty
 from .pca import DualPCA
+from .rebasin import PermutationSpec
 from .sample import states
 from .task import task_for
 
@@ -34,6 +39,7 @@ if TYPE_CHECKING:
 
 NOISY_NOVELTY = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2)   # the noisy-copy curve's novelty targets t
 GAUSSIAN_SCALES = (0.25, 0.5, 0.75, 1.0, 1.5)         # the fitted Gaussian's std factors s
+CROSSOVER_BLENDS = (0.75, 0.5, 0.25, 0.0)             # the crossover's blends λ toward the members' mean
 
 Curve = tuple[tuple[float, float], ...]                # (novelty, validation gap) per knob value
 
@@ -89,4 +95,20 @@ def fitted_gaussian(run: "Run", model, zoo_val: float, n: int = 100,
     return tuple(out)
 
 
-__all__ = ["GAUSSIAN_SCALES", "NOISY_NOVELTY", "Curve", "best_gap_from", "code_gaussian", "fitted_gaussian", "noisy_copies"]
+def crossovers(run: "Run", model, zoo_val: float, n: int = 100, blends: Sequence[float] = CROSSOVER_BLENDS) -> Curve:
+    """The crossover curve of the run's fitting members (aligned): n children per blend; empty
+    for families whose symmetry has no simple units (transformers)."""
+    spec = families.symmetry(run.experiment.arch, run.data.x_train)
+    if not isinstance(spec, PermutationSpec):
+        return ()
+    fit = run.fit.vectors()
+    g = torch.Generator().manual_seed(run.experiment.eval.seed)
+    out = []
+    for lam in blends:
+        V = run.fit.layout.flatten(crossover(run.fit.params, spec, n, lam, g), stacked=True)
+        out.append((novelty(V, fit), _validation_gap(run, model, V, zoo_val)))
+    return tuple(out)
+
+
+__all__ = ["CROSSOVER_BLENDS", "GAUSSIAN_SCALES", "NOISY_NOVELTY", "Curve", "best_gap_from", "code_gaussian",
+           "crossovers", "fitted_gaussian", "noisy_copies"]

@@ -7,7 +7,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import conditional, devices, experiments, families, pipeline, readme, recipe, replicas, scaling, selection, shards, stream
+from . import (conditional, devices, experiments, families, figures, pipeline, readme, recipe, replicas, scaling,
+               selection, shards, stream)
 from .errors import ConfigError, DwfError
 from .io import atomic_write_bytes
 from .progress import StageLog
@@ -58,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     rc.add_argument("--recipes", default=None, help="comma-separated recipe names (default: all of "
                     + ", ".join(r.name for r in recipe.CANDIDATES) + "; a+b makes both changes, e.g. zoo-lr3x+whitened)")
     rc.add_argument("--artifacts", default="artifacts")
-    rc.add_argument("--out", default=None, help="also write the table (markdown) to this file")
+    rc.add_argument("--out", default=None, help="also write the table (markdown) to this file, and beside it "
+                    "(.png, .html) the figure of every recipe against the trivial generators' curves")
     st = sub.add_parser("stream", help="align, compress, fit and sample a zoo file larger than memory, one "
                         "member or column slab at a time (dwf.stream); architectures without BatchNorm", parents=[compute])
     st.add_argument("experiment")
@@ -117,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(sw.markdown())
                 if args.out:
                     atomic_write_bytes(args.out, (sw.markdown() + "\n").encode())
+                    if sw.scored:
+                        figures.write_figure(Path(args.out).with_suffix(""), sw.figure())
                 return 0
             if args.cmd == "stream":
                 return _stream(experiments.get(args.experiment, args.profile), args)

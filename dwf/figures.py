@@ -123,6 +123,21 @@ def write(reports: Sequence[Report], out_dir: str | Path = "paper_figures",
     return summary
 
 
+def write_figure(stem: str | Path, fig: go.Figure) -> list[Path]:
+    """One figure as stem.png and stem.html, each written atomically. Returns the paths written."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=stem.parent, prefix=".render-"))
+    try:
+        png, = render_pngs([fig], scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    files = {stem.with_suffix(".png"): png, stem.with_suffix(".html"): _html(fig, stem.name)}
+    for path, data in files.items():
+        atomic_write_bytes(path, data)
+    return list(files)
+
+
 def write_study(out_dir: str | Path, figs: dict[str, go.Figure], markdown: str) -> list[Path]:
     """A study's figures (out_dir/<name>.{png,html}) and its table (out_dir/results.md), each file
     written atomically. Returns the paths written."""

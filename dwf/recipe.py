@@ -21,10 +21,12 @@ may see:
     spread      the nets' median nearest-neighbour distance among themselves over the members'
                 (a flow collapsed onto a few points, or onto their average, scores ≪ 1)
     val_loss    the flow's held-out loss on codes it was not fitted on
-    baselines   the validation gap of noisy copies and of a Gaussian fitted to the codes at the
-                recipe's novelty (`dwf.baselines`): the trivial generators its nets must beat
+    baselines   the validation gap of noisy copies, of a Gaussian fitted to the codes and of the
+                members' aligned crossover at the recipe's novelty (`dwf.baselines`): the trivial
+                generators its nets must beat
 
-and chooses, among the recipes whose nets are new (novelty − floor ≥ `NEW`, memorized ≤ `MEMORIZED`)
+and chooses, among the recipes whose nets are new (novelty − floor ≥ `NEW`, memorized ≤ `MEMORIZED`,
+spread ≥ `SPREAD`: many new nets, not one)
 and still work (mean validation gap ≥ −`MAX_LOSS`), the one with the best validation gap; the
 experiment's own recipe when none qualifies. The test split stays locked throughout (`dwf.data`).
 """
@@ -36,7 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from . import archs, baselines, pipeline, stacked
+import plotly.graph_objects as go
+
+from . import archs, baselines, pipeline, plots, stacked
 from .config import Experiment
 from .errors import ConfigError
 from .interval import Interval
@@ -47,6 +51,7 @@ from .zoo import split
 
 NEW = 0.5          # the target's novelty (issue: ≥ 0.5 above the encode → decode floor)
 MEMORIZED = 0.1    # the target's memorized share
+SPREAD = 0.5       # the target's spread (of the members'): below it the nets crowd onto a few points
 MAX_LOSS = 0.01    # the largest mean validation loss a chosen recipe may have: 1 pp (0.01 ρ); the target is 0.3 pp
 
 
@@ -177,6 +182,7 @@ class Scored:
     noisy: baselines.Curve = ()      # (novelty, validation gap) of noisy copies (`baselines.noisy_copies`)
     gaussian: baselines.Curve = ()   # ... of the fitted Gaussian over the codes (`baselines.fitted_gaussian`)
     spread: Interval | None = None   # None: scored before spread was measured
+    crossover: baselines.Curve = ()  # ... of the members' aligned crossover (`baselines.crossovers`; () for transformers)
 
     @property
     def noisy_gap(self) -> float | None:
@@ -190,8 +196,14 @@ class Scored:
         return baselines.best_gap_from(self.gaussian, self.novelty.mean)
 
     @property
+    def crossover_gap(self) -> float | None:
+        """The same for the members' aligned crossover."""
+        return baselines.best_gap_from(self.crossover, self.novelty.mean)
+
+    @property
     def new(self) -> bool:
-        return self.novelty.mean - self.floor >= NEW and self.memorized.mean <= MEMORIZED
+        return (self.novelty.mean - self.floor >= NEW and self.memorized.mean <= MEMORIZED
+                and (self.spread is None or self.spread.mean >= SPREAD))
 
     @property
     def works(self) -> bool:
@@ -210,7 +222,7 @@ class Sweep:
     def markdown(self) -> str:
         lines = [f"Recipes for {self.experiment} at N = {self.n}, scored on the validation split (95 % "
                  f"intervals over flow replicates; the test split is locked). New: novelty above the "
-                 f"encode → decode floor ≥ {NEW:g} and memorized ≤ {MEMORIZED:.0%}; works: mean validation "
+                 f"encode → decode floor ≥ {NEW:g}, memorized ≤ {MEMORIZED:.0%} and spread ≥ {SPREAD:g}; works: mean validation "
                  f"gap ≥ −{100 * MAX_LOSS:g} pp; chosen: the best validation gap among recipes that are new and "
                  "work, else the experiment's own. The held-out flow loss is in each flow's own units (a "
                  "recipe on standardized codes, or on another zoo, is not comparable with the others). Radius: distance to the "
@@ -219,13 +231,15 @@ class Sweep:
                  "members: the fitting members' own validation score, which every gap is measured from (a "
                  "zoo recipe trains other members); spread: the nets' median nearest-neighbour distance "
                  "among themselves over the members' (≪ 1: collapsed, or blended toward one point); noisy "
-                 "copies and fitted Gaussian: the best validation gap of noisy copies of the same members, and of a "
-                 "Gaussian fitted to their codes, at least as novel as the recipe's nets (on a σ and a std "
-                 "grid, linear between points; — none that novel): the generated nets beat them where "
-                 "their own gap is higher.", "",
+                 "copies, fitted Gaussian and crossover: the best validation gap of noisy copies of the same members, "
+                 "of a Gaussian fitted to their codes and of the members' aligned crossover (each unit from a random "
+                 "member, blended toward the members' mean; not defined for transformers), at least as novel as the "
+                 "recipe's nets (on a σ, a std and a blend grid, linear between points; — none that novel): the "
+                 "generated nets beat them where their own gap is higher.", "",
                  "| recipe | validation gap (pp) | novelty | floor | held-out novelty | memorized | radius | spread | "
-                 "held-out flow loss | new | works | centroid (pp) | members | noisy copies (pp) | fitted Gaussian (pp) |",
-                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                 "held-out flow loss | new | works | centroid (pp) | members | noisy copies (pp) | fitted Gaussian (pp) | "
+                 "crossover (pp) |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for s in self.scored:
             mark = " (chosen)" if s.recipe.name == self.chosen else ""
             pp = lambda v: "—" if v is None else f"{100 * v:+.2f}"  # noqa: E731
@@ -233,7 +247,8 @@ class Sweep:
                          f"{s.novelty_held_out.text()} | {s.memorized.text(100, 0)} % | {s.radius.text()} | "
                          f"{'—' if s.spread is None else s.spread.text()} | {s.val_loss.text(1, 4)} | "
                          f"{'yes' if s.new else 'no'} | {'yes' if s.works else 'no'} | "
-                         f"{100 * s.centroid_gap:+.2f} | {s.zoo_val:.4f} | {pp(s.noisy_gap)} | {pp(s.gaussian_gap)} |")
+                         f"{100 * s.centroid_gap:+.2f} | {s.zoo_val:.4f} | {pp(s.noisy_gap)} | {pp(s.gaussian_gap)} | "
+                         f"{pp(s.crossover_gap)} |")
         if self.chosen not in {s.recipe.name for s in self.scored}:
             lines += ["", f"None of these recipes is new and works: the experiment keeps its own ({self.chosen})."]
         if self.skipped:
@@ -242,6 +257,20 @@ class Sweep:
         if self.omitted:
             lines += ["", "Not asked for in this sweep (`--recipes`): " + ", ".join(self.omitted) + "."]
         return "\n".join(lines)
+
+    def figure(self) -> go.Figure:
+        """Each recipe's nets beside the trivial generators' curves of the first recipe (its members
+        and codes); recipes on another zoo, whose gaps count from other members, are named, not drawn."""
+        base = self.scored[0]
+        same = [s for s in self.scored if s.zoo_val == base.zoo_val]
+        others = [s.recipe.name for s in self.scored if s.zoo_val != base.zoo_val]
+        title = (f"Recipes for {self.experiment} at N = {self.n}, validation split<br><sup>the Gaussian is "
+                 f"fitted to {base.recipe.name}'s codes" + ("; on another zoo, not drawn: " + ", ".join(others)
+                                                            if others else "") + "</sup>")
+        curves = {"noisy copies": base.noisy, "fitted Gaussian": base.gaussian,
+                  "crossover": base.crossover}
+        return plots.generators({k: v for k, v in curves.items() if v},
+                                [(s.recipe.name, s.novelty, s.val_gap) for s in same], title)
 
 
 def score(exp: Experiment, recipe: Recipe, artifacts: str | Path = "artifacts") -> Scored:
@@ -271,7 +300,7 @@ def score(exp: Experiment, recipe: Recipe, artifacts: str | Path = "artifacts") 
     return Scored(recipe, Interval.of(gaps), Interval.of(nov), floor,
                   *(Interval.of(v) for v in (nov_ho, mem, losses, rad)), centroid_gap, zoo_val,
                   baselines.noisy_copies(run, model, zoo_val), baselines.fitted_gaussian(run, model, zoo_val),
-                  Interval.of(spr))
+                  Interval.of(spr), baselines.crossovers(run, model, zoo_val))
 
 
 def sweep(exp: Experiment, recipes: Sequence[Recipe] = CANDIDATES, artifacts: str | Path = "artifacts",

@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from dwf import archs, baselines, pipeline, recipe, stacked
+from dwf import archs, baselines, figures, pipeline, recipe, stacked
 from dwf.errors import ConfigError, DwfError
 from dwf.interval import Interval
 from dwf.novelty import radius, spread
@@ -97,9 +97,10 @@ def test_every_candidate_has_its_own_name_and_changes_something_but_the_paper_re
     assert all(r.apply(exp) is not exp for r in recipe.CANDIDATES[1:])
 
 
-def scored(name, gap, nov, mem, floor=0.0):
+def scored(name, gap, nov, mem, floor=0.0, spread=0.8):
     one = lambda v: Interval.of([v, v])  # noqa: E731
-    return recipe.Scored(recipe.Recipe(name), one(gap), one(nov), floor, one(1.0), one(mem), one(0.1), one(1.0), -0.1)
+    return recipe.Scored(recipe.Recipe(name), one(gap), one(nov), floor, one(1.0), one(mem), one(0.1), one(1.0), -0.1,
+                         spread=one(spread))
 
 
 def test_the_rule_takes_the_best_validation_gap_among_new_recipes_that_work():
@@ -108,22 +109,25 @@ def test_the_rule_takes_the_best_validation_gap_among_new_recipes_that_work():
          scored("b", -0.004, 0.6, 0.0),
          scored("c", -0.001, 0.9, 0.5),              # new-looking but memorizes half its nets
          scored("d", -0.001, 0.6, 0.0, floor=0.3),   # only 0.3 above its encode → decode floor
-         scored("e", -0.125, 0.71, 0.02)]            # new, but 12.5 pp worse: does not work
+         scored("e", -0.125, 0.71, 0.02),            # new, but 12.5 pp worse: does not work
+         scored("f", -0.001, 0.75, 0.0, spread=0.1)]  # new to the members, but crowded onto a few nets
     assert recipe.choose(s) == "b"
     assert recipe.choose(s[:1] + s[3:]) == "paper"   # none new and working: the experiment's own
     assert recipe.choose(s[3:]) == "paper"           # ... even where the sweep did not run it
     table = recipe.Sweep("x", 64, s[3:], recipe.choose(s[3:])).markdown()
     assert "(chosen)" not in table and "the experiment keeps its own (paper)" in table
-    assert [x.works for x in s] == [True, True, True, True, True, False]
+    assert [x.works for x in s] == [True, True, True, True, True, False, True]
+    assert [x.new for x in s] == [False, True, True, False, False, True, False]
     assert "| e | -12.50 " in recipe.Sweep("x", 64, s, recipe.choose(s)).markdown().replace("−", "-")
     # the noisy copies' best gap at least as novel as the recipe: linear between their points
     x = replace(scored("x", -0.01, 0.5, 0.0), noisy=((0.8, -0.041), (0.2, -0.001)))
     assert x.noisy_gap == pytest.approx(-0.021) and replace(x, noisy=((0.3, -0.02), (0.4, -0.04))).noisy_gap is None
     assert replace(x, noisy=((0.6, -0.02), (0.8, -0.04))).noisy_gap == pytest.approx(-0.02)   # more novel, as good
-    assert recipe.Sweep("x", 64, [x], "x").markdown().endswith("| -2.10 | — |")
-    # ... and the fitted Gaussian's, the other trivial generator, in the last column
-    xg = replace(x, gaussian=((0.4, -0.03), (0.6, -0.05)))
-    assert xg.gaussian_gap == pytest.approx(-0.04) and recipe.Sweep("x", 64, [xg], "x").markdown().endswith("| -2.10 | -4.00 |")
+    assert recipe.Sweep("x", 64, [x], "x").markdown().endswith("| -2.10 | — | — |")
+    # ... and the fitted Gaussian's and the crossover's, the other trivial generators, in the last columns
+    xg = replace(x, gaussian=((0.4, -0.03), (0.6, -0.05)), crossover=((0.45, -0.002), (0.65, -0.012)))
+    assert xg.gaussian_gap == pytest.approx(-0.04) and xg.crossover_gap == pytest.approx(-0.0045)
+    assert recipe.Sweep("x", 64, [xg], "x").markdown().endswith("| -2.10 | -4.00 | -0.45 |")
 
 
 def test_the_sweep_scores_on_validation_and_distances_only(tmp_path):
@@ -150,6 +154,11 @@ def test_the_sweep_scores_on_validation_and_distances_only(tmp_path):
     # the Gaussian fitted to the recipe's own codes: one point per std factor, wider ones farther out
     gnovs = [nv for nv, _ in paper.gaussian]
     assert len(gnovs) == len(baselines.GAUSSIAN_SCALES) and gnovs[0] < gnovs[-1]
+    # the members' crossover: one point per blend, farther out as the blend toward their mean falls;
+    # it reads the aligned members only, so every recipe on the same zoo gets the same curve
+    cnovs = [nv for nv, _ in paper.crossover]
+    assert len(cnovs) == len(baselines.CROSSOVER_BLENDS) and cnovs == sorted(cnovs) and cnovs[0] < cnovs[-1]
+    assert k4.crossover == paper.crossover and other_zoo.crossover != paper.crossover
     # radius: the generated nets' distance to the fitting members' centroid, recomputed per replicate
     fit = run.fit.vectors()
     radii = [radius(generate(f, run.pca, exp.arch, replace(exp.sample, seed=exp.sample.seed + r),
@@ -177,6 +186,15 @@ def test_the_sweep_scores_on_validation_and_distances_only(tmp_path):
     assert f"| {100 * other_zoo.centroid_gap:+.2f} | {other_zoo.zoo_val:.4f} |" in md
     assert sw.omitted == tuple(c.name for c in recipe.CANDIDATES if c.name not in ("paper", "zoo-lr3x"))
     assert md.endswith("Not asked for in this sweep (`--recipes`): " + ", ".join(sw.omitted) + ".")
+    # the figure: the first recipe's trivial-generator curves, and a point per recipe on its zoo
+    fig = sw.figure()
+    names = [t.name for t in fig.data]
+    assert names == ["noisy copies", "fitted Gaussian", "crossover", "paper", "k4"] and "not drawn: zoo-lr3x" in fig.layout.title.text
+    point = fig.data[names.index("k4")]
+    assert point.x == (k4.novelty.mean,) and point.y == pytest.approx((100 * k4.val_gap.mean,))
+    assert fig.data[2].x == tuple(sorted(nv for nv, _ in paper.crossover))
+    written = figures.write_figure(tmp_path / "sweep" / "recipes", fig)
+    assert [p.name for p in written] == ["recipes.png", "recipes.html"] and written[0].read_bytes()[:4] == b"\x89PNG"
 
 
 @pytest.mark.parametrize("args, words", [

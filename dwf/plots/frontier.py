@@ -14,7 +14,7 @@ from .style import COLORS, OTHERS, TEMPLATE, bars, layout, log_axis, score_label
 
 
 _FAMILY_COLORS = {"flow": COLORS["generated"], "noisy copies": OTHERS[0], "interpolations": COLORS["interpolation"],
-                  "fitted Gaussian": OTHERS[1]}
+                  "fitted Gaussian": OTHERS[1], "crossover": OTHERS[2]}
 
 
 def frontier(points: Sequence[FrontierPoint], zoo_score: float, metric: str = "accuracy",
@@ -101,4 +101,26 @@ def frontier_by_size(sizes: Sequence[int], curves: Sequence[Mapping[str, tuple[S
                       legend=dict(orientation="h", y=-0.2))
     fig.update_yaxes(title_text=f"{score_label(metric)} lost vs the fitting members", row=1, col=1)
     fig.update_xaxes(title_text="novelty (log)")
+    return fig
+
+
+def generators(curves: Mapping[str, Sequence[tuple[float, float]]],
+               recipes: Sequence[tuple[str, Interval, Interval]],
+               title: str = "Validation gap against novelty: each recipe beside the trivial generators") -> go.Figure:
+    """The trivial generators' curves {family: ((novelty, gap), ...)} and each recipe's nets
+    (name, novelty, gap; 95 % intervals over flow replicates), gaps in pp on the validation split."""
+    fig = go.Figure()
+    for i, (family, pts) in enumerate(curves.items()):
+        pts = sorted(pts)
+        fig.add_trace(go.Scatter(x=[v for v, _ in pts], y=[100 * g for _, g in pts], mode="lines+markers",
+                                 name=family, line=dict(color=_FAMILY_COLORS.get(family, OTHERS[2 + i]), dash="dot")))
+    for i, (name, nov, gap) in enumerate(recipes):
+        fig.add_trace(go.Scatter(x=[nov.mean], y=[100 * gap.mean], error_x=bars([nov]), error_y=bars([gap], 100),
+                                 mode="markers", name=name, hovertext=[name], hoverinfo="text+x+y",
+                                 marker=dict(size=10, symbol="diamond", color=OTHERS[(5 + i) % len(OTHERS)])))
+    fig.add_hline(y=0.0, line_dash="dash", line_color=COLORS["zoo"], annotation_text="fitting members",
+                  annotation_position="bottom right")
+    fig = layout(fig, title, "novelty: NN distance to the fitting members / their own NN distance",
+                 "validation gap (pp)")
+    fig.update_layout(height=560, legend=dict(orientation="h", y=-0.22))
     return fig
