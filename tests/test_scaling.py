@@ -163,3 +163,17 @@ def test_the_study_with_a_recipe_runs_the_recipe_sweeps_runs_at_every_size(tmp_p
     # the command refuses a recipe outside the scale profile, before any work
     assert main(["run", "digits_mlp", "--recipe", "zoo-lr3x", "--artifacts", str(tmp_path / "q")]) == 2
     assert not (tmp_path / "q").exists() or not any((tmp_path / "q").iterdir())
+
+
+def test_a_reach_line_breaks_at_a_size_where_nothing_is_reached():
+    from dwf import plots
+    from dwf.interval import Interval
+    nothing = Interval.of([float("nan")] * 3)
+    fig = plots.reach_scaling([64, 256, 1024], {("flow", 0.1): [Interval.of([0.1, 0.2, 0.3]), nothing,
+                                                                Interval.of([0.5, 0.6, 0.7])],
+                                                ("flow", 0.003): [nothing] * 3})
+    line, = [t for t in fig.data if t.name == "flow, loss ≤ 10 pp"]
+    assert line.x == (64, 256, 1024) and line.connectgaps is False
+    assert list(line.y) == [pytest.approx(0.2), None, pytest.approx(0.6)]
+    assert line.error_y.array[1] is None and line.error_y.array[2] > 0
+    assert "reached at no N: flow, loss ≤ 0.3 pp" in fig.layout.title.text

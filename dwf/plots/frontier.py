@@ -52,19 +52,21 @@ def frontier(points: Sequence[FrontierPoint], zoo_score: float, metric: str = "a
 def reach_scaling(sizes: Sequence[int], reaches: Mapping[tuple[str, float], Sequence[Interval]],
                   title: str = "How far each generator reaches as the zoo grows") -> go.Figure:
     """Largest novelty within an accuracy loss against zoo size N, 95 % intervals: one line per
-    (family, loss), solid at the smallest loss, dotted, dashed at the next (dwf.reach); the lines
-    that reach nothing at any N are named under the title."""
+    (family, loss), solid at the smallest loss, dotted, dashed at the next (dwf.reach), broken at
+    the sizes where it reaches nothing; the lines that reach nothing at any N are named under the title."""
     fig = go.Figure()
     levels = sorted({lv for _, lv in reaches})
     dashes = dict(zip(levels, ("solid", "dot", "dash", "dashdot")))
     nowhere = []
     for (family, level), ivs in reaches.items():
-        ok = [(n, iv) for n, iv in zip(sizes, ivs) if math.isfinite(iv.mean)]
         name = f"{family}, loss ≤ {100 * level:g} pp"
-        if not ok:
+        if not any(math.isfinite(iv.mean) for iv in ivs):
             nowhere.append(name)
+        reached = lambda v, iv: v if math.isfinite(iv.mean) else None  # noqa: E731  (a gap breaks the line)
         fig.add_trace(go.Scatter(
-            x=[n for n, _ in ok], y=[iv.mean for _, iv in ok], error_y=bars([iv for _, iv in ok]),
+            x=list(sizes), y=[reached(iv.mean, iv) for iv in ivs], connectgaps=False,
+            error_y=dict(type="data", symmetric=False, array=[reached(iv.hi - iv.mean, iv) for iv in ivs],
+                         arrayminus=[reached(iv.mean - iv.lo, iv) for iv in ivs]),
             mode="lines+markers", name=name,
             line=dict(color=_FAMILY_COLORS.get(family, OTHERS[1]), dash=dashes.get(level, "solid")),
             marker=dict(size=8)))
