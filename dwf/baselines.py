@@ -21,7 +21,7 @@ Every point is scored on the validation split only, so these curves may steer a 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
@@ -42,6 +42,7 @@ GAUSSIAN_SCALES = (0.25, 0.5, 0.75, 1.0, 1.5)         # the fitted Gaussian's st
 CROSSOVER_BLENDS = (0.75, 0.5, 0.25, 0.0)             # the crossover's blends λ toward the members' mean
 
 Curve = tuple[tuple[float, float], ...]                # (novelty, validation gap) per knob value
+Transform = Callable[[torch.Tensor], torch.Tensor]      # nets (n, d) -> nets (n, d), applied before scoring
 
 
 def code_gaussian(pca: DualPCA, codes: torch.Tensor, n: int, scale: float, g: torch.Generator) -> torch.Tensor:
@@ -63,7 +64,7 @@ def best_gap_from(curve: Curve, nov: float) -> float | None:
     return max(beyond)
 
 
-def _validation_gap(run: "Run", model, V: torch.Tensor, zoo_val: float) -> float:
+def validation_gap(run: "Run", model, V: torch.Tensor, zoo_val: float) -> float:
     """Mean validation score of the nets V (n, d), BatchNorm recalibrated, minus the members'."""
     e, task = run.experiment, task_for(run.data)
     nets = states(e.arch, V, x_train=run.data.x_train, bn_samples=e.sample.bn_samples)
@@ -71,27 +72,31 @@ def _validation_gap(run: "Run", model, V: torch.Tensor, zoo_val: float) -> float
 
 
 def noisy_copies(run: "Run", model, zoo_val: float, n: int = 100,
-                 targets: Sequence[float] = NOISY_NOVELTY) -> Curve:
-    """The noisy-copy curve of the run's fitting members: n copies per target, one seeded draw each."""
+                 targets: Sequence[float] = NOISY_NOVELTY, transform: Transform | None = None) -> Curve:
+    """The noisy-copy curve of the run's fitting members: n copies per target, one seeded draw each
+    (each population passed through `transform` before it is scored, e.g. `dwf.guidance`)."""
     fit = run.fit.vectors()                                                    # (n_fit, d)
     step = loo_median_nn(fit) / math.sqrt(fit.shape[1])
     g = torch.Generator().manual_seed(run.experiment.eval.seed)
     out = []
     for t in targets:
         V = fit[torch.randint(fit.shape[0], (n,), generator=g)] + t * step * torch.randn(n, fit.shape[1], generator=g)
-        out.append((novelty(V, fit), _validation_gap(run, model, V, zoo_val)))
+        V = V if transform is None else transform(V)
+        out.append((novelty(V, fit), validation_gap(run, model, V, zoo_val)))
     return tuple(out)
 
 
 def fitted_gaussian(run: "Run", model, zoo_val: float, n: int = 100,
-                    scales: Sequence[float] = GAUSSIAN_SCALES) -> Curve:
-    """The fitted-Gaussian curve over the run's own PCA codes: n nets per std factor."""
+                    scales: Sequence[float] = GAUSSIAN_SCALES, transform: Transform | None = None) -> Curve:
+    """The fitted-Gaussian curve over the run's own PCA codes: n nets per std factor (through
+    `transform`, as `noisy_copies`)."""
     fit = run.fit.vectors()
     g = torch.Generator().manual_seed(run.experiment.eval.seed)
     out = []
     for s in scales:
         V = code_gaussian(run.pca, run.codes, n, s, g)
-        out.append((novelty(V, fit), _validation_gap(run, model, V, zoo_val)))
+        V = V if transform is None else transform(V)
+        out.append((novelty(V, fit), validation_gap(run, model, V, zoo_val)))
     return tuple(out)
 
 
@@ -106,9 +111,9 @@ def crossovers(run: "Run", model, zoo_val: float, n: int = 100, blends: Sequence
     out = []
     for lam in blends:
         V = run.fit.layout.flatten(crossover(run.fit.params, spec, n, lam, g), stacked=True)
-        out.append((novelty(V, fit), _validation_gap(run, model, V, zoo_val)))
+        out.append((novelty(V, fit), validation_gap(run, model, V, zoo_val)))
     return tuple(out)
 
 
-__all__ = ["CROSSOVER_BLENDS", "GAUSSIAN_SCALES", "NOISY_NOVELTY", "Curve", "best_gap_from", "code_gaussian",
-           "crossovers", "fitted_gaussian", "noisy_copies"]
+__all__ = ["CROSSOVER_BLENDS", "GAUSSIAN_SCALES", "NOISY_NOVELTY", "Curve", "Transform", "best_gap_from", "code_gaussian",
+           "crossovers", "fitted_gaussian", "noisy_copies", "validation_gap"]

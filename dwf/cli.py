@@ -7,9 +7,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import (conditional, devices, experiments, families, figures, pipeline, readme, recipe, replicas, scaling,
-               selection, shards, stream)
+from . import (conditional, devices, experiments, families, figures, guided, pipeline, readme, recipe, replicas,
+               scaling, selection, shards, stream)
 from .errors import ConfigError, DwfError
+from .guidance import Guidance
 from .io import atomic_write_bytes
 from .progress import StageLog
 
@@ -61,6 +62,17 @@ def main(argv: list[str] | None = None) -> int:
     rc.add_argument("--artifacts", default="artifacts")
     rc.add_argument("--out", default=None, help="also write the table (markdown) to this file, and beside it "
                     "(.png, .html) the figure of every recipe against the trivial generators' curves")
+    gd = sub.add_parser("guide", help="score one recipe's flow nets and the trivial generators' before and after "
+                        "the same loss guidance (dwf.guidance) on validation data", parents=[compute])
+    gd.add_argument("experiment")
+    gd.add_argument("--profile", default="scale", choices=experiments.PROFILES)
+    gd.add_argument("--n", type=int, default=None, help="zoo size of the scaling study (default: the whole zoo)")
+    gd.add_argument("--recipe", default="paper", help="the flow recipe (as `dwf recipes` names them; a+b joins two)")
+    gd.add_argument("--steps", type=int, default=Guidance.steps, help="Adam steps on each net's PCA code")
+    gd.add_argument("--lr", type=float, default=Guidance.lr, help="their learning rate")
+    gd.add_argument("--batch-size", type=int, default=Guidance.batch_size, help="training examples per step")
+    gd.add_argument("--artifacts", default="artifacts")
+    gd.add_argument("--out", default=None, help="also write the table (markdown) to this file and the figure beside it")
     st = sub.add_parser("stream", help="align, compress, fit and sample a zoo file larger than memory, one "
                         "member or column slab at a time (dwf.stream); architectures without BatchNorm", parents=[compute])
     st.add_argument("experiment")
@@ -79,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         with devices.using(getattr(args, "device", None), getattr(args, "precision", None)):
-            if args.cmd in ("run", "select", "recipes", "stream"):
+            if args.cmd in ("run", "select", "recipes", "guide", "stream"):
                 writable_folder(args.artifacts)
             if args.cmd == "run" and args.out and args.profile != "scale":
                 raise ConfigError("--out is where the scale profile writes its table and figures; other "
@@ -121,6 +133,14 @@ def main(argv: list[str] | None = None) -> int:
                     atomic_write_bytes(args.out, (sw.markdown() + "\n").encode())
                     if sw.scored:
                         figures.write_figure(Path(args.out).with_suffix(""), sw.figure())
+                return 0
+            if args.cmd == "guide":
+                gs = guided.study(_sized(experiments.get(args.experiment, args.profile), args.n), chosen,
+                                  Guidance(args.steps, args.lr, args.batch_size), args.artifacts, log=sys.stderr)
+                print(gs.markdown())
+                if args.out:
+                    atomic_write_bytes(args.out, (gs.markdown() + "\n").encode())
+                    figures.write_figure(Path(args.out).with_suffix(""), gs.figure())
                 return 0
             if args.cmd == "stream":
                 return _stream(experiments.get(args.experiment, args.profile), args)

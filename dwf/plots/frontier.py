@@ -108,14 +108,18 @@ def frontier_by_size(sizes: Sequence[int], curves: Sequence[Mapping[str, tuple[S
 
 def generators(curves: Mapping[str, Sequence[tuple[float, float]]],
                recipes: Sequence[tuple[str, Interval, Interval]],
-               title: str = "Validation gap against novelty: each recipe beside the trivial generators") -> go.Figure:
+               title: str = "Validation gap against novelty: each recipe beside the trivial generators",
+               guided: Mapping[str, Sequence[tuple[float, float]]] | None = None) -> go.Figure:
     """The trivial generators' curves {family: ((novelty, gap), ...)} and each recipe's nets
-    (name, novelty, gap; 95 % intervals over flow replicates), gaps in pp on the validation split."""
+    (name, novelty, gap; 95 % intervals over flow replicates), gaps in pp on the validation split;
+    `guided`: the same families after loss guidance (`dwf.guided`), solid in the family's colour."""
     fig = go.Figure()
-    for i, (family, pts) in enumerate(curves.items()):
-        pts = sorted(pts)
-        fig.add_trace(go.Scatter(x=[v for v, _ in pts], y=[100 * g for _, g in pts], mode="lines+markers",
-                                 name=family, line=dict(color=_FAMILY_COLORS.get(family, OTHERS[2 + i]), dash="dot")))
+    for dash, suffix, family_curves in (("dot", "", curves), ("solid", ", guided", guided or {})):
+        for i, (family, pts) in enumerate(family_curves.items()):
+            pts = sorted(pts)
+            fig.add_trace(go.Scatter(x=[v for v, _ in pts], y=[100 * g for _, g in pts], mode="lines+markers",
+                                     name=family + suffix,
+                                     line=dict(color=_FAMILY_COLORS.get(family, OTHERS[2 + i]), dash=dash)))
     for i, (name, nov, gap) in enumerate(recipes):
         fig.add_trace(go.Scatter(x=[nov.mean], y=[100 * gap.mean], error_x=bars([nov]), error_y=bars([gap], 100),
                                  mode="markers", name=name, hovertext=[name], hoverinfo="text+x+y",
