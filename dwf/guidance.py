@@ -43,13 +43,18 @@ class Guidance:
             raise ConfigError(f"the guidance batch size must be >= 1, got {self.batch_size!r}")
 
 
+def check(arch: ArchSpec) -> None:
+    """Refuse an architecture guidance is not defined for (one with BatchNorm), before any work."""
+    if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in archs.build(arch).modules()):
+        raise ConfigError(f"loss guidance is defined for nets without BatchNorm; {arch.kind} has it (its "
+                          "statistics are re-estimated after decoding): guide an MLP or a transformer")
+
+
 def guide(X: torch.Tensor, pca: DualPCA, arch: ArchSpec, x_train: torch.Tensor, y_train: torch.Tensor,
           task: Task, guidance: Guidance) -> torch.Tensor:
     """The nets X (n, d) after `guidance`: S Adam steps on their codes of the mean training loss."""
+    check(arch)
     model = archs.build(arch).eval()
-    if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
-        raise ConfigError(f"loss guidance is defined for nets without BatchNorm; {arch.kind} has it (its "
-                          "statistics are re-estimated after decoding): guide an MLP or a transformer")
     if getattr(pca, "components_", None) is None:
         raise ConfigError("loss guidance needs the PCA's components in memory; fit it with keep_components=True")
     if guidance.steps == 0:
@@ -74,4 +79,4 @@ def guide(X: torch.Tensor, pca: DualPCA, arch: ArchSpec, x_train: torch.Tensor, 
     return (mu + Z.detach() @ V + rest).detach()
 
 
-__all__ = ["Guidance", "guide"]
+__all__ = ["Guidance", "check", "guide"]

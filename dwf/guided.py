@@ -26,7 +26,7 @@ import torch
 
 from . import archs, baselines, pipeline, plots, stacked
 from .config import Experiment
-from .guidance import Guidance, guide
+from .guidance import Guidance, check, guide
 from .interval import Interval
 from .novelty import memorized_fraction, novelty, spread
 from .recipe import Recipe
@@ -100,6 +100,7 @@ def study(exp: Experiment, recipe: Recipe, guidance: Guidance, artifacts: str | 
           log=None) -> GuidedStudy:
     """The comparison above for `recipe` on `exp` (its flows fitted or loaded from the cache); one
     line per population to `log` (a text stream) as it is scored."""
+    check(exp.arch)
     e = recipe.apply(exp)
     run = pipeline.build(e, artifacts, progress=False, evaluate=False)
     task, model = task_for(run.data), archs.build(e.arch)

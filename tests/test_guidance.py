@@ -108,3 +108,11 @@ def test_the_guide_command_checks_its_input_before_any_work(tmp_path, capsys, ar
     assert main(["guide", "digits_mlp", "--artifacts", str(tmp_path), *args]) == 2
     assert words in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_the_guide_command_refuses_a_net_with_batchnorm_before_building_anything(tmp_path, capsys):
+    from dwf.cli import main
+
+    assert main(["guide", "fmnist_resnet20", "--artifacts", str(tmp_path)]) == 2
+    assert "without BatchNorm" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
