@@ -7,11 +7,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import (conditional, devices, experiments, families, figures, guided, pipeline, readme, recipe, replicas,
-               scaling, selection, shards, stream)
+from . import (conditional, devices, experiments, families, figures, guided, pipeline, readme, recipe, refit,
+               replicas, scaling, selection, shards, stream)
 from .errors import ConfigError, DwfError
 from .guidance import Guidance
 from .io import atomic_write_bytes
+from .refit import Refit
 from .progress import StageLog
 
 
@@ -73,6 +74,20 @@ def main(argv: list[str] | None = None) -> int:
     gd.add_argument("--batch-size", type=int, default=Guidance.batch_size, help="training examples per step")
     gd.add_argument("--artifacts", default="artifacts")
     gd.add_argument("--out", default=None, help="also write the table (markdown) to this file and the figure beside it")
+    rf = sub.add_parser("refit", help="refit one recipe's flow and the Gaussian over the codes to their own guided "
+                        "nets, round after round (dwf.refit), and score both on validation data", parents=[compute])
+    rf.add_argument("experiment")
+    rf.add_argument("--profile", default="scale", choices=experiments.PROFILES)
+    rf.add_argument("--n", type=int, default=None, help="zoo size of the scaling study (default: the whole zoo)")
+    rf.add_argument("--recipe", default="paper", help="the flow recipe (as `dwf recipes` names them; a+b joins two)")
+    rf.add_argument("--rounds", type=int, default=Refit.rounds, help="refits after the first fit")
+    rf.add_argument("--temperature", type=float, default=Refit.temperature,
+                    help="temperature of every round's draws (1: the generator's own distribution)")
+    rf.add_argument("--steps", type=int, default=Guidance.steps, help="guidance: Adam steps on each net's PCA code")
+    rf.add_argument("--lr", type=float, default=Guidance.lr, help="guidance: their learning rate")
+    rf.add_argument("--batch-size", type=int, default=Guidance.batch_size, help="guidance: training examples per step")
+    rf.add_argument("--artifacts", default="artifacts")
+    rf.add_argument("--out", default=None, help="also write the table (markdown) to this file and the figure beside it")
     st = sub.add_parser("stream", help="align, compress, fit and sample a zoo file larger than memory, one "
                         "member or column slab at a time (dwf.stream); architectures without BatchNorm", parents=[compute])
     st.add_argument("experiment")
@@ -91,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         with devices.using(getattr(args, "device", None), getattr(args, "precision", None)):
-            if args.cmd in ("run", "select", "recipes", "guide", "stream"):
+            if args.cmd in ("run", "select", "recipes", "guide", "refit", "stream"):
                 writable_folder(args.artifacts)
             if args.cmd == "run" and args.out and args.profile != "scale":
                 raise ConfigError("--out is where the scale profile writes its table and figures; other "
@@ -141,6 +156,15 @@ def main(argv: list[str] | None = None) -> int:
                 if args.out:
                     atomic_write_bytes(args.out, (gs.markdown() + "\n").encode())
                     figures.write_figure(Path(args.out).with_suffix(""), gs.figure())
+                return 0
+            if args.cmd == "refit":
+                rs = refit.study(_sized(experiments.get(args.experiment, args.profile), args.n), chosen,
+                                 Guidance(args.steps, args.lr, args.batch_size), Refit(args.rounds, args.temperature), args.artifacts,
+                                 log=sys.stderr)
+                print(rs.markdown())
+                if args.out:
+                    atomic_write_bytes(args.out, (rs.markdown() + "\n").encode())
+                    figures.write_figure(Path(args.out).with_suffix(""), rs.figure())
                 return 0
             if args.cmd == "stream":
                 return _stream(experiments.get(args.experiment, args.profile), args)

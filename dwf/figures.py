@@ -124,7 +124,8 @@ def write(reports: Sequence[Report], out_dir: str | Path = "paper_figures",
 
 
 def write_figure(stem: str | Path, fig: go.Figure) -> list[Path]:
-    """One figure as stem.png and stem.html, each written atomically. Returns the paths written."""
+    """One figure as stem.png and stem.html, each written atomically (a dot in the stem stays:
+    "refit_t0.4" gives refit_t0.4.png). Returns the paths written."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=stem.parent, prefix=".render-"))
@@ -132,7 +133,7 @@ def write_figure(stem: str | Path, fig: go.Figure) -> list[Path]:
         png, = render_pngs([fig], scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    files = {stem.with_suffix(".png"): png, stem.with_suffix(".html"): _html(fig, stem.name)}
+    files = {stem.parent / f"{stem.name}.png": png, stem.parent / f"{stem.name}.html": _html(fig, stem.name)}
     for path, data in files.items():
         atomic_write_bytes(path, data)
     return list(files)

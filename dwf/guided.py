@@ -96,47 +96,72 @@ class GuidedStudy:
                                 guided=self.guided_curves)
 
 
+@dataclass(frozen=True)
+class Scorer:
+    """One run's fitting members and validation split, against which generated nets are scored."""
+    run: pipeline.Run
+    model: torch.nn.Module
+    zoo_val: float            # the fitting members' mean validation score
+    fit: torch.Tensor         # (n_fit, d) the fitting members' weights
+
+    @classmethod
+    def of(cls, e: Experiment, artifacts: str | Path) -> "Scorer":
+        """The run of `e` up to its flows (fitted or loaded from the cache)."""
+        check(e.arch)
+        run = pipeline.build(e, artifacts, progress=False, evaluate=False)
+        task, model = task_for(run.data), archs.build(e.arch)
+        zoo_val = float(task.score(stacked.predict(model, run.fit.params, run.data.x_val, task=task),
+                                   run.data.y_val).mean())
+        return cls(run, model, zoo_val, run.fit.vectors())
+
+    def guided(self, V: torch.Tensor, guidance: Guidance) -> torch.Tensor:
+        """The nets V (n, d) after `guidance` on the run's training split."""
+        r = self.run
+        return guide(V, r.pca, r.experiment.arch, r.data.x_train, r.data.y_train, task_for(r.data), guidance)
+
+    def nets(self, populations: list[torch.Tensor]) -> Nets:
+        """One generator's populations (one (n, d) per replicate) measured against the members."""
+        gaps = [baselines.validation_gap(self.run, self.model, V, self.zoo_val) for V in populations]
+        return Nets(Interval.of([novelty(V, self.fit) for V in populations]), Interval.of(gaps),
+                    Interval.of([spread(V, self.fit) for V in populations]),
+                    Interval.of([memorized_fraction(V, self.fit) for V in populations]))
+
+
+def flow_nets(run: pipeline.Run) -> list[torch.Tensor]:
+    """Each flow replicate's nets (n, d), sampled as `dwf.recipe.score` samples them."""
+    e = run.experiment
+    return [generate(f, run.pca, e.arch, dataclasses.replace(e.sample, seed=e.sample.seed + r), run.data.x_train).vectors
+            for r, f in enumerate(run.flows)]
+
+
 def study(exp: Experiment, recipe: Recipe, guidance: Guidance, artifacts: str | Path = "artifacts",
           log=None) -> GuidedStudy:
     """The comparison above for `recipe` on `exp` (its flows fitted or loaded from the cache); one
     line per population to `log` (a text stream) as it is scored."""
     check(exp.arch)
-    e = recipe.apply(exp)
-    run = pipeline.build(e, artifacts, progress=False, evaluate=False)
-    task, model = task_for(run.data), archs.build(e.arch)
-    zoo_val = float(task.score(stacked.predict(model, run.fit.params, run.data.x_val, task=task),
-                               run.data.y_val).mean())
-    fit = run.fit.vectors()
-
-    def guided(V: torch.Tensor) -> torch.Tensor:
-        return guide(V, run.pca, e.arch, run.data.x_train, run.data.y_train, task, guidance)
-
-    def measure(populations: list[torch.Tensor]) -> Nets:
-        gaps = [baselines.validation_gap(run, model, V, zoo_val) for V in populations]
-        return Nets(Interval.of([novelty(V, fit) for V in populations]), Interval.of(gaps),
-                    Interval.of([spread(V, fit) for V in populations]),
-                    Interval.of([memorized_fraction(V, fit) for V in populations]))
+    sc = Scorer.of(recipe.apply(exp), artifacts)
+    run = sc.run
 
     def done(what: str, t0: float) -> None:
         if log is not None:
-            print(f"{e.name} guidance: {what} scored in {time.perf_counter() - t0:.0f} s", file=log, flush=True)
+            print(f"{run.experiment.name} guidance: {what} scored in {time.perf_counter() - t0:.0f} s", file=log,
+                  flush=True)
 
     t0 = time.perf_counter()
-    sampled = [generate(f, run.pca, e.arch, dataclasses.replace(e.sample, seed=e.sample.seed + r), run.data.x_train).vectors
-               for r, f in enumerate(run.flows)]
+    sampled = flow_nets(run)
     t1 = time.perf_counter()
-    moved = [guided(V) for V in sampled]
+    moved = [sc.guided(V, guidance) for V in sampled]
     seconds = (time.perf_counter() - t1) / len(sampled)
-    flow, flow_guided = measure(sampled), measure(moved)
+    flow, flow_guided = sc.nets(sampled), sc.nets(moved)
     done(f"the flow's nets ({len(sampled)} replicates, as sampled and guided)", t0)
     curves, guided_curves = {}, {}
     for name, curve in (("noisy copies", baselines.noisy_copies), ("fitted Gaussian", baselines.fitted_gaussian)):
         t0 = time.perf_counter()
-        curves[name] = curve(run, model, zoo_val)
-        guided_curves[name] = curve(run, model, zoo_val, transform=guided)
+        curves[name] = curve(run, sc.model, sc.zoo_val)
+        guided_curves[name] = curve(run, sc.model, sc.zoo_val, transform=lambda V: sc.guided(V, guidance))
         done(f"{name} (as drawn and guided)", t0)
-    return GuidedStudy(e.name, exp.members or exp.zoo.n_models, recipe.name, guidance, flow, flow_guided, curves,
-                       guided_curves, seconds)
+    return GuidedStudy(run.experiment.name, exp.members or exp.zoo.n_models, recipe.name, guidance, flow, flow_guided,
+                       curves, guided_curves, seconds)
 
 
-__all__ = ["GuidedStudy", "Nets", "study"]
+__all__ = ["GuidedStudy", "Nets", "Scorer", "flow_nets", "study"]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import papermill
+import plotly.graph_objects as go
 import pytest
 
 from dwf import PopulationSpec as S, experiments, figures, plots, published, readme, tables
@@ -214,6 +215,13 @@ def test_report_round_trips_and_a_damaged_file_names_the_field(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps(raw))
     with pytest.raises(ArtifactError, match="unknown field"):
         Report.load(tmp_path / "bad.json")
+
+
+def test_a_figure_whose_name_holds_a_dot_keeps_its_whole_name(tmp_path, monkeypatch):
+    monkeypatch.setattr(figures, "render_pngs", lambda figs, scratch: [figures.PNG_MAGIC + b"x"])
+    written = figures.write_figure(tmp_path / "refit_n256_t0.4", go.Figure())
+    assert [p.name for p in written] == ["refit_n256_t0.4.png", "refit_n256_t0.4.html"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["refit_n256_t0.4.html", "refit_n256_t0.4.png"]
 
 
 def test_write_is_atomic_and_html_byte_stable(tmp_path, monkeypatch):

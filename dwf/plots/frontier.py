@@ -130,3 +130,26 @@ def generators(curves: Mapping[str, Sequence[tuple[float, float]]],
                  "validation gap (pp)")
     fig.update_layout(height=560, legend=dict(orientation="h", y=-0.22))
     return fig
+
+
+def refit_rounds(curves: Mapping[tuple[str, int, bool], Sequence[tuple[Interval, Interval]]],
+                 title: str = "Refit to guided nets: validation gap against novelty") -> go.Figure:
+    """Each generator's (novelty, gap) across its temperatures, 95 % intervals over chains, keyed by
+    (kind, round, guided) (`dwf.refit`): colour by kind ("flow" or "Gaussian"), dotted at round 0 and
+    solid at the last, open markers as drawn and filled after guidance."""
+    color = {"flow": _FAMILY_COLORS["flow"], "Gaussian": _FAMILY_COLORS["fitted Gaussian"]}
+    last = max(r for _, r, _ in curves)
+    fig = go.Figure()
+    for (kind, rnd, guided), pts in curves.items():
+        fig.add_trace(go.Scatter(
+            x=[nov.mean for nov, _ in pts], y=[100 * gap.mean for _, gap in pts],
+            error_x=bars([nov for nov, _ in pts]), error_y=bars([gap for _, gap in pts], 100), mode="lines+markers",
+            name=f"{kind}, round {rnd}{', guided' if guided else ''}",
+            line=dict(color=color.get(kind, OTHERS[2]), dash="solid" if rnd == last else "dot"),
+            marker=dict(size=8, symbol="circle" if guided else "circle-open")))
+    fig.add_hline(y=0.0, line_dash="dash", line_color=COLORS["zoo"], annotation_text="fitting members",
+                  annotation_position="bottom right")
+    fig = layout(fig, title, "novelty: NN distance to the fitting members / their own NN distance",
+                 "validation gap (pp)")
+    fig.update_layout(height=560, legend=dict(orientation="h", y=-0.22))
+    return fig
