@@ -35,6 +35,7 @@ from .sample import states
 from .task import task_for
 
 if TYPE_CHECKING:
+    from .interval import Interval
     from .pipeline import Run
 
 NOISY_NOVELTY = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2)   # the noisy-copy curve's novelty targets t
@@ -62,6 +63,16 @@ def best_gap_from(curve: Curve, nov: float) -> float | None:
     if pts[0][0] <= nov:
         beyond.append(float(np.interp(nov, [p[0] for p in pts], [p[1] for p in pts])))
     return max(beyond)
+
+
+def standing(gap: Interval, nov: float, curve: Curve) -> str:
+    """Nets at novelty `nov` with validation gap `gap` (95 % interval) against a curve: "ahead"
+    where the interval lies above the curve's best gap at least as novel (`best_gap_from`),
+    "behind" where below, "tied" otherwise; "—" when no point of the curve is as novel."""
+    best = best_gap_from(curve, nov)
+    if best is None:
+        return "—"
+    return "ahead" if gap.lo > best else "behind" if gap.hi < best else "tied"
 
 
 def validation_gap(run: "Run", model, V: torch.Tensor, zoo_val: float) -> float:

@@ -56,13 +56,8 @@ class GuidedStudy:
     seconds: float = float("nan")          # guiding one replicate's nets (all of them at once)
 
     def verdict(self, curve: baselines.Curve) -> str:
-        """The guided flow against one curve: "ahead", "behind" or "tied" (see the module doc);
-        "—" when no point of the curve is as novel."""
-        best = baselines.best_gap_from(curve, self.flow_guided.novelty.mean)
-        if best is None:
-            return "—"
-        gap = self.flow_guided.gap
-        return "ahead" if gap.lo > best else "behind" if gap.hi < best else "tied"
+        """The guided flow against one curve (`baselines.standing`)."""
+        return baselines.standing(self.flow_guided.gap, self.flow_guided.novelty.mean, curve)
 
     def markdown(self) -> str:
         g = self.guidance

@@ -137,15 +137,9 @@ class RefitStudy:
                      if (r.kind, r.round, r.guided) == (kind, round, guided))
 
     def verdict(self, row: Row) -> str:
-        """A row against the other kind's curve of its round, guided alike: "ahead" where the row's
-        gap interval lies above that curve's best gap at least as novel, "behind" where below,
-        "tied" otherwise; "—" when no point of that curve is as novel."""
+        """A row against the other kind's curve of its round, guided alike (`baselines.standing`)."""
         other = next(k for k in KINDS if k != row.kind)
-        best = baselines.best_gap_from(self.curve(other, row.round, row.guided), row.nets.novelty.mean)
-        if best is None:
-            return "—"
-        gap = row.nets.gap
-        return "ahead" if gap.lo > best else "behind" if gap.hi < best else "tied"
+        return baselines.standing(row.nets.gap, row.nets.novelty.mean, self.curve(other, row.round, row.guided))
 
     def markdown(self) -> str:
         g = self.guidance

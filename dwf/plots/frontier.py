@@ -124,12 +124,7 @@ def generators(curves: Mapping[str, Sequence[tuple[float, float]]],
         fig.add_trace(go.Scatter(x=[nov.mean], y=[100 * gap.mean], error_x=bars([nov]), error_y=bars([gap], 100),
                                  mode="markers", name=name, hovertext=[name], hoverinfo="text+x+y",
                                  marker=dict(size=10, symbol="diamond", color=OTHERS[(5 + i) % len(OTHERS)])))
-    fig.add_hline(y=0.0, line_dash="dash", line_color=COLORS["zoo"], annotation_text="fitting members",
-                  annotation_position="bottom right")
-    fig = layout(fig, title, "novelty: NN distance to the fitting members / their own NN distance",
-                 "validation gap (pp)")
-    fig.update_layout(height=560, legend=dict(orientation="h", y=-0.22))
-    return fig
+    return _gap_against_novelty(fig, title)
 
 
 def refit_rounds(curves: Mapping[tuple[str, int, bool], Sequence[tuple[Interval, Interval]]],
@@ -147,6 +142,11 @@ def refit_rounds(curves: Mapping[tuple[str, int, bool], Sequence[tuple[Interval,
             name=f"{kind}, round {rnd}{', guided' if guided else ''}",
             line=dict(color=color.get(kind, OTHERS[2]), dash="solid" if rnd == last else "dot"),
             marker=dict(size=8, symbol="circle" if guided else "circle-open")))
+    return _gap_against_novelty(fig, title)
+
+
+def _gap_against_novelty(fig: go.Figure, title: str) -> go.Figure:
+    """Axes, the members' line at 0 and the legend below, for validation gap against novelty."""
     fig.add_hline(y=0.0, line_dash="dash", line_color=COLORS["zoo"], annotation_text="fitting members",
                   annotation_position="bottom right")
     fig = layout(fig, title, "novelty: NN distance to the fitting members / their own NN distance",
