@@ -95,7 +95,8 @@ class GaussianGenerator:
         return GaussianGenerator(Z)
 
 
-def chain(g: Generator, rounds: int, M: int, temperature: float, pca: DualPCA, guided, seed: int) -> Generator:
+def chain(g: Generator, rounds: int, M: int, temperature: float, pca: DualPCA, guided: baselines.Transform,
+          seed: int) -> Generator:
     """G^rounds from G⁰ = g: each round draws M codes at `temperature`, decodes them, guides the nets
     (`guided`: nets (M, d) -> nets (M, d)) and refits the generator to their codes."""
     for j in range(1, rounds + 1):
