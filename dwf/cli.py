@@ -7,7 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import (conditional, devices, experiments, families, figures, guided, pipeline, readme, recipe, refit,
+from . import (conditional, devices, experiments, families, figures, guided, oracle, pipeline, readme, recipe, refit,
                replicas, scaling, selection, shards, stream)
 from .errors import ConfigError, DwfError
 from .guidance import Guidance
@@ -80,6 +80,15 @@ def main(argv: list[str] | None = None) -> int:
     rf.add_argument("--rounds", type=int, default=Refit.rounds, help="refits after the first fit")
     rf.add_argument("--temperature", type=float, default=Refit.temperature,
                     help="temperature of every round's draws (1: the generator's own distribution)")
+    orc = sub.add_parser("oracle", help="draw the leading PCA codes from the members' own (an oracle) or from a "
+                         "flow, the rest from the fitted Gaussian (dwf.oracle); scored on validation data", parents=[compute])
+    orc.add_argument("experiment")
+    orc.add_argument("--profile", default="scale", choices=experiments.PROFILES)
+    orc.add_argument("--n", type=int, default=None, help="zoo size of the scaling study (default: the whole zoo)")
+    orc.add_argument("--recipe", default="paper", help="the zoo and flow spec (as `dwf recipes` names them; a+b joins two)")
+    orc.add_argument("--k", type=_head_sizes, default=(16, 64), help="comma-separated head sizes (default 16,64)")
+    orc.add_argument("--artifacts", default="artifacts")
+    orc.add_argument("--out", default=None, help="also write the table (markdown) to this file and the figure beside it")
     st = sub.add_parser("stream", help="align, compress, fit and sample a zoo file larger than memory, one "
                         "member or column slab at a time (dwf.stream); architectures without BatchNorm", parents=[compute])
     st.add_argument("experiment")
@@ -98,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         with devices.using(getattr(args, "device", None), getattr(args, "precision", None)):
-            if args.cmd in ("run", "select", "recipes", "guide", "refit", "stream"):
+            if args.cmd in ("run", "select", "recipes", "guide", "refit", "oracle", "stream"):
                 writable_folder(args.artifacts)
             if args.cmd == "run" and args.out and args.profile != "scale":
                 raise ConfigError("--out is where the scale profile writes its table and figures; other "
@@ -157,6 +166,14 @@ def main(argv: list[str] | None = None) -> int:
                 if args.out:
                     atomic_write_bytes(args.out, (rs.markdown() + "\n").encode())
                     figures.write_figure(Path(args.out).with_suffix(""), rs.figure())
+                return 0
+            if args.cmd == "oracle":
+                found = oracle.study(_sized(experiments.get(args.experiment, args.profile), args.n), chosen, args.k,
+                                   args.artifacts, log=sys.stderr)
+                print(found.markdown())
+                if args.out:
+                    atomic_write_bytes(args.out, (found.markdown() + "\n").encode())
+                    figures.write_figure(Path(args.out).with_suffix(""), found.figure())
                 return 0
             if args.cmd == "stream":
                 return _stream(experiments.get(args.experiment, args.profile), args)
@@ -224,6 +241,17 @@ def _stream(exp, args) -> int:
     print(f"read {s.bytes_read / 1e9:.2f} GB, wrote {s.bytes_written / 1e9:.2f} GB; aligned zoo: {s.aligned}; "
           f"generated nets: {', '.join(map(str, s.generated))}")
     return 0
+
+
+def _head_sizes(text: str) -> tuple[int, ...]:
+    """--k: comma-separated whole numbers >= 1 (checked against the run's code size once it is known)."""
+    try:
+        ks = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        ks = ()
+    if not ks or min(ks) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated head sizes >= 1, e.g. 16,64; got {text!r}")
+    return ks
 
 
 def _sized(exp, n: int | None):

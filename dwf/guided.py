@@ -100,10 +100,9 @@ class Scorer:
     fit: torch.Tensor         # (n_fit, d) the fitting members' weights
 
     @classmethod
-    def of(cls, e: Experiment, artifacts: str | Path) -> "Scorer":
-        """The run of `e` up to its flows (fitted or loaded from the cache)."""
-        check(e.arch)
-        run = pipeline.build(e, artifacts, progress=False, evaluate=False)
+    def of(cls, e: Experiment, artifacts: str | Path, flows: bool = True) -> "Scorer":
+        """The run of `e` up to its flows (fitted or loaded from the cache; without them, `flows=False`)."""
+        run = pipeline.build(e, artifacts, progress=False, evaluate=False) if flows else pipeline.codes(e, artifacts)
         task, model = task_for(run.data), archs.build(e.arch)
         zoo_val = float(task.score(stacked.predict(model, run.fit.params, run.data.x_val, task=task),
                                    run.data.y_val).mean())

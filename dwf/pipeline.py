@@ -93,6 +93,14 @@ def build(exp: Experiment, artifacts: str | Path = "artifacts", progress: bool =
         return _build(exp, artifacts, progress, evaluate, checked(on_stage, check), check, engine)
 
 
+def codes(exp: Experiment, artifacts: str | Path = "artifacts") -> Run:
+    """The run up to its flows (zoo, alignment, PCA, the fitting members' codes; no flows), each
+    stage built or loaded from the cache as `build` does."""
+    check = cancel_check(None)
+    with lock.locked(seed_dir(exp, artifacts), on_wait=log.warning):
+        return _codes(exp, artifacts, False, checked(None, check), check)
+
+
 def cancel_check(cancel: Callable[[], bool] | None) -> Callable[[], None]:
     """A function that raises `Cancelled` once `cancel()` is true (never, for None)."""
     def check() -> None:

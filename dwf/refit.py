@@ -60,8 +60,11 @@ class Refit:
             raise ConfigError(f"the refit temperature must be > 0, got {self.temperature!r}")
 
 
-class Generator(Protocol):
+class Sampler(Protocol):
     def draw(self, n: int, temperature: float, seed: int) -> torch.Tensor: ...    # (n, k) codes
+
+
+class Generator(Sampler, Protocol):
     def refit(self, Z: torch.Tensor, seed: int) -> "Generator": ...                # the same kind fitted to Z (M, k)
 
 
@@ -210,5 +213,5 @@ def study(exp: Experiment, recipe: Recipe, guidance: Guidance, refit: Refit, art
                       novelty(run.pca.inverse_transform(run.codes), sc.fit), seconds)
 
 
-__all__ = ["FlowGenerator", "GaussianGenerator", "KINDS", "Refit", "RefitStudy", "Row", "TEMPERATURES", "chain", "on_target",
+__all__ = ["FlowGenerator", "GaussianGenerator", "KINDS", "Refit", "RefitStudy", "Row", "Sampler", "TEMPERATURES", "chain", "on_target",
            "study"]

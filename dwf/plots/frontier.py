@@ -136,13 +136,32 @@ def refit_rounds(curves: Mapping[tuple[str, int, bool], Sequence[tuple[Interval,
     last = max(r for _, r, _ in curves)
     fig = go.Figure()
     for (kind, rnd, guided), pts in curves.items():
-        fig.add_trace(go.Scatter(
-            x=[nov.mean for nov, _ in pts], y=[100 * gap.mean for _, gap in pts],
-            error_x=bars([nov for nov, _ in pts]), error_y=bars([gap for _, gap in pts], 100), mode="lines+markers",
-            name=f"{kind}, round {rnd}{', guided' if guided else ''}",
-            line=dict(color=color.get(kind, OTHERS[2]), dash="solid" if rnd == last else "dot"),
-            marker=dict(size=8, symbol="circle" if guided else "circle-open")))
+        _interval_curve(fig, pts, f"{kind}, round {rnd}{', guided' if guided else ''}", color.get(kind, OTHERS[2]),
+                        "solid" if rnd == last else "dot", "circle" if guided else "circle-open")
     return _gap_against_novelty(fig, title)
+
+
+def leading_codes(curves: Mapping[tuple[str, int], Sequence[tuple[Interval, Interval]]],
+                  title: str = "The leading-codes oracle: validation gap against novelty") -> go.Figure:
+    """Each generator's (novelty, gap) across its temperatures, 95 % intervals over replicates, keyed
+    by (generator, k) (`dwf.oracle`): the Gaussian (k = 0) dotted in its colour; one colour per head
+    size k, solid for the oracle and dashed for the flow."""
+    ks = sorted({k for _, k in curves if k})
+    fig = go.Figure()
+    for (gen, k), pts in curves.items():
+        color = _FAMILY_COLORS["fitted Gaussian"] if not k else OTHERS[(2 + ks.index(k)) % len(OTHERS)]
+        _interval_curve(fig, pts, gen if not k else f"{gen}, k = {k}", color,
+                        "dot" if not k else "solid" if gen == "oracle" else "dash", "circle")
+    return _gap_against_novelty(fig, title)
+
+
+def _interval_curve(fig: go.Figure, pts: Sequence[tuple[Interval, Interval]], name: str, color: str, dash: str,
+                    symbol: str) -> None:
+    """One line of (novelty, gap) points with their 95 % intervals as error bars, gaps in pp."""
+    fig.add_trace(go.Scatter(
+        x=[nov.mean for nov, _ in pts], y=[100 * gap.mean for _, gap in pts],
+        error_x=bars([nov for nov, _ in pts]), error_y=bars([gap for _, gap in pts], 100), mode="lines+markers",
+        name=name, line=dict(color=color, dash=dash), marker=dict(size=8, symbol=symbol)))
 
 
 def _gap_against_novelty(fig: go.Figure, title: str) -> go.Figure:

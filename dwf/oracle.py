@@ -1,0 +1,146 @@
+"""Could a better model of the leading PCA codes beat the fitted Gaussian? An oracle asks.
+
+Split each member's code z ∈ ℝᴷ into its head h (the k leading components, most of the members'
+variance) and its tail r (the K − k others). With M ≈ K fitting members no density model can learn
+more of the tail than its mean and variance; over a short head (k ≪ M) a flow could learn more.
+What would a perfect model of the head gain? The oracle answers by drawing the head from the
+members' own heads exactly, the distribution such a model would reproduce, and the tail from the
+fitted Gaussian, all that M members say of it:
+
+    Gaussian     z = μ + τ σ ⊙ ε                                    (the fitted Gaussian at τ)
+    oracle k     z = (h_i, μ_r + τ σ_r ⊙ ε_r),   i a random fitting member
+    flow k       z = (h ~ a flow fitted to the heads at source std × τ,  μ_r + τ σ_r ⊙ ε_r)
+
+(μ, σ: the codes' per-component mean and std; the flow is the recipe's flow spec, one per replicate.)
+Every generator is scored at each temperature τ of `TEMPERATURES` over R replicate draws on the
+validation split, and the oracle and flow rows are placed against the Gaussian's curve
+(`baselines.standing`). An oracle on or below that curve says the heads' shape, drawn whole, buys
+no accuracy: what is lost for novelty is lost in the tail, of which M members tell a generator no
+more than the Gaussian knows. An oracle above it shows what the heads' shape is worth, and the
+flow rows how much of it a flow fitted to M heads realizes. (The oracle draws heads as they are at
+every τ; a model that also cools its heads, as the Gaussian does, is another point on the curves.)
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import plotly.graph_objects as go
+import torch
+
+from . import baselines, flow as flow_mod, plots
+from .config import Experiment
+from .errors import ConfigError
+from .guided import Nets, Scorer
+from .interval import Interval
+from .recipe import Recipe
+from .refit import FlowGenerator, GaussianGenerator, Sampler
+
+TEMPERATURES = (0.25, 0.4, 0.55, 0.7, 1.0)
+GENERATORS = ("Gaussian", "oracle", "flow")
+
+
+@dataclass(frozen=True)
+class Copies:
+    """The members' own codes, drawn with replacement (a temperature has nothing to scale)."""
+    codes: torch.Tensor           # (M, k)
+
+    def draw(self, n: int, temperature: float, seed: int) -> torch.Tensor:
+        return self.codes[torch.randint(len(self.codes), (n,), generator=torch.Generator().manual_seed(seed))]
+
+
+def with_tail(head: Sampler, codes: torch.Tensor, k: int, n: int, temperature: float, seed: int) -> torch.Tensor:
+    """(n, K) codes: the k leading drawn by `head`, the other K − k by the Gaussian over the codes
+    (M, K) at `temperature` (k = 0: the Gaussian's own draws, with the same seed)."""
+    tail = GaussianGenerator(codes[:, k:]).draw(n, temperature, seed)                 # (n, K - k)
+    return tail if k == 0 else torch.cat([head.draw(n, temperature, seed + 1), tail], 1)
+
+
+def check_heads(ks: Sequence[int], K: int) -> None:
+    if not ks or any(k != int(k) or not 0 < k < K for k in ks):
+        raise ConfigError(f"--k takes head sizes between 1 and {K - 1} (this run's codes have K = {K} components), "
+                          f"got {list(ks)}")
+
+
+@dataclass(frozen=True)
+class Row:
+    generator: str                # one of GENERATORS
+    k: int                        # the head's components (0 for the Gaussian: it draws every one)
+    temperature: float
+    nets: Nets
+
+
+@dataclass(frozen=True)
+class OracleStudy:
+    experiment: str
+    n: int                        # zoo size
+    recipe: str
+    K: int                        # code components
+    rows: tuple[Row, ...]
+    seconds: float = float("nan")   # fitting one head flow
+
+    def curve(self, generator: str, k: int = 0) -> baselines.Curve:
+        """(novelty, gap) means over replicates across the temperatures."""
+        return tuple((r.nets.novelty.mean, r.nets.gap.mean) for r in self.rows if (r.generator, r.k) == (generator, k))
+
+    def verdict(self, row: Row) -> str:
+        """A row against the Gaussian's curve (`baselines.standing`); "—" for the Gaussian itself."""
+        return "—" if row.generator == "Gaussian" else baselines.standing(row.nets.gap, row.nets.novelty.mean,
+                                                                            self.curve("Gaussian"))
+
+    def markdown(self) -> str:
+        lines = [f"The leading-codes oracle on {self.experiment} at N = {self.n}, recipe {self.recipe} (`dwf.oracle`): "
+                 f"of each code's K = {self.K} components the k leading are drawn from the members' own (oracle) or "
+                 "from a flow fitted to them (the recipe's flow spec), the rest from the Gaussian fitted to the "
+                 "codes, all at temperature τ. Validation split; 95 % intervals over "
+                 f"{self.rows[0].nets.gap.n} replicate draws. One head flow took {self.seconds:.0f} s to fit here.",
+                 "", "| generator | k | τ | validation gap (pp) | novelty | spread | memorized | against the Gaussian |",
+                 "|---|---|---|---|---|---|---|---|"]
+        for r in self.rows:
+            n = r.nets
+            lines.append(f"| {r.generator} | {r.k or self.K} | {r.temperature:g} | {n.gap.text(100, 2)} | "
+                         f"{n.novelty.text()} | {n.spread.text()} | {n.memorized.text(100, 0)} % | {self.verdict(r)} |")
+        ahead = sorted({f"{r.generator} k = {r.k}" for r in self.rows if self.verdict(r) == "ahead"})
+        lines += ["", "Ahead of the Gaussian's curve somewhere: " + (", ".join(ahead) or "none") + "."]
+        return "\n".join(lines)
+
+    def figure(self) -> go.Figure:
+        curves: dict[tuple[str, int], list[tuple[Interval, Interval]]] = {}
+        for r in self.rows:
+            curves.setdefault((r.generator, r.k), []).append((r.nets.novelty, r.nets.gap))
+        return plots.leading_codes(curves, f"The leading-codes oracle on {self.experiment} at N = {self.n}, validation "
+                                   f"split<br><sup>k leading of {self.K} components drawn by the oracle or a flow, the "
+                                   "rest by the fitted Gaussian; points: τ = " + ", ".join(f"{t:g}" for t in TEMPERATURES)
+                                   + "</sup>")
+
+
+def study(exp: Experiment, recipe: Recipe, ks: Sequence[int], artifacts: str | Path = "artifacts",
+          log=None) -> OracleStudy:
+    """The study above for head sizes `ks` on `exp` with `recipe`'s zoo and flow spec; one line
+    per head size to `log` (a text stream) as it is scored."""
+    sc = Scorer.of(recipe.apply(exp), artifacts, flows=False)
+    run, e = sc.run, sc.run.experiment
+    Z, R, n = run.codes, e.eval.replicates, e.sample.n                          # Z (M, K)
+    check_heads(ks, Z.shape[1])
+
+    def scored(name: str, k: int, heads: Sequence[Sampler]) -> list[Row]:
+        return [Row(name, k, t, sc.nets([run.pca.inverse_transform(with_tail(h, Z, k, n, t, e.sample.seed + 1000 * r))
+                                         for r, h in enumerate(heads)])) for t in TEMPERATURES]
+
+    rows = scored("Gaussian", 0, [GaussianGenerator(Z)] * R)
+    seconds = float("nan")
+    for k in ks:
+        t0 = time.perf_counter()
+        flows = [FlowGenerator(flow_mod.fit(Z[:, :k], dataclasses.replace(e.flow, seed=e.flow.seed + r), progress=False), e)
+                 for r in range(R)]
+        seconds = (time.perf_counter() - t0) / R
+        rows += scored("oracle", k, [Copies(Z[:, :k])] * R) + scored("flow", k, flows)
+        if log is not None:
+            print(f"{e.name} oracle: k = {k} fitted and scored in {time.perf_counter() - t0:.0f} s", file=log, flush=True)
+    return OracleStudy(e.name, exp.members or exp.zoo.n_models, recipe.name, Z.shape[1], tuple(rows), seconds)
+
+
+__all__ = ["Copies", "GENERATORS", "OracleStudy", "Row", "TEMPERATURES", "check_heads", "study", "with_tail"]
