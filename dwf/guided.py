@@ -16,7 +16,6 @@ more would pull ahead of them.
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from .guidance import Guidance, check, guide
 from .interval import Interval
 from .novelty import memorized_fraction, novelty, spread
 from .recipe import Recipe
-from .sample import generate
+from .reporting import replicate_nets
 from .task import task_for
 
 
@@ -123,9 +122,7 @@ class Scorer:
 
 def flow_nets(run: pipeline.Run) -> list[torch.Tensor]:
     """Each flow replicate's nets (n, d), sampled as `dwf.recipe.score` samples them."""
-    e = run.experiment
-    return [generate(f, run.pca, e.arch, dataclasses.replace(e.sample, seed=e.sample.seed + r), run.data.x_train).vectors
-            for r, f in enumerate(run.flows)]
+    return [g.vectors for g in replicate_nets(run)]
 
 
 def study(exp: Experiment, recipe: Recipe, guidance: Guidance, artifacts: str | Path = "artifacts",

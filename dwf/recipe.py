@@ -45,7 +45,9 @@ from .config import Experiment
 from .errors import ConfigError
 from .interval import Interval
 from .novelty import memorized_fraction, novelty, radius, spread
-from .sample import generate, states
+from .progress import StageLog
+from .reporting import replicate_nets
+from .sample import states
 from .task import task_for
 from .zoo import split
 
@@ -273,17 +275,21 @@ class Sweep:
                                 [(s.recipe.name, s.novelty, s.val_gap) for s in same], title)
 
 
-def score(exp: Experiment, recipe: Recipe, artifacts: str | Path = "artifacts") -> Scored:
-    """Fit (cached) and score one recipe on validation data and distances only."""
+def score(exp: Experiment, recipe: Recipe, artifacts: str | Path = "artifacts", log=None) -> Scored:
+    """Fit (cached) and score one recipe on validation data and distances only. With a `log`
+    stream, each stage's time is a line there as it ends and the zoo and flows show progress bars
+    (a large zoo trains for an hour)."""
     e = recipe.apply(exp)
-    run = pipeline.build(e, artifacts, progress=False, evaluate=False)
+    stages = StageLog(f"{e.name} N={e.members or e.zoo.n_models} {recipe.name}", log) if log is not None else None
+    run = pipeline.build(e, artifacts, progress=log is not None, evaluate=False, on_stage=stages)
+    if stages is not None:
+        stages.done()
     task, model = task_for(run.data), archs.build(e.arch)
     zoo_val = float(task.score(stacked.predict(model, run.fit.params, run.data.x_val, task=task),
                                run.data.y_val).mean())
     fit, held = run.fit.vectors(), run.held_out.vectors() if run.held_out is not None else None
     gaps, nov, nov_ho, mem, losses, rad, spr = [], [], [], [], [], [], []
-    for r, f in enumerate(run.flows):
-        gen = generate(f, run.pca, e.arch, dataclasses.replace(e.sample, seed=e.sample.seed + r), run.data.x_train)
+    for f, gen in zip(run.flows, replicate_nets(run)):
         preds = stacked.predict(model, gen.params, run.data.x_val, task=task)
         gaps.append(float(task.score(preds, run.data.y_val).mean()) - zoo_val)
         nov.append(novelty(gen.vectors, fit))
@@ -310,7 +316,7 @@ def sweep(exp: Experiment, recipes: Sequence[Recipe] = CANDIDATES, artifacts: st
     for rc in recipes:
         if not rc.applies(exp):
             continue
-        scored.append(score(exp, rc, artifacts))
+        scored.append(score(exp, rc, artifacts, log))
         if log is not None:
             s = scored[-1]
             print(f"{exp.name} N={exp.members or exp.zoo.n_models} recipe {rc.name}: validation gap "

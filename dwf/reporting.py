@@ -35,6 +35,14 @@ def sample_spec(exp: Experiment, replicate: int, **changes) -> SampleSpec:
     return dataclasses.replace(exp.sample, seed=exp.sample.seed + replicate, **changes)
 
 
+def replicate_nets(run: "Run", **changes) -> list[Generated]:
+    """Each flow replicate's nets: replicate r samples with `sample_spec(exp, r, **changes)`,
+    BatchNorm statistics (if any) re-estimated on the training split."""
+    exp = run.experiment
+    return [generate(f, run.pca, exp.arch, sample_spec(exp, r, **changes), run.data.x_train)
+            for r, f in enumerate(run.flows)]
+
+
 def aligned_measure(exp: Experiment, reference: dict[str, torch.Tensor],
                     example: torch.Tensor) -> Callable[[dict], torch.Tensor] | None:
     """For a flow fitted without alignment: states → vectors aligned to the reference member with
@@ -78,10 +86,9 @@ def report(run: "Run", folder: Path, progress: bool = False,
     on_stage("sample")
     ctx = context(run)
     timings = dict(run.timings)
-    gens: list[Generated] = []
-    for r, f in enumerate(run.flows):
-        gens.append(generate(f, run.pca, exp.arch, sample_spec(exp, r), ctx.data.x_train))
-        gens[-1].save(folder / "generated" / f"r{r}")
+    gens = replicate_nets(run)
+    for r, g in enumerate(gens):
+        g.save(folder / "generated" / f"r{r}")
     timings["sample"] = sum(g.seconds for g in gens) / len(gens)
     if gens[0].bn_seconds:
         timings["bn_recalibration"] = sum(g.bn_seconds for g in gens) / len(gens)

@@ -29,7 +29,7 @@ from .config import ConditionalExperiment, Experiment, FlowSpec
 from .errors import ConfigError
 from .interval import Interval
 from .novelty import novelty
-from .sample import generate
+from .reporting import replicate_nets
 from .task import task_for
 
 
@@ -95,9 +95,7 @@ def _candidate(exp: Experiment | ConditionalExperiment, value, artifacts: Path) 
             losses.append(_best_val_loss(f))
     else:
         run = pipeline.build(exp, artifacts, progress=False, evaluate=False)
-        for r, f in enumerate(run.flows):
-            spec = dataclasses.replace(exp.sample, seed=exp.sample.seed + r)
-            gen = generate(f, run.pca, exp.arch, spec, run.data.x_train)
+        for f, gen in zip(run.flows, replicate_nets(run)):
             scores.append(_val_score(exp.arch, gen.params, run.data))
             novelties.append(novelty(gen.vectors, run.fit.vectors()))
             losses.append(_best_val_loss(f))

@@ -1,5 +1,6 @@
 """Flow recipes (dwf.recipe): what a recipe changes, the choice rule, and a sweep that never
 needs the test split."""
+import io
 from dataclasses import replace
 
 import pytest
@@ -195,6 +196,17 @@ def test_the_sweep_scores_on_validation_and_distances_only(tmp_path):
     assert fig.data[2].x == tuple(sorted(nv for nv, _ in paper.crossover))
     written = figures.write_figure(tmp_path / "sweep" / "recipes", fig)
     assert [p.name for p in written] == ["recipes.png", "recipes.html"] and written[0].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_logged_sweep_tells_each_stage_as_it_ends(tmp_path):
+    """A sweep that trains a zoo for an hour is not silent: every stage of each recipe's build is
+    a line in the log as it ends (the zoo first), then the recipe's scores."""
+    exp, log = tiny(12), io.StringIO()
+    recipe.sweep(exp, [recipe.PAPER], tmp_path, log=log)
+    lines = log.getvalue().splitlines()
+    stages = [ln.split()[3] for ln in lines if ln.startswith(f"{exp.name} N=12 paper ")]
+    assert stages == ["data", "zoo", "align", "pca", "flow", "total"]
+    assert lines[-1].startswith(f"{exp.name} N=12 recipe paper: validation gap")
 
 
 @pytest.mark.parametrize("args, words", [
