@@ -9,6 +9,7 @@ fitted Gaussian, all that M members say of it:
 
     Gaussian     z = μ + τ σ ⊙ ε                                    (the fitted Gaussian at τ)
     oracle k     z = (h_i, μ_r + τ σ_r ⊙ ε_r),   i a random fitting member
+    held-out k   z = (h_j, μ_r + τ σ_r ⊙ ε_r),   j a random held-out member (its code by the same PCA)
     flow k       z = (h ~ a flow fitted to the heads at source std × τ,  μ_r + τ σ_r ⊙ ε_r)
 
 (μ, σ: the codes' per-component mean and std; the flow is the recipe's flow spec, one per replicate.)
@@ -17,8 +18,14 @@ validation split, and the oracle and flow rows are placed against the Gaussian's
 (`baselines.standing`). An oracle on or below that curve says the heads' shape, drawn whole, buys
 no accuracy: what is lost for novelty is lost in the tail, of which M members tell a generator no
 more than the Gaussian knows. An oracle above it shows what the heads' shape is worth, and the
-flow rows how much of it a flow fitted to M heads realizes. (The oracle draws heads as they are at
-every τ; a model that also cools its heads, as the Gaussian does, is another point on the curves.)
+flow rows how much of it a flow fitted to M heads realizes. But the oracle copies its heads, and a
+model that copies is not what is wanted: the held-out rows draw heads from members no generator saw,
+samples of the very distribution the fitting members come from, so they are what a perfect *generalizing*
+model of the heads would draw. An oracle ahead of the curve with held-out heads on it says its edge
+was the copying. A held-out member's code is its projection on the fitting members' span, shorter
+than theirs where that span misses much of a new member (few members, or k beyond the directions
+they pin down), so the table gives the held-out heads' rms over the fitting heads' per k. (Oracle and held-out heads are drawn as they are at every τ; a model that also cools
+its heads, as the Gaussian does, is another point on the curves.)
 """
 from __future__ import annotations
 
@@ -40,7 +47,7 @@ from .recipe import Recipe
 from .refit import FlowGenerator, GaussianGenerator, Sampler
 
 TEMPERATURES = (0.25, 0.4, 0.55, 0.7, 1.0)
-GENERATORS = ("Gaussian", "oracle", "flow")
+GENERATORS = ("Gaussian", "oracle", "held-out", "flow")
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,7 @@ class OracleStudy:
     K: int                        # code components
     rows: tuple[Row, ...]
     seconds: float = float("nan")   # fitting one head flow
+    head_scale: tuple[tuple[int, float], ...] = ()   # (k, held-out heads' rms / fitting heads' rms), about their mean
 
     def curve(self, generator: str, k: int = 0) -> baselines.Curve:
         """(novelty, gap) means over replicates across the temperatures."""
@@ -94,7 +102,8 @@ class OracleStudy:
     def markdown(self) -> str:
         lines = [f"The leading-codes oracle on {self.experiment} at N = {self.n}, recipe {self.recipe} (`dwf.oracle`): "
                  f"of each code's K = {self.K} components the k leading are drawn from the members' own (oracle) or "
-                 "from a flow fitted to them (the recipe's flow spec), the rest from the Gaussian fitted to the "
+                 "from the held-out members' own (held-out) or from a flow fitted to the fitting members' (the recipe's "
+                 "flow spec), the rest from the Gaussian fitted to the "
                  "codes, all at temperature τ. Validation split; 95 % intervals over "
                  f"{self.rows[0].nets.gap.n} replicate draws. One head flow took {self.seconds:.0f} s to fit here.",
                  "", "| generator | k | τ | validation gap (pp) | novelty | spread | memorized | against the Gaussian |",
@@ -104,6 +113,9 @@ class OracleStudy:
             lines.append(f"| {r.generator} | {r.k or self.K} | {r.temperature:g} | {n.gap.text(100, 2)} | "
                          f"{n.novelty.text()} | {n.spread.text()} | {n.memorized.text(100, 0)} % | {self.verdict(r)} |")
         ahead = sorted({f"{r.generator} k = {r.k}" for r in self.rows if self.verdict(r) == "ahead"})
+        if self.head_scale:
+            lines += ["", "The held-out heads' rms over the fitting heads' (about the fitting mean): "
+                      + ", ".join(f"{s:.2f} at k = {k}" for k, s in self.head_scale) + "."]
         lines += ["", "Ahead of the Gaussian's curve somewhere: " + (", ".join(ahead) or "none") + "."]
         return "\n".join(lines)
 
@@ -124,6 +136,7 @@ def study(exp: Experiment, recipe: Recipe, ks: Sequence[int], artifacts: str | P
     sc = Scorer.of(recipe.apply(exp), artifacts, flows=False)
     run, e = sc.run, sc.run.experiment
     Z, R, n = run.codes, e.eval.replicates, e.sample.n                          # Z (M, K)
+    H = run.pca.transform(run.held_out.vectors()) if run.held_out is not None else None   # (M_ho, K)
     check_heads(ks, Z.shape[1])
 
     def scored(name: str, k: int, heads: Sequence[Sampler]) -> list[Row]:
@@ -131,16 +144,26 @@ def study(exp: Experiment, recipe: Recipe, ks: Sequence[int], artifacts: str | P
                                          for r, h in enumerate(heads)])) for t in TEMPERATURES]
 
     rows = scored("Gaussian", 0, [GaussianGenerator(Z)] * R)
-    seconds = float("nan")
+    seconds, head_scale = float("nan"), []
     for k in ks:
         t0 = time.perf_counter()
         flows = [FlowGenerator(flow_mod.fit(Z[:, :k], dataclasses.replace(e.flow, seed=e.flow.seed + r), progress=False), e)
                  for r in range(R)]
         seconds = (time.perf_counter() - t0) / R
-        rows += scored("oracle", k, [Copies(Z[:, :k])] * R) + scored("flow", k, flows)
+        rows += scored("oracle", k, [Copies(Z[:, :k])] * R)
+        if H is not None:
+            rows += scored("held-out", k, [Copies(H[:, :k])] * R)
+            head_scale.append((k, _rms(H[:, :k] - Z[:, :k].mean(0)) / _rms(Z[:, :k] - Z[:, :k].mean(0))))
+        rows += scored("flow", k, flows)
         if log is not None:
             print(f"{e.name} oracle: k = {k} fitted and scored in {time.perf_counter() - t0:.0f} s", file=log, flush=True)
-    return OracleStudy(e.name, exp.members or exp.zoo.n_models, recipe.name, Z.shape[1], tuple(rows), seconds)
+    return OracleStudy(e.name, exp.members or exp.zoo.n_models, recipe.name, Z.shape[1], tuple(rows), seconds,
+                       tuple(head_scale))
+
+
+def _rms(X: torch.Tensor) -> float:
+    """Root mean square of the rows' norms."""
+    return float(X.pow(2).sum(1).mean().sqrt())
 
 
 __all__ = ["Copies", "GENERATORS", "OracleStudy", "Row", "TEMPERATURES", "check_heads", "study", "with_tail"]

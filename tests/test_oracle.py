@@ -58,15 +58,26 @@ def test_the_study_scores_every_generator_at_every_temperature(tmp_path):
     exp = tiny(12)
     with pytest.raises(ConfigError, match="head sizes between 1 and"):
         oracle.study(exp, recipe.PAPER, (2, 100), tmp_path)
-    s = oracle.study(exp, recipe.PAPER, (2,), tmp_path)
+    s = oracle.study(exp, recipe.PAPER, (2, 7), tmp_path)
+    assert s.K == 8
     keys = [(r.generator, r.k, r.temperature) for r in s.rows]
     assert sorted(keys) == sorted([("Gaussian", 0, t) for t in oracle.TEMPERATURES]
-                                  + [(g, 2, t) for g in ("oracle", "flow") for t in oracle.TEMPERATURES])
+                                  + [(g, k, t) for g in ("oracle", "held-out", "flow") for k in (2, 7)
+                                     for t in oracle.TEMPERATURES])
     assert all(r.nets.gap.n == exp.eval.replicates for r in s.rows)
-    by = {(r.generator, r.temperature): r.nets for r in s.rows}
-    assert by[("oracle", 1.0)].novelty.mean != by[("flow", 1.0)].novelty.mean
+    by = {(r.generator, r.k, r.temperature): r.nets for r in s.rows}
+    assert by[("oracle", 2, 1.0)].novelty.mean != by[("flow", 2, 1.0)].novelty.mean
+    # all but one component drawn: the oracle's nets are near-copies of fitting members, while
+    # heads of members no generator saw make nets as new as those members
+    for t in oracle.TEMPERATURES:
+        assert by[("held-out", 7, t)].novelty.mean > 2 * by[("oracle", 7, t)].novelty.mean
+    assert by[("oracle", 7, 0.25)].novelty.mean < 0.3 and by[("held-out", 7, 0.25)].novelty.mean > 0.4
+    # 9 fitting members span little of a new member: its head is shorter than theirs, and the table says so
+    assert [k for k, _ in s.head_scale] == [2, 7] and all(0 < scale < 1 for _, scale in s.head_scale)
+    assert "The held-out heads' rms over the fitting heads'" in s.markdown()
     assert not any(f.exists() for f in pipeline.flow_folders(recipe.PAPER.apply(exp), tmp_path))  # nor the recipe's flows
-    assert len(s.figure().data) == 3
+    fig = s.figure()
+    assert len(fig.data) == 7 and {t.line.dash for t in fig.data if t.name.startswith("held-out")} == {"dashdot"}
 
 
 def test_the_oracle_command_refuses_bad_head_sizes_before_any_work(tmp_path, capsys):
