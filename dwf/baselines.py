@@ -87,13 +87,14 @@ def noisy_copies(run: "Run", model, zoo_val: float, n: int = 100,
     """The noisy-copy curve of the run's fitting members: n copies per target, one seeded draw each
     (each population passed through `transform` before it is scored, e.g. `dwf.guidance`)."""
     fit = run.fit.vectors()                                                    # (n_fit, d)
-    step = loo_median_nn(fit) / math.sqrt(fit.shape[1])
+    unit = loo_median_nn(fit)                                                  # novelty's unit
+    step = unit / math.sqrt(fit.shape[1])
     g = torch.Generator().manual_seed(run.experiment.eval.seed)
     out = []
     for t in targets:
         V = fit[torch.randint(fit.shape[0], (n,), generator=g)] + t * step * torch.randn(n, fit.shape[1], generator=g)
         V = V if transform is None else transform(V)
-        out.append((novelty(V, fit), validation_gap(run, model, V, zoo_val)))
+        out.append((novelty(V, fit, scale=unit), validation_gap(run, model, V, zoo_val)))
     return tuple(out)
 
 
@@ -102,12 +103,12 @@ def fitted_gaussian(run: "Run", model, zoo_val: float, n: int = 100,
     """The fitted-Gaussian curve over the run's own PCA codes: n nets per std factor (through
     `transform`, as `noisy_copies`)."""
     fit = run.fit.vectors()
-    g = torch.Generator().manual_seed(run.experiment.eval.seed)
+    unit, g = loo_median_nn(fit), torch.Generator().manual_seed(run.experiment.eval.seed)
     out = []
     for s in scales:
         V = code_gaussian(run.pca, run.codes, n, s, g)
         V = V if transform is None else transform(V)
-        out.append((novelty(V, fit), validation_gap(run, model, V, zoo_val)))
+        out.append((novelty(V, fit, scale=unit), validation_gap(run, model, V, zoo_val)))
     return tuple(out)
 
 
@@ -118,11 +119,11 @@ def crossovers(run: "Run", model, zoo_val: float, n: int = 100, blends: Sequence
     if not isinstance(spec, PermutationSpec):
         return ()
     fit = run.fit.vectors()
-    g = torch.Generator().manual_seed(run.experiment.eval.seed)
+    unit, g = loo_median_nn(fit), torch.Generator().manual_seed(run.experiment.eval.seed)
     out = []
     for lam in blends:
         V = run.fit.layout.flatten(crossover(run.fit.params, spec, n, lam, g), stacked=True)
-        out.append((novelty(V, fit), validation_gap(run, model, V, zoo_val)))
+        out.append((novelty(V, fit, scale=unit), validation_gap(run, model, V, zoo_val)))
     return tuple(out)
 
 

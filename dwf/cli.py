@@ -80,8 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     rf.add_argument("--rounds", type=int, default=Refit.rounds, help="refits after the first fit")
     rf.add_argument("--temperature", type=float, default=Refit.temperature,
                     help="temperature of every round's draws (1: the generator's own distribution)")
-    orc = sub.add_parser("oracle", help="draw the leading PCA codes from the members' own (an oracle) or from a "
-                         "flow, the rest from the fitted Gaussian (dwf.oracle); scored on validation data", parents=[compute])
+    orc = sub.add_parser("oracle", help="draw the leading PCA codes from the fitting members' own (an oracle), "
+                         "the held-out members' or a flow, the rest from the fitted Gaussian (dwf.oracle); scored on "
+                         "validation data", parents=[compute])
     orc.add_argument("experiment")
     orc.add_argument("--profile", default="scale", choices=experiments.PROFILES)
     orc.add_argument("--n", type=int, default=None, help="zoo size of the scaling study (default: the whole zoo)")

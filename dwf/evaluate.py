@@ -208,8 +208,8 @@ def measure(ctx: Context, ref: Reference, spec: PopulationSpec, states: States) 
     # a first and a second nearest member need 2 members (3 when a member meets itself)
     enough = ref.fit.shape[0] - int(self_zoo) >= 2
     return Measured(task.score(preds, y), nn_distances(V, ref.fit, exclude_self=self_zoo).float(),
-                    sim.max(1).values, novelty(V, ref.fit, exclude_self=self_zoo), ho,
-                    spread(V, ref.fit) if many else float("nan"),
+                    sim.max(1).values, novelty(V, ref.fit, exclude_self=self_zoo, scale=ref.median_nn), ho,
+                    spread(V, ref.fit, scale=ref.median_nn) if many else float("nan"),
                     memorized_fraction(V, ref.fit, exclude_self=self_zoo) if enough else float("nan"),
                     task.diversity(preds, y), coverage(V, ref.fit, exclude_self=self_zoo))
 

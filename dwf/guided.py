@@ -27,7 +27,7 @@ from . import archs, baselines, pipeline, plots, stacked
 from .config import Experiment
 from .guidance import Guidance, check, guide
 from .interval import Interval
-from .novelty import memorized_fraction, novelty, spread
+from .novelty import loo_median_nn, memorized_fraction, novelty, spread
 from .recipe import Recipe
 from .reporting import replicate_nets
 from .task import task_for
@@ -97,6 +97,7 @@ class Scorer:
     model: torch.nn.Module
     zoo_val: float            # the fitting members' mean validation score
     fit: torch.Tensor         # (n_fit, d) the fitting members' weights
+    scale: float              # their leave-one-out median NN distance (novelty's unit; n_fit² d to compute)
 
     @classmethod
     def of(cls, e: Experiment, artifacts: str | Path, flows: bool = True) -> "Scorer":
@@ -105,7 +106,8 @@ class Scorer:
         task, model = task_for(run.data), archs.build(e.arch)
         zoo_val = float(task.score(stacked.predict(model, run.fit.params, run.data.x_val, task=task),
                                    run.data.y_val).mean())
-        return cls(run, model, zoo_val, run.fit.vectors())
+        fit = run.fit.vectors()
+        return cls(run, model, zoo_val, fit, loo_median_nn(fit))
 
     def guided(self, V: torch.Tensor, guidance: Guidance) -> torch.Tensor:
         """The nets V (n, d) after `guidance` on the run's training split."""
@@ -115,8 +117,8 @@ class Scorer:
     def nets(self, populations: list[torch.Tensor]) -> Nets:
         """One generator's populations (one (n, d) per replicate) measured against the members."""
         gaps = [baselines.validation_gap(self.run, self.model, V, self.zoo_val) for V in populations]
-        return Nets(Interval.of([novelty(V, self.fit) for V in populations]), Interval.of(gaps),
-                    Interval.of([spread(V, self.fit) for V in populations]),
+        return Nets(Interval.of([novelty(V, self.fit, scale=self.scale) for V in populations]), Interval.of(gaps),
+                    Interval.of([spread(V, self.fit, scale=self.scale) for V in populations]),
                     Interval.of([memorized_fraction(V, self.fit) for V in populations]))
 
 

@@ -74,17 +74,19 @@ def loo_median_nn(ref) -> float:
     return delta
 
 
-def novelty(V, ref, exclude_self: bool = False) -> float:
-    """median NN distance V → ref / ref's leave-one-out median NN distance."""
-    return _median(nn_distances(V, ref, exclude_self)) / loo_median_nn(ref)
+def novelty(V, ref, exclude_self: bool = False, scale: float | None = None) -> float:
+    """median NN distance V → ref / ref's leave-one-out median NN distance (`scale`: that
+    distance, `loo_median_nn(ref)`, where the caller keeps it: it costs an (n, n) distance matrix)."""
+    return _median(nn_distances(V, ref, exclude_self)) / (loo_median_nn(ref) if scale is None else scale)
 
 
-def spread(V, ref) -> float:
-    """median NN distance within V (self excluded) / ref's leave-one-out median NN distance."""
+def spread(V, ref, scale: float | None = None) -> float:
+    """median NN distance within V (self excluded) / ref's leave-one-out median NN distance
+    (`scale` as for `novelty`)."""
     V = _as_rows(V, "V")
     if V.shape[0] < 2:
         raise DwfError(f"spread needs at least 2 nets, got {V.shape[0]}")
-    return _median(nn_distances(V, V, exclude_self=True)) / loo_median_nn(ref)
+    return _median(nn_distances(V, V, exclude_self=True)) / (loo_median_nn(ref) if scale is None else scale)
 
 
 def memorized_fraction(V, ref, threshold: float = MEMORIZED_THRESHOLD, exclude_self: bool = False) -> float:

@@ -44,7 +44,7 @@ from . import archs, baselines, pipeline, plots, stacked
 from .config import Experiment
 from .errors import ConfigError
 from .interval import Interval
-from .novelty import memorized_fraction, novelty, radius, spread
+from .novelty import loo_median_nn, memorized_fraction, novelty, radius, spread
 from .progress import StageLog
 from .reporting import replicate_nets
 from .sample import states
@@ -288,17 +288,18 @@ def score(exp: Experiment, recipe: Recipe, artifacts: str | Path = "artifacts", 
     zoo_val = float(task.score(stacked.predict(model, run.fit.params, run.data.x_val, task=task),
                                run.data.y_val).mean())
     fit, held = run.fit.vectors(), run.held_out.vectors() if run.held_out is not None else None
+    unit = loo_median_nn(fit)                      # novelty's unit, computed once (n_fit² d)
     gaps, nov, nov_ho, mem, losses, rad, spr = [], [], [], [], [], [], []
     for f, gen in zip(run.flows, replicate_nets(run)):
         preds = stacked.predict(model, gen.params, run.data.x_val, task=task)
         gaps.append(float(task.score(preds, run.data.y_val).mean()) - zoo_val)
-        nov.append(novelty(gen.vectors, fit))
+        nov.append(novelty(gen.vectors, fit, scale=unit))
         nov_ho.append(novelty(gen.vectors, held) if held is not None else math.nan)
         mem.append(memorized_fraction(gen.vectors, fit))
         rad.append(radius(gen.vectors, fit))
-        spr.append(spread(gen.vectors, fit))
+        spr.append(spread(gen.vectors, fit, scale=unit))
         losses.append(float(f.history.get("best_val_loss", math.nan)))
-    floor = novelty(run.pca.inverse_transform(run.codes), fit)
+    floor = novelty(run.pca.inverse_transform(run.codes), fit, scale=unit)
     centroid = states(e.arch, fit.mean(0, keepdim=True), x_train=run.data.x_train,   # the members' mean net
                       bn_samples=e.sample.bn_samples)                                # (BatchNorm recalibrated)
     centroid_gap = float(task.score(stacked.predict(model, centroid, run.data.x_val, task=task),

@@ -210,7 +210,7 @@ def study(exp: Experiment, recipe: Recipe, guidance: Guidance, refit: Refit, art
                 rows.append(Row(kind, j, temp, True, sc.nets([guided(V) for V in drawn])))
         say(f"round {j} scored", t1)
     return RefitStudy(e.name, exp.members or exp.zoo.n_models, recipe.name, guidance, refit, tuple(rows),
-                      novelty(run.pca.inverse_transform(run.codes), sc.fit), seconds)
+                      novelty(run.pca.inverse_transform(run.codes), sc.fit, scale=sc.scale), seconds)
 
 
 __all__ = ["FlowGenerator", "GaussianGenerator", "KINDS", "Refit", "RefitStudy", "Row", "Sampler", "TEMPERATURES", "chain", "on_target",

@@ -32,6 +32,10 @@ def test_metrics_match_a_brute_force_reference():
     assert loo_median_nn(R) == pytest.approx(loo)
     assert evaluate.novelty(V, R) == pytest.approx(np.median(_brute(V, R)[:, 0]) / loo)
     assert evaluate.spread(V, R) == pytest.approx(np.median(_brute(V, V, True)[:, 0]) / loo)
+    # a scale the caller keeps is the one divided by (a unit of 1 gives the raw distances)
+    assert evaluate.novelty(V, R, scale=loo) == evaluate.novelty(V, R)
+    assert evaluate.novelty(V, R, scale=1.0) == pytest.approx(np.median(_brute(V, R)[:, 0]))
+    assert evaluate.spread(V, R, scale=1.0) == pytest.approx(np.median(_brute(V, V, True)[:, 0]))
     d = _brute(V, R)
     for tau in (1 / 3, 0.8):
         assert evaluate.memorized_fraction(V, R, tau) == pytest.approx(np.mean(d[:, 0] < tau * d[:, 1]))
