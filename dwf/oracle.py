@@ -124,9 +124,9 @@ class OracleStudy:
         for r in self.rows:
             curves.setdefault((r.generator, r.k), []).append((r.nets.novelty, r.nets.gap))
         return plots.leading_codes(curves, f"The leading-codes oracle on {self.experiment} at N = {self.n}, validation "
-                                   f"split<br><sup>k leading of {self.K} components a fitting member's (oracle), a held-out "
-                                   "member's or a flow's, the rest by the fitted Gaussian; points: τ = " + ", ".join(f"{t:g}" for t in TEMPERATURES)
-                                   + "</sup>")
+                                   f"split<br><sup>the k leading of {self.K} components: a fitting member's (oracle), a "
+                                   f"held-out member's or a flow's; the rest Gaussian; τ = {TEMPERATURES[0]:g}–"
+                                   f"{TEMPERATURES[-1]:g}</sup>")
 
 
 def study(exp: Experiment, recipe: Recipe, ks: Sequence[int], artifacts: str | Path = "artifacts",
