@@ -14,18 +14,19 @@ fitted Gaussian, all that M members say of it:
 
 (μ, σ: the codes' per-component mean and std; the flow is the recipe's flow spec, one per replicate.)
 Every generator is scored at each temperature τ of `TEMPERATURES` over R replicate draws on the
-validation split, and the oracle and flow rows are placed against the Gaussian's curve
+validation split, and every other row is placed against the Gaussian's curve
 (`baselines.standing`). An oracle on or below that curve says the heads' shape, drawn whole, buys
 no accuracy: what is lost for novelty is lost in the tail, of which M members tell a generator no
 more than the Gaussian knows. An oracle above it shows what the heads' shape is worth, and the
 flow rows how much of it a flow fitted to M heads realizes. But the oracle copies its heads, and a
-model that copies is not what is wanted: the held-out rows draw heads from members no generator saw,
-samples of the very distribution the fitting members come from, so they are what a perfect *generalizing*
-model of the heads would draw. An oracle ahead of the curve with held-out heads on it says its edge
-was the copying. A held-out member's code is its projection on the fitting members' span, shorter
-than theirs where that span misses much of a new member (few members, or k beyond the directions
-they pin down), so the table gives the held-out heads' rms over the fitting heads' per k. (Oracle and held-out heads are drawn as they are at every τ; a model that also cools
-its heads, as the Gaussian does, is another point on the curves.)
+model that copies is not what is wanted: the held-out rows draw heads from members no generator
+saw, samples of the very distribution the fitting members come from, so they are what a perfect
+*generalizing* model of the heads would draw. An oracle ahead of the curve with held-out heads on it
+says its edge was the copying. A held-out member's code is its projection on the fitting members'
+span, shorter than theirs where that span misses much of a new member (few members, or k beyond the
+directions they pin down), so the table gives the held-out heads' rms over the fitting heads' per k.
+(Oracle and held-out heads are drawn as they are at every τ; a model that also cools its heads, as
+the Gaussian does, is another point on the curves.)
 """
 from __future__ import annotations
 

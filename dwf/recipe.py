@@ -288,13 +288,14 @@ def score(exp: Experiment, recipe: Recipe, artifacts: str | Path = "artifacts", 
     zoo_val = float(task.score(stacked.predict(model, run.fit.params, run.data.x_val, task=task),
                                run.data.y_val).mean())
     fit, held = run.fit.vectors(), run.held_out.vectors() if run.held_out is not None else None
-    unit = loo_median_nn(fit)                      # novelty's unit, computed once (n_fit² d)
+    unit = loo_median_nn(fit)                      # novelty's units, computed once (n² d each)
+    held_unit = loo_median_nn(held) if held is not None else None
     gaps, nov, nov_ho, mem, losses, rad, spr = [], [], [], [], [], [], []
     for f, gen in zip(run.flows, replicate_nets(run)):
         preds = stacked.predict(model, gen.params, run.data.x_val, task=task)
         gaps.append(float(task.score(preds, run.data.y_val).mean()) - zoo_val)
         nov.append(novelty(gen.vectors, fit, scale=unit))
-        nov_ho.append(novelty(gen.vectors, held) if held is not None else math.nan)
+        nov_ho.append(novelty(gen.vectors, held, scale=held_unit) if held is not None else math.nan)
         mem.append(memorized_fraction(gen.vectors, fit))
         rad.append(radius(gen.vectors, fit))
         spr.append(spread(gen.vectors, fit, scale=unit))

@@ -35,11 +35,11 @@ def sample_spec(exp: Experiment, replicate: int, **changes) -> SampleSpec:
     return dataclasses.replace(exp.sample, seed=exp.sample.seed + replicate, **changes)
 
 
-def replicate_nets(run: "Run", **changes) -> list[Generated]:
-    """Each flow replicate's nets: replicate r samples with `sample_spec(exp, r, **changes)`,
-    BatchNorm statistics (if any) re-estimated on the training split."""
+def replicate_nets(run: "Run") -> list[Generated]:
+    """Each flow replicate's nets: replicate r samples with `sample_spec(exp, r)`, BatchNorm
+    statistics (if any) re-estimated on the training split."""
     exp = run.experiment
-    return [generate(f, run.pca, exp.arch, sample_spec(exp, r, **changes), run.data.x_train)
+    return [generate(f, run.pca, exp.arch, sample_spec(exp, r), run.data.x_train)
             for r, f in enumerate(run.flows)]
 
 
