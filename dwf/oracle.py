@@ -5,28 +5,29 @@ variance) and its tail r (the K − k others). With M ≈ K fitting members no d
 more of the tail than its mean and variance; over a short head (k ≪ M) a flow could learn more.
 What would a perfect model of the head gain? The oracle answers by drawing the head from the
 members' own heads exactly, the distribution such a model would reproduce, and the tail from the
-fitted Gaussian, all that M members say of it:
+fitted Gaussian, all that M members say of it. Only the tail is cooled to τ; a head is drawn at
+the size a new member's head has:
 
-    Gaussian     z = μ + τ σ ⊙ ε                                    (the fitted Gaussian at τ)
-    oracle k     z = (h_i, μ_r + τ σ_r ⊙ ε_r),   i a random fitting member
-    held-out k   z = (h_j, μ_r + τ σ_r ⊙ ε_r),   j a random held-out member (its code by the same PCA)
-    flow k       z = (h ~ a flow fitted to the heads at source std × τ,  μ_r + τ σ_r ⊙ ε_r)
+    Gaussian        z = μ + τ σ ⊙ ε                                 (the fitted Gaussian at τ, the reference curve)
+    Gaussian head   z = (μ_h + s σ_h ⊙ ε_h,  μ_r + τ σ_r ⊙ ε_r)      (what the head's mean and variance alone give)
+    oracle k        z = (h_i, μ_r + τ σ_r ⊙ ε_r),   i a random fitting member
+    held-out k      z = (h_j, μ_r + τ σ_r ⊙ ε_r),   j a random held-out member (its code by the same PCA)
+    flow k          z = (h ~ a flow fitted to the heads at source std × s,  μ_r + τ σ_r ⊙ ε_r)
 
 (μ, σ: the codes' per-component mean and std; the flow is the recipe's flow spec, one per replicate.)
+A held-out member's code is its projection on the fitting members' span, shorter than theirs where
+that span misses much of a new member (few members, or k beyond the directions they pin down): s
+is the held-out heads' rms over the fitting heads' (about their mean; 1 without held-out members),
+so the Gaussian head has the very size of the held-out heads and differs from them in shape alone.
 Every generator is scored at each temperature τ of `TEMPERATURES` over R replicate draws on the
 validation split, and every other row is placed against the Gaussian's curve
-(`baselines.standing`). An oracle on or below that curve says the heads' shape, drawn whole, buys
-no accuracy: what is lost for novelty is lost in the tail, of which M members tell a generator no
-more than the Gaussian knows. An oracle above it shows what the heads' shape is worth, and the
-flow rows how much of it a flow fitted to M heads realizes. But the oracle copies its heads, and a
-model that copies is not what is wanted: the held-out rows draw heads from members no generator
-saw, samples of the very distribution the fitting members come from, so they are what a perfect
-*generalizing* model of the heads would draw. An oracle ahead of the curve with held-out heads on it
-says its edge was the copying. A held-out member's code is its projection on the fitting members'
-span, shorter than theirs where that span misses much of a new member (few members, or k beyond the
-directions they pin down), so the table gives the held-out heads' rms over the fitting heads' per k.
-(Oracle and held-out heads are drawn as they are at every τ; a model that also cools its heads, as
-the Gaussian does, is another point on the curves.)
+(`baselines.standing`). Cooling the tail but not the head already moves a Gaussian off its own
+curve (the members vary least, and the loss is sharpest, along the trailing components), so the
+*Gaussian head* rows are the control: a head model is worth what it gains over them at the same
+k (same tail, same size of head). The oracle copies its heads, and a model that copies is not what
+is wanted: the held-out rows draw heads from members no generator saw, samples of the very
+distribution the fitting members come from, so they are what a perfect *generalizing* model of the
+heads would draw, and the flow rows how much of it a flow fitted to M heads realizes.
 """
 from __future__ import annotations
 
@@ -48,7 +49,17 @@ from .recipe import Recipe
 from .refit import FlowGenerator, GaussianGenerator, Sampler
 
 TEMPERATURES = (0.25, 0.4, 0.55, 0.7, 1.0)
-GENERATORS = ("Gaussian", "oracle", "held-out", "flow")
+GENERATORS = ("Gaussian", "Gaussian head", "oracle", "held-out", "flow")
+
+
+@dataclass(frozen=True)
+class AtSize:
+    """A head model drawn at temperature `size` whatever the tail's."""
+    model: Sampler
+    size: float
+
+    def draw(self, n: int, temperature: float, seed: int) -> torch.Tensor:
+        return self.model.draw(n, self.size, seed)
 
 
 @dataclass(frozen=True)
@@ -61,10 +72,10 @@ class Copies:
 
 
 def with_tail(head: Sampler, codes: torch.Tensor, k: int, n: int, temperature: float, seed: int) -> torch.Tensor:
-    """(n, K) codes: the k leading drawn by `head`, the other K − k by the Gaussian over the codes
-    (M, K) at `temperature` (k = 0: the Gaussian's own draws, with the same seed)."""
+    """(n, K) codes: the k leading drawn by `head` as it is (temperature 1), the other K − k by the
+    Gaussian over the codes (M, K) at `temperature` (k = 0: the Gaussian's own draws, same seed)."""
     tail = GaussianGenerator(codes[:, k:]).draw(n, temperature, seed)                 # (n, K - k)
-    return tail if k == 0 else torch.cat([head.draw(n, temperature, seed + 1), tail], 1)
+    return tail if k == 0 else torch.cat([head.draw(n, 1.0, seed + 1), tail], 1)
 
 
 def check_heads(ks: Sequence[int], K: int) -> None:
@@ -89,7 +100,7 @@ class OracleStudy:
     K: int                        # code components
     rows: tuple[Row, ...]
     seconds: float = float("nan")   # fitting one head flow
-    head_scale: tuple[tuple[int, float], ...] = ()   # (k, held-out heads' rms / fitting heads' rms), about their mean
+    head_scale: tuple[tuple[int, float], ...] = ()   # (k, s): held-out heads' rms / fitting heads' rms, about their mean
 
     def curve(self, generator: str, k: int = 0) -> baselines.Curve:
         """(novelty, gap) means over replicates across the temperatures."""
@@ -100,24 +111,35 @@ class OracleStudy:
         return "—" if row.generator == "Gaussian" else baselines.standing(row.nets.gap, row.nets.novelty.mean,
                                                                             self.curve("Gaussian"))
 
+    def against_control(self, row: Row) -> str:
+        """A head model's row against the Gaussian head's curve at the same k; "—" for the two Gaussians."""
+        return "—" if row.generator in ("Gaussian", "Gaussian head") else baselines.standing(
+            row.nets.gap, row.nets.novelty.mean, self.curve("Gaussian head", row.k))
+
     def markdown(self) -> str:
         lines = [f"The leading-codes oracle on {self.experiment} at N = {self.n}, recipe {self.recipe} (`dwf.oracle`): "
-                 f"of each code's K = {self.K} components the k leading are drawn from the members' own (oracle) or "
-                 "from the held-out members' own (held-out) or from a flow fitted to the fitting members' (the recipe's "
-                 "flow spec), the rest from the Gaussian fitted to the "
-                 "codes, all at temperature τ. Validation split; 95 % intervals over "
+                 f"of each code's K = {self.K} components the k leading are drawn from the Gaussian fitted to the "
+                 "fitting members' heads (Gaussian head, the control), from the members' own (oracle), from the "
+                 "held-out members' own (held-out) or from a flow fitted to the fitting members' (the recipe's flow "
+                 "spec), the two models at the held-out heads' size s; the rest from the Gaussian fitted to the codes "
+                 "at temperature τ. "
+                 "Validation split; 95 % intervals over "
                  f"{self.rows[0].nets.gap.n} replicate draws. One head flow took {self.seconds:.0f} s to fit here.",
-                 "", "| generator | k | τ | validation gap (pp) | novelty | spread | memorized | against the Gaussian |",
-                 "|---|---|---|---|---|---|---|---|"]
+                 "", "| generator | k | τ | validation gap (pp) | novelty | spread | memorized | against the Gaussian "
+                 "| against the Gaussian head |", "|---|---|---|---|---|---|---|---|---|"]
         for r in self.rows:
             n = r.nets
             lines.append(f"| {r.generator} | {r.k or self.K} | {r.temperature:g} | {n.gap.text(100, 2)} | "
-                         f"{n.novelty.text()} | {n.spread.text()} | {n.memorized.text(100, 0)} % | {self.verdict(r)} |")
+                         f"{n.novelty.text()} | {n.spread.text()} | {n.memorized.text(100, 0)} % | {self.verdict(r)} | "
+                         f"{self.against_control(r)} |")
         ahead = sorted({f"{r.generator} k = {r.k}" for r in self.rows if self.verdict(r) == "ahead"})
+        beyond = sorted({f"{r.generator} k = {r.k}" for r in self.rows if self.against_control(r) == "ahead"})
         if self.head_scale:
-            lines += ["", "The held-out heads' rms over the fitting heads' (about the fitting mean): "
+            lines += ["", "The held-out heads' rms over the fitting heads' (about the fitting mean), the size s at which "
+                      "the Gaussian head and the flow draw theirs: "
                       + ", ".join(f"{s:.2f} at k = {k}" for k, s in self.head_scale) + "."]
-        lines += ["", "Ahead of the Gaussian's curve somewhere: " + (", ".join(ahead) or "none") + "."]
+        lines += ["", "Ahead of the Gaussian's curve somewhere: " + (", ".join(ahead) or "none") + ".",
+                  "Ahead of the Gaussian head's curve at its k somewhere: " + (", ".join(beyond) or "none") + "."]
         return "\n".join(lines)
 
     def figure(self) -> go.Figure:
@@ -125,8 +147,8 @@ class OracleStudy:
         for r in self.rows:
             curves.setdefault((r.generator, r.k), []).append((r.nets.novelty, r.nets.gap))
         return plots.leading_codes(curves, f"The leading-codes oracle on {self.experiment} at N = {self.n}, validation "
-                                   f"split<br><sup>the k leading of {self.K} components: a fitting member's (oracle), a "
-                                   f"held-out member's or a flow's; the rest Gaussian; τ = {TEMPERATURES[0]:g}–"
+                                   f"split<br><sup>k leading of {self.K} codes: a Gaussian's, a member's (oracle), a held-out "
+                                   f"member's or a flow's; the rest Gaussian at τ {TEMPERATURES[0]:g}–"
                                    f"{TEMPERATURES[-1]:g}</sup>")
 
 
@@ -151,11 +173,13 @@ def study(exp: Experiment, recipe: Recipe, ks: Sequence[int], artifacts: str | P
         flows = [FlowGenerator(flow_mod.fit(Z[:, :k], dataclasses.replace(e.flow, seed=e.flow.seed + r), progress=False), e)
                  for r in range(R)]
         seconds = (time.perf_counter() - t0) / R
+        size = 1.0 if H is None else _rms(H[:, :k] - Z[:, :k].mean(0)) / _rms(Z[:, :k] - Z[:, :k].mean(0))
+        rows += scored("Gaussian head", k, [AtSize(GaussianGenerator(Z[:, :k]), size)] * R)
         rows += scored("oracle", k, [Copies(Z[:, :k])] * R)
         if H is not None:
             rows += scored("held-out", k, [Copies(H[:, :k])] * R)
-            head_scale.append((k, _rms(H[:, :k] - Z[:, :k].mean(0)) / _rms(Z[:, :k] - Z[:, :k].mean(0))))
-        rows += scored("flow", k, flows)
+            head_scale.append((k, size))
+        rows += scored("flow", k, [AtSize(f, size) for f in flows])
         if log is not None:
             print(f"{e.name} oracle: k = {k} fitted and scored in {time.perf_counter() - t0:.0f} s", file=log, flush=True)
     return OracleStudy(e.name, exp.members or exp.zoo.n_models, recipe.name, Z.shape[1], tuple(rows), seconds,
@@ -167,4 +191,4 @@ def _rms(X: torch.Tensor) -> float:
     return float(X.pow(2).sum(1).mean().sqrt())
 
 
-__all__ = ["Copies", "GENERATORS", "OracleStudy", "Row", "TEMPERATURES", "check_heads", "study", "with_tail"]
+__all__ = ["AtSize", "Copies", "GENERATORS", "OracleStudy", "Row", "TEMPERATURES", "check_heads", "study", "with_tail"]

@@ -28,11 +28,19 @@ def test_the_tail_is_the_fitted_gaussians_and_k_zero_is_the_gaussian_itself():
     head = oracle.Copies(Z[:, :4])
     z = oracle.with_tail(head, Z, 4, 40_000, 0.5, seed=6)                     # (n, K)
     assert z.shape == (40_000, K)
-    assert torch.equal(z[:, :4], head.draw(40_000, 0.5, seed=7))              # the head's own draws
+    assert torch.equal(z[:, :4], head.draw(40_000, 1.0, seed=7))              # the head's own draws
     tail, sd = z[:, 4:], Z[:, 4:].std(0)
     assert torch.allclose(tail.mean(0), Z[:, 4:].mean(0), atol=0.05 * sd.max())
     spanned = sd > 1e-3
     assert torch.allclose(tail.std(0)[spanned] / sd[spanned], torch.full((int(spanned.sum()),), 0.5), atol=0.02)
+    # a head that has a temperature is drawn at 1 all the same, or at the size it is given: only the tail is cooled
+    g = oracle.with_tail(GaussianGenerator(Z[:, :4]), Z, 4, 40_000, 0.5, seed=6)
+    assert torch.equal(g[:, 4:], tail)
+    assert torch.allclose(g[:, :4].std(0) / Z[:, :4].std(0), torch.ones(4), atol=0.02)
+    sized = oracle.with_tail(oracle.AtSize(GaussianGenerator(Z[:, :4]), 0.8), Z, 4, 40_000, 0.5, seed=6)
+    assert torch.equal(sized[:, 4:], tail)
+    assert torch.equal(sized[:, :4], GaussianGenerator(Z[:, :4]).draw(40_000, 0.8, seed=7))
+    assert torch.allclose(sized[:, :4].std(0) / Z[:, :4].std(0), torch.full((4,), 0.8), atol=0.02)
 
 
 def test_head_sizes_outside_the_codes_are_named():
@@ -48,10 +56,15 @@ def test_a_row_counts_as_ahead_only_when_its_interval_clears_the_gaussians_curve
         return oracle.Row(gen, k, 1.0, Nets(iv(nov), Interval(gap, lo, hi, 3), iv(0.5), iv(0.0)))
 
     gauss = (row("Gaussian", 0, 0.4, -0.01, -0.01, -0.01), row("Gaussian", 0, 0.8, -0.05, -0.05, -0.05))  # −0.03 at 0.6
-    ahead, tied = row("oracle", 16, 0.6, -0.02, -0.025, -0.015), row("flow", 16, 0.6, -0.03, -0.04, -0.02)
-    s = oracle.OracleStudy("x", 64, "paper", 47, (*gauss, ahead, tied))
-    assert [s.verdict(r) for r in s.rows] == ["—", "—", "ahead", "tied"]
-    assert s.markdown().splitlines()[-1] == "Ahead of the Gaussian's curve somewhere: oracle k = 16."
+    control = (row("Gaussian head", 16, 0.5, -0.015, -0.015, -0.015), row("Gaussian head", 16, 0.7, -0.025, -0.025, -0.025))
+    ahead, tied = row("oracle", 16, 0.6, -0.02, -0.025, -0.015), row("flow", 16, 0.6, -0.03, -0.04, -0.025)
+    s = oracle.OracleStudy("x", 64, "paper", 47, (*gauss, *control, ahead, tied))
+    assert [s.verdict(r) for r in s.rows] == ["—", "—", "ahead", "ahead", "ahead", "tied"]
+    # the control's curve is −0.02 at 0.6: the oracle ties it there, the flow is behind it
+    assert [s.against_control(r) for r in s.rows] == ["—", "—", "—", "—", "tied", "behind"]
+    assert s.markdown().splitlines()[-2:] == [
+        "Ahead of the Gaussian's curve somewhere: Gaussian head k = 16, oracle k = 16.",
+        "Ahead of the Gaussian head's curve at its k somewhere: none."]
 
 
 def test_the_study_scores_every_generator_at_every_temperature(tmp_path):
@@ -62,7 +75,8 @@ def test_the_study_scores_every_generator_at_every_temperature(tmp_path):
     assert s.K == 8
     keys = [(r.generator, r.k, r.temperature) for r in s.rows]
     assert sorted(keys) == sorted([("Gaussian", 0, t) for t in oracle.TEMPERATURES]
-                                  + [(g, k, t) for g in ("oracle", "held-out", "flow") for k in (2, 7)
+                                  + [(g, k, t) for g in ("Gaussian head", "oracle", "held-out", "flow")
+                                     for k in (2, 7)
                                      for t in oracle.TEMPERATURES])
     assert all(r.nets.gap.n == exp.eval.replicates for r in s.rows)
     by = {(r.generator, r.k, r.temperature): r.nets for r in s.rows}
@@ -77,7 +91,8 @@ def test_the_study_scores_every_generator_at_every_temperature(tmp_path):
     assert "The held-out heads' rms over the fitting heads'" in s.markdown()
     assert not any(f.exists() for f in pipeline.flow_folders(recipe.PAPER.apply(exp), tmp_path))  # nor the recipe's flows
     fig = s.figure()
-    assert len(fig.data) == 7 and {t.line.dash for t in fig.data if t.name.startswith("held-out")} == {"dashdot"}
+    assert len(fig.data) == 9 and {t.line.dash for t in fig.data if t.name.startswith("held-out")} == {"dashdot"}
+    assert {t.marker.symbol for t in fig.data if t.name.startswith("Gaussian head")} == {"square"}
 
 
 def test_the_oracle_command_refuses_bad_head_sizes_before_any_work(tmp_path, capsys):
