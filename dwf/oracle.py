@@ -12,6 +12,7 @@ the size a new member's head has:
     Gaussian head   z = (μ_h + s σ_h ⊙ ε_h,  μ_r + τ σ_r ⊙ ε_r)      (what the head's mean and variance alone give)
     oracle k        z = (h_i, μ_r + τ σ_r ⊙ ε_r),   i a random fitting member
     held-out k      z = (h_j, μ_r + τ σ_r ⊙ ε_r),   j a random held-out member (its code by the same PCA)
+    marginals k     z = ((h_{j_1,1}, …, h_{j_k,k}), μ_r + τ σ_r ⊙ ε_r),   each component from its own random held-out member
     flow k          z = (h ~ a flow fitted to the heads at source std × s,  μ_r + τ σ_r ⊙ ε_r)
 
 (μ, σ: the codes' per-component mean and std; the flow is the recipe's flow spec, one per replicate.)
@@ -27,7 +28,10 @@ curve (the members vary least, and the loss is sharpest, along the trailing comp
 k (same tail, same size of head). The oracle copies its heads, and a model that copies is not what
 is wanted: the held-out rows draw heads from members no generator saw, samples of the very
 distribution the fitting members come from, so they are what a perfect *generalizing* model of the
-heads would draw, and the flow rows how much of it a flow fitted to M heads realizes.
+heads would draw, and the flow rows how much of it a flow fitted to M heads realizes. The marginals
+rows keep every component's distribution over the held-out heads exactly and break the dependence
+between components: held-out heads ahead of them owe their lead to how the components go together,
+which no per-component model (and no Gaussian, the components being uncorrelated) can hold.
 """
 from __future__ import annotations
 
@@ -49,7 +53,7 @@ from .recipe import Recipe
 from .refit import FlowGenerator, GaussianGenerator, Sampler
 
 TEMPERATURES = (0.25, 0.4, 0.55, 0.7, 1.0)
-GENERATORS = ("Gaussian", "Gaussian head", "oracle", "held-out", "flow")
+GENERATORS = ("Gaussian", "Gaussian head", "oracle", "held-out", "marginals", "flow")
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,17 @@ class Copies:
 
     def draw(self, n: int, temperature: float, seed: int) -> torch.Tensor:
         return self.codes[torch.randint(len(self.codes), (n,), generator=torch.Generator().manual_seed(seed))]
+
+
+@dataclass(frozen=True)
+class Marginals:
+    """Each component from its own random row of `codes`: the components' distributions kept
+    exactly, their dependence broken (a temperature has nothing to scale)."""
+    codes: torch.Tensor           # (M, k)
+
+    def draw(self, n: int, temperature: float, seed: int) -> torch.Tensor:
+        rows = torch.randint(len(self.codes), (n, self.codes.shape[1]), generator=torch.Generator().manual_seed(seed))
+        return torch.gather(self.codes, 0, rows)                                      # (n, k)
 
 
 def with_tail(head: Sampler, codes: torch.Tensor, k: int, n: int, temperature: float, seed: int) -> torch.Tensor:
@@ -120,9 +135,9 @@ class OracleStudy:
         lines = [f"The leading-codes oracle on {self.experiment} at N = {self.n}, recipe {self.recipe} (`dwf.oracle`): "
                  f"of each code's K = {self.K} components the k leading are drawn from the Gaussian fitted to the "
                  "fitting members' heads (Gaussian head, the control), from the members' own (oracle), from the "
-                 "held-out members' own (held-out) or from a flow fitted to the fitting members' (the recipe's flow "
-                 "spec), the two models at the held-out heads' size s; the rest from the Gaussian fitted to the codes "
-                 "at temperature τ. "
+                 "held-out members' own (held-out), each component from its own held-out member (marginals) or from "
+                 "a flow fitted to the fitting members' (the recipe's flow spec), the two models at the held-out "
+                 "heads' size s; the rest from the Gaussian fitted to the codes at temperature τ. "
                  "Validation split; 95 % intervals over "
                  f"{self.rows[0].nets.gap.n} replicate draws. One head flow took {self.seconds:.0f} s to fit here.",
                  "", "| generator | k | τ | validation gap (pp) | novelty | spread | memorized | against the Gaussian "
@@ -178,6 +193,7 @@ def study(exp: Experiment, recipe: Recipe, ks: Sequence[int], artifacts: str | P
         rows += scored("oracle", k, [Copies(Z[:, :k])] * R)
         if H is not None:
             rows += scored("held-out", k, [Copies(H[:, :k])] * R)
+            rows += scored("marginals", k, [Marginals(H[:, :k])] * R)
             head_scale.append((k, size))
         rows += scored("flow", k, [AtSize(f, size) for f in flows])
         if log is not None:
@@ -191,4 +207,4 @@ def _rms(X: torch.Tensor) -> float:
     return float(X.pow(2).sum(1).mean().sqrt())
 
 
-__all__ = ["AtSize", "Copies", "GENERATORS", "OracleStudy", "Row", "TEMPERATURES", "check_heads", "study", "with_tail"]
+__all__ = ["AtSize", "Copies", "GENERATORS", "Marginals", "OracleStudy", "Row", "TEMPERATURES", "check_heads", "study", "with_tail"]

@@ -21,6 +21,20 @@ def test_the_oracle_draws_whole_member_heads():
     assert len({int(i) for i in same.float().argmax(1)}) > len(Z) // 2       # drawn from many members
 
 
+def test_marginals_keep_each_component_and_break_their_dependence():
+    Z, _ = codes_and_pca()
+    H = Z[:, :3]                                                              # (M, 3)
+    m = oracle.Marginals(H).draw(20_000, 0.4, seed=2)                         # (20000, 3)
+    for c in range(3):   # every value is one of that component's own, each member's about equally often
+        hits = (m[:, c, None] == H[None, :, c]).float()                       # (20000, M)
+        assert torch.all(hits.sum(1) >= 1)
+        share = hits.mean(0) * len(H)                                         # 1 for a uniform draw
+        assert share.min() > 0.7 and share.max() < 1.3
+    # drawn independently: whole rows of H are as rare as chance makes them (1 / M per draw, not 1)
+    whole = (m[:, None, :] == H[None]).all(-1).any(1).float().mean()
+    assert whole < 5 / len(H)
+
+
 def test_the_tail_is_the_fitted_gaussians_and_k_zero_is_the_gaussian_itself():
     Z, _ = codes_and_pca()
     K = Z.shape[1]
@@ -75,7 +89,7 @@ def test_the_study_scores_every_generator_at_every_temperature(tmp_path):
     assert s.K == 8
     keys = [(r.generator, r.k, r.temperature) for r in s.rows]
     assert sorted(keys) == sorted([("Gaussian", 0, t) for t in oracle.TEMPERATURES]
-                                  + [(g, k, t) for g in ("Gaussian head", "oracle", "held-out", "flow")
+                                  + [(g, k, t) for g in ("Gaussian head", "oracle", "held-out", "marginals", "flow")
                                      for k in (2, 7)
                                      for t in oracle.TEMPERATURES])
     assert all(r.nets.gap.n == exp.eval.replicates for r in s.rows)
@@ -91,8 +105,9 @@ def test_the_study_scores_every_generator_at_every_temperature(tmp_path):
     assert "The held-out heads' rms over the fitting heads'" in s.markdown()
     assert not any(f.exists() for f in pipeline.flow_folders(recipe.PAPER.apply(exp), tmp_path))  # nor the recipe's flows
     fig = s.figure()
-    assert len(fig.data) == 9 and {t.line.dash for t in fig.data if t.name.startswith("held-out")} == {"dashdot"}
+    assert len(fig.data) == 11 and {t.line.dash for t in fig.data if t.name.startswith("held-out")} == {"dashdot"}
     assert {t.marker.symbol for t in fig.data if t.name.startswith("Gaussian head")} == {"square"}
+    assert {t.marker.symbol for t in fig.data if t.name.startswith("marginals")} == {"diamond"}
 
 
 def test_the_oracle_command_refuses_bad_head_sizes_before_any_work(tmp_path, capsys):

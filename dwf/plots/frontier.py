@@ -145,15 +145,16 @@ def leading_codes(curves: Mapping[tuple[str, int], Sequence[tuple[Interval, Inte
                   title: str = "The leading-codes oracle: validation gap against novelty") -> go.Figure:
     """Each generator's (novelty, gap) across its temperatures, 95 % intervals over replicates, keyed
     by (generator, k) (`dwf.oracle`): the Gaussian (k = 0) dotted in its colour; one colour per head
-    size k, solid for the oracle, dash-dotted for held-out heads, dashed for the flow and dotted
-    with square markers for the Gaussian head."""
+    size k, solid for the oracle, dash-dotted for held-out heads (diamonds for their marginals),
+    dashed for the flow and dotted with square markers for the Gaussian head."""
     ks = sorted({k for _, k in curves if k})
     fig = go.Figure()
     for (gen, k), pts in curves.items():
         color = _FAMILY_COLORS["fitted Gaussian"] if not k else OTHERS[(2 + ks.index(k)) % len(OTHERS)]
         _interval_curve(fig, pts, gen if not k else f"{gen}, k = {k}", color,
-                        "dot" if not k else {"oracle": "solid", "held-out": "dashdot", "Gaussian head": "dot"}.get(gen, "dash"),
-                        "square" if gen == "Gaussian head" else "circle")
+                        "dot" if not k else {"oracle": "solid", "held-out": "dashdot", "marginals": "dashdot",
+                                             "Gaussian head": "dot"}.get(gen, "dash"),
+                        {"Gaussian head": "square", "marginals": "diamond"}.get(gen, "circle"))
     return _gap_against_novelty(fig, title)
 
 
