@@ -162,8 +162,8 @@ class OracleStudy:
         for r in self.rows:
             curves.setdefault((r.generator, r.k), []).append((r.nets.novelty, r.nets.gap))
         return plots.leading_codes(curves, f"The leading-codes oracle on {self.experiment} at N = {self.n}, validation "
-                                   f"split<br><sup>k leading of {self.K} codes: a Gaussian's, a member's (oracle), a held-out "
-                                   f"member's or a flow's; the rest Gaussian at τ {TEMPERATURES[0]:g}–"
+                                   f"split<br><sup>k leading of {self.K} codes: Gaussian, member (oracle), held-out member (or "
+                                   f"its marginals) or flow; the rest Gaussian at τ {TEMPERATURES[0]:g}–"
                                    f"{TEMPERATURES[-1]:g}</sup>")
 
 
@@ -207,4 +207,5 @@ def _rms(X: torch.Tensor) -> float:
     return float(X.pow(2).sum(1).mean().sqrt())
 
 
-__all__ = ["AtSize", "Copies", "GENERATORS", "Marginals", "OracleStudy", "Row", "TEMPERATURES", "check_heads", "study", "with_tail"]
+__all__ = ["AtSize", "Copies", "GENERATORS", "Marginals", "OracleStudy", "Row", "TEMPERATURES", "check_heads", "study",
+           "with_tail"]
