@@ -34,7 +34,7 @@ from .data import Dataset
 from .errors import ConfigError
 from .interval import Interval
 from .layout import ParamLayout
-from .novelty import coverage, loo_median_nn, memorized_fraction, nn_distances, novelty, spread
+from .novelty import Distances, coverage, loo_median_nn, memorized_fraction, novelty, spread
 from .pca import DualPCA
 from .report import PerNet, PopulationResult
 from .sample import Generated
@@ -207,11 +207,11 @@ def measure(ctx: Context, ref: Reference, spec: PopulationSpec, states: States) 
     many = V.shape[0] >= 2
     # a first and a second nearest member need 2 members (3 when a member meets itself)
     enough = ref.fit.shape[0] - int(self_zoo) >= 2
-    return Measured(task.score(preds, y), nn_distances(V, ref.fit, exclude_self=self_zoo).float(),
-                    sim.max(1).values, novelty(V, ref.fit, exclude_self=self_zoo, scale=ref.median_nn), ho,
-                    spread(V, ref.fit, scale=ref.median_nn) if many else float("nan"),
-                    memorized_fraction(V, ref.fit, exclude_self=self_zoo) if enough else float("nan"),
-                    task.diversity(preds, y), coverage(V, ref.fit, exclude_self=self_zoo))
+    to_fit = Distances.of(V, ref.fit, exclude_self=self_zoo)                  # (m, n) once for four metrics
+    return Measured(task.score(preds, y), to_fit.nearest().float(), sim.max(1).values, to_fit.novelty(ref.median_nn),
+                    ho, spread(V, ref.fit, scale=ref.median_nn) if many else float("nan"),
+                    to_fit.memorized_fraction() if enough else float("nan"), task.diversity(preds, y),
+                    to_fit.coverage())
 
 
 def summarize(ctx: Context, spec: PopulationSpec, runs: Sequence[Measured], median_nn: float) -> PopulationResult:

@@ -16,11 +16,15 @@ For nets V (m, d) and a reference set R (n, d) of zoo members (same aligned coor
                                                                  out as members; < 1: pulled toward
                                                                  the members' average (a blur)
 
-Everything is computed in float64 from one distance matrix per call. With `exclude_self` a
+Everything is computed in float64 from one distance matrix per call; `Distances` keeps that
+matrix, so a caller reading d₁, novelty, memorized fraction and coverage of one population pays
+for one (m, n) matrix, not four. With `exclude_self` a
 population is compared with itself (V is R, row i's own distance ignored): the zoo's novelty is
 then 1 by construction and its memorized fraction says how clustered members are.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -58,9 +62,41 @@ def _median(x: torch.Tensor) -> float:
     return float(torch.quantile(x, 0.5))
 
 
+@dataclass(frozen=True)
+class Distances:
+    """D (m, n): from V's rows to ref's, float64; with `exclude_self` (V is ref) the diagonal is +inf."""
+    D: torch.Tensor
+    exclude_self: bool = False
+
+    @classmethod
+    def of(cls, V, ref, exclude_self: bool = False) -> "Distances":
+        return cls(_distances(V, ref, exclude_self), exclude_self)
+
+    def nearest(self) -> torch.Tensor:
+        """d₁ per row of V. (m,) float64"""
+        return self.D.min(1).values
+
+    def novelty(self, scale: float) -> float:
+        """median d₁ / `scale` (ref's leave-one-out median NN distance)."""
+        return _median(self.nearest()) / scale
+
+    def memorized_fraction(self, threshold: float = MEMORIZED_THRESHOLD) -> float:
+        """Share of rows with d₁ < threshold · d₂."""
+        if not 0 < threshold <= 1:
+            raise DwfError(f"threshold must be in (0, 1], got {threshold}")
+        if self.D.shape[1] - int(self.exclude_self) < 2:
+            raise DwfError("memorized_fraction needs at least 2 reference nets besides the net itself")
+        d12 = self.D.topk(2, dim=1, largest=False).values          # (m, 2)
+        return float((d12[:, 0] < threshold * d12[:, 1]).double().mean())
+
+    def coverage(self) -> float:
+        """Share of ref's rows that are some row's nearest."""
+        return float(self.D.argmin(1).unique().numel()) / self.D.shape[1]
+
+
 def nn_distances(V, ref, exclude_self: bool = False) -> torch.Tensor:
     """d₁: distance from each row of V to its nearest row of ref. (m,) float64"""
-    return _distances(V, ref, exclude_self).min(1).values
+    return Distances.of(V, ref, exclude_self).nearest()
 
 
 def loo_median_nn(ref) -> float:
@@ -77,7 +113,7 @@ def loo_median_nn(ref) -> float:
 def novelty(V, ref, exclude_self: bool = False, scale: float | None = None) -> float:
     """median NN distance V → ref / ref's leave-one-out median NN distance (`scale`: that
     distance, `loo_median_nn(ref)`, where the caller keeps it: it costs an (n, n) distance matrix)."""
-    return _median(nn_distances(V, ref, exclude_self)) / (loo_median_nn(ref) if scale is None else scale)
+    return Distances.of(V, ref, exclude_self).novelty(loo_median_nn(ref) if scale is None else scale)
 
 
 def spread(V, ref, scale: float | None = None) -> float:
@@ -94,18 +130,13 @@ def memorized_fraction(V, ref, threshold: float = MEMORIZED_THRESHOLD, exclude_s
     second-nearest: near-copies of one member rather than nets between members."""
     if not 0 < threshold <= 1:
         raise DwfError(f"threshold must be in (0, 1], got {threshold}")
-    D = _distances(V, ref, exclude_self)
-    if D.shape[1] - int(exclude_self) < 2:
-        raise DwfError("memorized_fraction needs at least 2 reference nets besides the net itself")
-    d12 = D.topk(2, dim=1, largest=False).values          # (m, 2)
-    return float((d12[:, 0] < threshold * d12[:, 1]).double().mean())
+    return Distances.of(V, ref, exclude_self).memorized_fraction(threshold)
 
 
 def coverage(V, ref, exclude_self: bool = False) -> float:
     """Share of ref's members that are the nearest member of at least one row of V: copies of
     every member cover 1, nets collapsed onto one member cover 1/n."""
-    D = _distances(V, ref, exclude_self)
-    return float(D.argmin(1).unique().numel()) / D.shape[1]
+    return Distances.of(V, ref, exclude_self).coverage()
 
 
 def radius(V, ref) -> float:

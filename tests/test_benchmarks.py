@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from benchmarks import bench_align, bench_cofit, bench_pca, bench_transfusion, bench_zoo
+from benchmarks import bench_align, bench_cofit, bench_distances, bench_pca, bench_transfusion, bench_zoo
 from dwf import ArchSpec, DataSpec, FlowSpec, ZooSpec, archs, data, devices, experiments, stacked, train_zoo
 
 
@@ -101,3 +101,8 @@ def test_cofit_bench_fits_the_same_flows_both_ways_at_tiny_size():
     r = bench_cofit.run("tiny", FlowSpec(steps=30, eval_every=10, hidden=16, time_dim=8))
     assert (r.runs, r.replicates, r.steps) == (bench_cofit.RUNS, bench_cofit.R, 30)
     assert r.max_abs_param_diff < 1e-4 and r.ratio == r.apart_s / r.together_s
+
+
+def test_distances_bench_reads_the_same_numbers_off_one_matrix_at_tiny_size():
+    r = bench_distances.run(n_fit=30, n_nets=8, d=50, repeats=1)
+    assert r.same_numbers

@@ -12,7 +12,7 @@ from scipy import stats
 from dwf import evaluate
 from dwf.errors import DwfError
 from dwf.interval import Interval
-from dwf.novelty import loo_median_nn, radius
+from dwf.novelty import Distances, loo_median_nn, radius
 
 
 def _gauss(n: int, d: int = 16, seed: int = 0) -> torch.Tensor:
@@ -39,6 +39,21 @@ def test_metrics_match_a_brute_force_reference():
     d = _brute(V, R)
     for tau in (1 / 3, 0.8):
         assert evaluate.memorized_fraction(V, R, tau) == pytest.approx(np.mean(d[:, 0] < tau * d[:, 1]))
+
+
+def test_one_distance_matrix_reads_off_what_the_four_separate_metrics_give():
+    # evaluate.measure takes d1, novelty, memorized fraction and coverage from one matrix
+    V, R = _gauss(9, 5, 1), _gauss(12, 5, 2)
+    R_near = R[torch.arange(9) % 12] + 0.05 * _gauss(9, 5, 3)     # some nets near members, so memorized > 0
+    for X, ref, self_ in ((V, R, False), (R_near, R, False), (R, R, True)):
+        dist, loo = Distances.of(X, ref, exclude_self=self_), loo_median_nn(ref)
+        assert torch.allclose(dist.nearest(), torch.as_tensor(_brute(X.numpy(), ref.numpy(), self_)[:, 0]))
+        assert dist.novelty(loo) == evaluate.novelty(X, ref, exclude_self=self_, scale=loo)
+        assert dist.memorized_fraction() == evaluate.memorized_fraction(X, ref, exclude_self=self_)
+        assert dist.coverage() == evaluate.coverage(X, ref, exclude_self=self_)
+    assert Distances.of(R_near, R).memorized_fraction() > 0
+    with pytest.raises(DwfError, match="threshold"):
+        Distances.of(V, R).memorized_fraction(0.0)
 
 
 def test_fresh_samples_of_the_reference_distribution_are_as_new_as_members():
