@@ -128,8 +128,6 @@ def spread(V, ref, scale: float | None = None) -> float:
 def memorized_fraction(V, ref, threshold: float = MEMORIZED_THRESHOLD, exclude_self: bool = False) -> float:
     """Share of rows of V whose nearest member of ref is closer than `threshold` times the
     second-nearest: near-copies of one member rather than nets between members."""
-    if not 0 < threshold <= 1:
-        raise DwfError(f"threshold must be in (0, 1], got {threshold}")
     return Distances.of(V, ref, exclude_self).memorized_fraction(threshold)
 
 
