@@ -208,7 +208,7 @@ def _(conditional, mo, run):
 
 
 @app.cell
-def _(conditional, dwf, run):
+def _(conditional, dwf, mo, run):
     import functools
 
     @functools.cache

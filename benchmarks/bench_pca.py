@@ -76,9 +76,8 @@ def run(n: int = N, d: int = D, k: int = K) -> PCAResult:
         mm[:] = X
         mm.flush()
         del mm
-        Xm = np.load(Path(tmp) / "X.npy", mmap_mode="r")
-        mm_s, dual_mm = best_of(lambda: DualPCA(k, device="cpu").fit(Xm), REPEATS)
-        del Xm
+        mm_s, dual_mm = best_of(lambda: DualPCA(k, device="cpu").fit(np.load(Path(tmp) / "X.npy", mmap_mode="r")),
+                                REPEATS)
 
     V_dual = dual.components_.numpy()
     return PCAResult(

@@ -21,6 +21,17 @@ COLLAPSE_SPREAD = 0.1        # spread below this: the generated nets are (nearly
 MEMORIZE_FRACTION = 0.5      # memorized fraction above this: mostly near-copies of members
 
 
+def is_zoo_stage(stage: str) -> bool:
+    """Whether a `timings` entry is zoo training: "zoo", or "zoo <member>" per member zoo of a
+    conditional flow."""
+    return stage == "zoo" or stage.startswith("zoo ")
+
+
+def zoo_seconds(timings: dict[str, float]) -> float:
+    """Seconds of zoo training in a report's `timings` (every member zoo's, summed)."""
+    return sum(v for k, v in timings.items() if is_zoo_stage(k))
+
+
 def score_format(metric: str) -> tuple[float, int, str]:
     """(factor, decimals, label) to show a score: accuracy in percent with 2 decimals,
     Spearman ρ as it is with 4."""

@@ -12,7 +12,7 @@ from .io import strict_json
 from .published import comparison_markdown
 from .record import to_json
 from .replicas import ReplicatedReport
-from .report import COLLAPSE_SPREAD, MEMORIZE_FRACTION, Report, score_format
+from .report import COLLAPSE_SPREAD, MEMORIZE_FRACTION, Report, score_format, zoo_seconds
 
 STAGES = ("zoo", "align", "pca", "flow", "sample", "evaluate")
 
@@ -181,7 +181,7 @@ def timing_markdown(reports: Sequence[Report]) -> str:
             continue
         seen.add(key)
         t = r.timings
-        zoo = sum(v for k, v in t.items() if k == "zoo" or k.startswith("zoo "))
+        zoo = zoo_seconds(t)
         n_zoo = c.n_zoo_nets if c else r.zoo.n_fit + len(r.zoo.held_out)
         cells = [f"{zoo:.1f}", *(f"{t[k]:.1f}" if k in t else "—" for k in
                                  ("align", "pca", "flow", "sample", "evaluate", "frontier", "transfer")),
