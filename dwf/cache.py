@@ -52,6 +52,8 @@ class StageRecord:
     files: dict[str, FileDigest]       # by path relative to the stage folder
     config: dict
     compute: str = ""                  # device and precision (`dwf.devices`); "" in records before it
+    cpu: str = ""                      # torch's CPU kernel set ("AVX2", "AVX512"): another one computes
+                                       # other last bits, as other threads do; "" in records before it
 
 
 def digest(path: Path) -> str:
@@ -128,7 +130,8 @@ def finish(d: Path, exp, name: str, seconds: float) -> StageRecord:
     """Record stage `name` in d as done for `exp` (the record is written last)."""
     files = {str(p.relative_to(d)): FileDigest(p.stat().st_size, digest(p)) for p in _files(d)}
     rec = StageRecord(exp.stage_hash(name), exp.name, exp.profile, getattr(exp, "seed", None), seconds,
-                      torch.get_num_threads(), __version__, files, exp.to_dict(), str(devices.current()))
+                      torch.get_num_threads(), __version__, files, exp.to_dict(), str(devices.current()),
+                      torch.backends.cpu.get_cpu_capability())
     save_json(d / RECORD, to_json(rec))
     (d / PENDING).unlink(missing_ok=True)
     return rec

@@ -46,12 +46,13 @@ def _stage(folder: Path, exp: Toy, calls: list, fail: bool = False):
                               lambda name: None)
 
 
-def test_a_finished_stage_is_loaded_and_records_its_files_seed_and_threads(tmp_path):
+def test_a_finished_stage_is_loaded_and_records_its_files_seed_threads_and_cpu(tmp_path):
     calls = []
     assert _stage(tmp_path / "s", Toy(), calls)[0] == "a"
     assert _stage(tmp_path / "s", Toy(), calls)[0] == "a" and len(calls) == 1
     rec = cache.read(tmp_path / "s")
     assert rec.seed == 0 and rec.threads == torch.get_num_threads() and list(rec.files) == ["sub/value.txt"]
+    assert rec.cpu == torch.backends.cpu.get_cpu_capability() != ""
     assert rec.files["sub/value.txt"].sha256 == cache.digest(tmp_path / "s" / "sub" / "value.txt")
 
 
