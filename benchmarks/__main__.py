@@ -43,12 +43,14 @@ def report(zoos: list[bench_zoo.ZooResult], pca: bench_pca.PCAResult,
         ("dwf.DualPCA (numpy memmap)", f"{pca.dual_memmap_s:.3f}"),
         (f"sklearn PCA (svd_solver={pca.sklearn_solver!r})", f"{pca.sklearn_s:.3f}"),
     ]
-    conv_rows = [("nets", "loop s / step", "vmap s / step", "loop models × epochs / min",
-                  "vmap models × epochs / min", "vmap / loop")]
+    conv_rows = [("nets", "loop s / step", "vmap s / step", "forward_stacked s / step",
+                  "loop models × epochs / min", "forward_stacked models × epochs / min", "loop / forward_stacked",
+                  "predict s / net: loop", "forward_stacked")]
     for c in convs:
         conv_rows.append((f"{c.n_models} × {c.case}", f"{c.loop_s_per_step:.3f}", f"{c.vmap_s_per_step:.3f}",
-                          f"{c.loop_models_epochs_per_min:.1f}", f"{c.vmap_models_epochs_per_min:.1f}",
-                          f"{c.ratio:.2f}x"))
+                          f"{c.stacked_s_per_step:.3f}", f"{c.loop_models_epochs_per_min:.1f}",
+                          f"{c.stacked_models_epochs_per_min:.1f}", f"{c.ratio:.2f}x",
+                          f"{c.predict_loop_s_per_net:.3f}", f"{c.predict_stacked_s_per_net:.3f}"))
     align_rows = [("zoo", "params", "models", "s / model", "train step s", "ratio", "recovered")]
     for a in aligns:
         align_rows.append((a.case, f"{a.n_params:,}", str(a.n_models), f"{a.s_per_model:.4f}",
@@ -74,7 +76,8 @@ def report(zoos: list[bench_zoo.ZooResult], pca: bench_pca.PCAResult,
         "",
         f"Convnet zoo training step (fmnist_resnet20 quick recipe: batch {convs[0].batch_size}, "
         f"{convs[0].train_samples} training images per epoch; CPU, best of {bench_convzoo.REPEATS}): "
-        "one functional call per model (train_zoo's choice on the CPU) vs torch.func.vmap",
+        "one functional call per model vs torch.func.vmap vs the ResNet's channels-last grouped "
+        "forward_stacked (train_zoo's and predict's choice for narrow ResNets on the CPU; the loop for wide ones)",
         _table(conv_rows),
         "",
         "Weight matching against member 0 (synthetic zoos: permuted noisy copies of one net); "

@@ -21,14 +21,16 @@ def forward(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tenso
     params: {name: (n, *shape)} for the model's parameters (and float buffers, if given).
     x: (B, ...) fed to every model when `shared_input`, else (n, B, ...) one batch per model.
     returns (n, B, C). Architectures with a `forward_stacked` method use it (hand-batched
-    maths, same result). Other modules on the CPU use `forward_loop`, except a narrow convnet
-    in a training step (`grouped_conv_pays`); elsewhere `forward_vmap`. vmap turns the n convs
-    into one grouped conv, which `make bench` (bench_convzoo) measured 1.2-1.4x slower per
-    training step than the loop for full-width ResNet-20s, 1.3x faster for width-0.25 ones, and
-    2x slower at inference batches of 256 (width 0.25). Either way gradients reach the stacked
-    parameters and BatchNorm updates the stacked buffers.
+    maths, same result) where it pays (`stacked_pays`); other modules on the CPU use
+    `forward_loop`, except a narrow convnet in a training step (`grouped_conv_pays`); elsewhere
+    `forward_vmap`. Both batched paths turn the n convs into one grouped conv. `make bench`
+    (bench_convzoo, one thread, 16 ResNet-20s) measured, per training step at width 0.25: loop
+    1.5 s, vmap 1.0 s, the ResNet's channels-last `forward_stacked` 0.56 s; at width 1 the loop
+    and `forward_stacked` tie (3.5 s) and vmap takes 4.6 s; at inference `forward_stacked` is
+    1.3x faster than the loop at width 0.25 and 2.5x slower at width 1. Either way gradients
+    reach the stacked parameters and BatchNorm updates the stacked buffers.
     """
-    if hasattr(model, "forward_stacked"):
+    if hasattr(model, "forward_stacked") and stacked_pays(model, x.device):
         return model.forward_stacked(params, x, shared_input)
     if x.device.type == "cpu" and not grouped_conv_pays(model):
         return forward_loop(model, params, x, shared_input)
@@ -36,14 +38,28 @@ def forward(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tenso
 
 
 NARROW_CHANNELS = 16   # widest conv of a width-0.25 ResNet-20, where the grouped conv measured faster
+# nets x images per grouped-conv call of `predict` (narrow ResNets on the CPU): 0.30 s a net on
+# 2000 images, against 0.46 at 16 x 128 and 0.62 at 64 x 64 (the activations outgrow the cache)
+GROUPED_NETS, GROUPED_BATCH = 16, 64
+
+
+def _conv_widths(model: nn.Module) -> list[int]:
+    return [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
+
+
+def stacked_pays(model: nn.Module, device: torch.device | str) -> bool:
+    """Whether the model's hand-batched `forward_stacked` is the path to take: always for a
+    model without convs; for a convnet (grouped convs) only on the CPU with every conv at most
+    NARROW_CHANNELS wide (wider ones run faster one model at a time there; GPUs keep vmap)."""
+    widths = _conv_widths(model)
+    return not widths or (torch.device(device).type == "cpu" and max(widths) <= NARROW_CHANNELS)
 
 
 def grouped_conv_pays(model: nn.Module) -> bool:
     """Whether vmap's grouped conv beats the per-model loop on the CPU: in a training step
     (grad enabled, train mode) of a convnet whose convs all have <= NARROW_CHANNELS outputs."""
-    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    return (bool(convs) and model.training and torch.is_grad_enabled()
-            and max(c.out_channels for c in convs) <= NARROW_CHANNELS)
+    widths = _conv_widths(model)
+    return bool(widths) and model.training and torch.is_grad_enabled() and max(widths) <= NARROW_CHANNELS
 
 
 def forward_loop(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tensor,
@@ -78,6 +94,8 @@ def predict(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tenso
     when the run is mixed-precision; returned on the CPU."""
     c = compute or devices.current()
     model = devices.on_device(model, c.device).eval()
+    if _conv_widths(model) and hasattr(model, "forward_stacked") and stacked_pays(model, c.device):
+        model_chunk, batch_size = min(model_chunk, GROUPED_NETS), min(batch_size, GROUPED_BATCH)
     n = next(iter(params.values())).shape[0]
     rows = []
     for m0 in range(0, n, model_chunk):
