@@ -48,11 +48,13 @@ def _conv_widths(model: nn.Module) -> list[int]:
 
 
 def stacked_pays(model: nn.Module, device: torch.device | str) -> bool:
-    """Whether the model's hand-batched `forward_stacked` is the path to take: always for a
-    model without convs; for a convnet (grouped convs) only on the CPU with every conv at most
-    NARROW_CHANNELS wide (wider ones run faster one model at a time there; GPUs keep vmap)."""
-    widths = _conv_widths(model)
-    return not widths or (torch.device(device).type == "cpu" and max(widths) <= NARROW_CHANNELS)
+    """Whether the model's hand-batched `forward_stacked` is the path to take: always, unless it
+    runs grouped convs (a class with `grouped_convs = True`, the ResNets); those only on the CPU
+    with every conv at most NARROW_CHANNELS wide (wider ones run faster one model at a time
+    there; GPUs keep vmap)."""
+    if not getattr(model, "grouped_convs", False):
+        return True
+    return torch.device(device).type == "cpu" and max(_conv_widths(model)) <= NARROW_CHANNELS
 
 
 def grouped_conv_pays(model: nn.Module) -> bool:
@@ -94,7 +96,7 @@ def predict(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tenso
     when the run is mixed-precision; returned on the CPU."""
     c = compute or devices.current()
     model = devices.on_device(model, c.device).eval()
-    if _conv_widths(model) and hasattr(model, "forward_stacked") and stacked_pays(model, c.device):
+    if getattr(model, "grouped_convs", False) and stacked_pays(model, c.device):
         model_chunk, batch_size = min(model_chunk, GROUPED_NETS), min(batch_size, GROUPED_BATCH)
     n = next(iter(params.values())).shape[0]
     rows = []

@@ -37,6 +37,8 @@ class ResNet(nn.Module):
     """Stem conv3x3-BN-ReLU, then stages of basic blocks (the first block of every stage but
     the first halves the resolution), global average pool, linear head."""
 
+    grouped_convs = True   # forward_stacked runs n models as grouped convs (dwf.stacked.stacked_pays)
+
     def __init__(self, in_channels: int, widths: tuple[int, ...], blocks: tuple[int, ...],
                  n_classes: int):
         super().__init__()
