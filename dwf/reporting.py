@@ -129,13 +129,15 @@ def report(run: "Run", folder: Path, progress: bool = False,
 
 
 def _barrier(run: "Run", ctx: ev.Context) -> Barrier:
-    """The loss along naive and aligned straight lines between zoo members 0 and 1."""
+    """The loss along naive and aligned straight lines between zoo members 0 and 1 (each point's
+    BatchNorm recalibrated on as many training images as every population of the report)."""
     exp = run.experiment
     model = archs.build(exp.arch)
     has_bn = families.has_batchnorm(exp.arch)
     naive, aligned = interp.naive_vs_aligned(
         model, families.symmetry(exp.arch, ctx.data.x_train), *run.zoo.state_dicts()[:2], ctx.data.x_test,
-        ctx.data.y_test, x_calib=ctx.data.x_train if has_bn else None, seed=exp.align.seed, task=ctx.task)
+        ctx.data.y_test, x_calib=ctx.data.x_train if has_bn else None, seed=exp.align.seed, task=ctx.task,
+        calib_samples=exp.sample.bn_samples)
     return Barrier(naive.lambdas.tolist(), naive.loss.tolist(), aligned.loss.tolist(), naive.acc.tolist(),
                    aligned.acc.tolist(), interp.barrier(naive), interp.barrier(aligned))
 
