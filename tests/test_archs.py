@@ -170,3 +170,17 @@ def test_narrow_resnets_stacked_in_float32_stay_close_to_float64():
     out32, grad32, _ = _stacked_step(stacked.forward, archs.build(arch).train(), inits, x, False, torch.float32)
     assert torch.allclose(out32.double(), out64, rtol=1e-4, atol=1e-4)
     assert all((grad32[k].double() - grad64[k]).abs().max() <= 1e-3 * grad64[k].abs().max() for k in grad64)
+
+
+def test_predict_through_grouped_resnets_crosses_its_chunks_as_the_loop():
+    """stacked.predict runs narrow ResNets GROUPED_NETS at a time on GROUPED_BATCH images: 20 nets
+    and 70 images cross both chunk edges and still get the per-net module's classes (float64)."""
+    arch = ArchSpec("resnet20", 1, (), 10, width=0.25)
+    nets = [archs.build(arch, seed=s).double().eval() for s in range(stacked.GROUPED_NETS + 4)]
+    state = {k: torch.stack([n.state_dict()[k] for n in nets]) for k in nets[0].state_dict()}
+    x = torch.randn(stacked.GROUPED_BATCH + 6, 1, 28, 28, dtype=torch.float64,
+                    generator=torch.Generator().manual_seed(0))
+    preds = stacked.predict(archs.build(arch).double(), state, x)                 # (20, 70)
+    with torch.no_grad():
+        expected = torch.stack([n(x).argmax(1) for n in nets])
+    assert preds.shape == (len(nets), len(x)) and torch.equal(preds, expected)
