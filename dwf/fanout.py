@@ -11,7 +11,8 @@ thread count of the worker: Ray gives a 1-CPU task one thread).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from tqdm import tqdm
 
@@ -33,6 +34,21 @@ def connect(engine: "Engine"):
                            "`ray start --head` and pass its address, or leave the address out to run a "
                            "local cluster") from e
     return ray
+
+
+@contextmanager
+def session(engine: "Engine") -> Iterator[Any]:
+    """`connect`, and on leaving, `ray.shutdown()` if this call started Ray (a Ray someone else
+    started stays up). A process that ends by a signal rather than by returning, as a notebook
+    kernel does when papermill stops it, would otherwise have Ray print a stack trace for it."""
+    import ray
+
+    owned = not ray.is_initialized()
+    try:
+        yield connect(engine)
+    finally:
+        if owned and ray.is_initialized():
+            ray.shutdown()
 
 
 def remote(ray, engine: "Engine", fn: Callable):
@@ -80,4 +96,4 @@ def map_jobs(engine: "Engine | None", fn: Callable[..., Any], shared: tuple, job
     return wait_all(ray, refs, desc, progress, engine)
 
 
-__all__ = ["connect", "map_jobs", "remote", "wait_all"]
+__all__ = ["connect", "map_jobs", "remote", "session", "wait_all"]

@@ -77,20 +77,20 @@ def build_all(jobs: list[Job], artifacts: str | Path, engine: Engine | None = No
     artifacts = str(Path(artifacts).resolve())             # workers need not share our directory
     if engine is None:
         return [r for job in jobs for r in build_job(job, artifacts, _Lines(stamped))]
-    ray = fanout.connect(engine)
-    from ray.util.queue import Queue
+    with fanout.session(engine) as ray:                   # a local Ray it starts ends with the jobs
+        from ray.util.queue import Queue
 
-    lines = Queue()
-    task = fanout.remote(ray, engine, _build_remote)
-    refs = [task.remote(job, artifacts, lines) for job in jobs]
+        lines = Queue()
+        task = fanout.remote(ray, engine, _build_remote)
+        refs = [task.remote(job, artifacts, lines) for job in jobs]
 
-    def copy_lines() -> None:
-        for line in lines.get_nowait_batch(lines.qsize()):
-            stamped(line)
+        def copy_lines() -> None:
+            for line in lines.get_nowait_batch(lines.qsize()):
+                stamped(line)
 
-    done = fanout.wait_all(ray, refs, "reproduce jobs", False, engine, poll=copy_lines,
-                           hint="; rerun to resume from the cached stages")
-    copy_lines()
+        done = fanout.wait_all(ray, refs, "reproduce jobs", False, engine, poll=copy_lines,
+                               hint="; rerun to resume from the cached stages")
+        copy_lines()
     return [r for reports in done for r in reports]
 
 

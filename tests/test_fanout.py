@@ -96,3 +96,29 @@ def test_transfer_fine_tuned_on_ray_equals_transfer_here(one_thread, local_ray):
     assert here.selected_epoch == there.selected_epoch
     for name in inits:
         assert here.test_acc[name] == there.test_acc[name] and here.val_acc[name] == there.val_acc[name], name
+
+
+def test_a_session_leaves_a_ray_it_did_not_start_running(local_ray):
+    import ray
+
+    with fanout.session(shards.Engine()) as r:
+        assert r.is_initialized()
+    assert ray.is_initialized()                      # the fixture's cluster, still up for others
+
+
+def test_a_session_ends_the_local_ray_it_started_so_a_killed_process_prints_no_stack_trace():
+    """What papermill does to the reproduce notebook's kernel at its end: a SIGTERM. With Ray still
+    up that printed a 'SIGTERM received' stack trace under a successful run."""
+    import signal
+    import subprocess
+    import sys
+
+    script = ("import os, signal, ray\n"
+              "from dwf import fanout, shards\n"
+              "with fanout.session(shards.Engine()) as r:\n"
+              "    assert r.is_initialized()\n"
+              "assert not ray.is_initialized()\n"
+              "os.kill(os.getpid(), signal.SIGTERM)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == -signal.SIGTERM, done.stderr[-2000:]
+    assert "SIGTERM received" not in done.stderr
