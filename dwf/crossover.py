@@ -52,7 +52,8 @@ def crossover(params: Mapping[str, torch.Tensor], spec: PermutationSpec, n: int,
             raise ConfigError(f"{t!r} has {rows} rows but its unit group {groups[t]!r} has {d.shape[1]}")
         W2 = W.reshape(m, rows, -1)                                            # (m, rows, rest)
         child = W2[d, torch.arange(rows)[None, :]]                             # (n, rows, rest)
-        child = (1 - blend) * child + blend * W2.mean(0, keepdim=True)
+        if W.is_floating_point():   # integer buffers (BatchNorm's batch counters) are taken, not blended
+            child = (1 - blend) * child + blend * W2.mean(0, keepdim=True)
         out[t] = child.reshape(n, *W.shape[1:])
     return out
 

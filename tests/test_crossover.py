@@ -76,3 +76,18 @@ def test_bad_input_is_named():
                             torch.zeros(2, 1, 28, 28))
     with pytest.raises(ConfigError, match="TransformerSpec"):
         crossover(params, vit, 2, 0.0, torch.Generator())
+
+
+def test_a_batchnorm_zoos_integer_counters_are_taken_from_a_donor_not_blended():
+    """A ResNet zoo's stacked state holds BatchNorm's int64 batch counters beside its floats: a
+    blended child keeps them integers, each one member's (`dwf recipes` on a ResNet crashed here)."""
+    members = [archs.build(RESNET, seed=s).state_dict() for s in range(3)]
+    for i, sd in enumerate(members):
+        for k in sd:
+            if k.endswith("num_batches_tracked"):
+                sd[k].fill_(10 * (i + 1))
+    params = {k: torch.stack([sd[k] for sd in members]) for k in members[0]}
+    children = crossover(params, spec_of(RESNET), 6, 0.5, torch.Generator().manual_seed(0))
+    counter = children["bn1.num_batches_tracked"]
+    assert counter.dtype == torch.long and set(counter.tolist()) <= {10, 20, 30}
+    assert all(children[k].dtype == v.dtype and children[k].shape[1:] == v.shape[1:] for k, v in params.items())
