@@ -31,6 +31,8 @@ def forward(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tenso
     reach the stacked parameters and BatchNorm updates the stacked buffers.
     """
     if hasattr(model, "forward_stacked") and stacked_pays(model, x.device):
+        if getattr(model, "grouped_convs", False):
+            return _grouped(model, params, x, shared_input)
         return model.forward_stacked(params, x, shared_input)
     if x.device.type == "cpu" and not grouped_conv_pays(model):
         return forward_loop(model, params, x, shared_input)
@@ -38,9 +40,21 @@ def forward(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tenso
 
 
 NARROW_CHANNELS = 16   # widest conv of a width-0.25 ResNet-20, where the grouped conv measured faster
-# nets x images per grouped-conv call of `predict` (narrow ResNets on the CPU): 0.30 s a net on
-# 2000 images, against 0.46 at 16 x 128 and 0.62 at 64 x 64 (the activations outgrow the cache)
+# nets x images per grouped-conv call (narrow ResNets on the CPU), so the activations stay in
+# cache: a training step of 64 nets took 1.74 s as four calls of 16, 2.42 s as one; `predict`
+# 0.30 s a net on 2000 images at 16 x 64, against 0.46 at 16 x 128 and 0.62 at 64 x 64
 GROUPED_NETS, GROUPED_BATCH = 16, 64
+
+
+def _grouped(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tensor,
+             shared_input: bool) -> torch.Tensor:
+    """`forward_stacked` of grouped-conv models, GROUPED_NETS at a time. (n, B, C)"""
+    n = next(iter(params.values())).shape[0]
+    if n <= GROUPED_NETS:
+        return model.forward_stacked(params, x, shared_input)
+    return torch.cat([model.forward_stacked({k: v[i:i + GROUPED_NETS] for k, v in params.items()},
+                                            x if shared_input else x[i:i + GROUPED_NETS], shared_input)
+                      for i in range(0, n, GROUPED_NETS)])
 
 
 def _conv_widths(model: nn.Module) -> list[int]:
@@ -97,7 +111,7 @@ def predict(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tenso
     c = compute or devices.current()
     model = devices.on_device(model, c.device).eval()
     if getattr(model, "grouped_convs", False) and stacked_pays(model, c.device):
-        model_chunk, batch_size = min(model_chunk, GROUPED_NETS), min(batch_size, GROUPED_BATCH)
+        batch_size = min(batch_size, GROUPED_BATCH)
     n = next(iter(params.values())).shape[0]
     rows = []
     for m0 in range(0, n, model_chunk):

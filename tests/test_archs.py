@@ -135,18 +135,20 @@ def _stacked_step(forward, model, inits, x, shared_input, dtype=torch.float64):
             {k: v for k, v in state.items() if k not in params})
 
 
-@pytest.mark.parametrize("training, channels", [(True, 1), (False, 1), (True, 3)])
-def test_narrow_resnets_run_as_one_grouped_resnet_computing_the_per_model_loop(training, channels):
+@pytest.mark.parametrize("training, channels, n", [(True, 1, 3), (False, 1, 3), (True, 3, 3),
+                                                   (True, 1, stacked.GROUPED_NETS + 2)])
+def test_narrow_resnets_run_as_one_grouped_resnet_computing_the_per_model_loop(training, channels, n):
     """The hand-batched ResNet (grouped channels-last convs) that train_zoo and predict take for
     narrow ResNets on the CPU: in float64 the per-model loop's outputs, gradients and BatchNorm
-    running statistics and counters (training: one batch per model; inference: a shared batch)."""
+    running statistics and counters (training: one batch per model; inference: a shared batch;
+    more than GROUPED_NETS nets run in chunks that write back into the whole stack)."""
     arch = ArchSpec("resnet20", channels, (), 10, width=0.25)
     model = archs.build(arch).train(training)
     assert stacked.stacked_pays(model, "cpu") and not stacked.stacked_pays(model, "cuda")
     assert not stacked.stacked_pays(archs.build(replace(arch, width=1.0)), "cpu")   # wide: the loop
-    inits = [archs.build(arch, seed=s).state_dict() for s in (1, 2, 3)]
+    inits = [archs.build(arch, seed=s).state_dict() for s in range(1, n + 1)]
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(3, 8, channels, 28, 28, generator=g) if training else torch.randn(8, channels, 28, 28, generator=g)
+    x = torch.randn(n, 8, channels, 28, 28, generator=g) if training else torch.randn(8, channels, 28, 28, generator=g)
     out_l, grad_l, buf_l = _stacked_step(stacked.forward_loop, model, inits, x, shared_input=not training)
     out_s, grad_s, buf_s = _stacked_step(stacked.forward, model, inits, x, shared_input=not training)
     assert torch.allclose(out_s, out_l, atol=1e-12)
