@@ -15,7 +15,7 @@ retried by Ray and resumes from its cached stages. With $DWF_RAY_ADDRESS set the
 cluster instead (`shards.Engine.from_env`), whose workers must see the same artifacts folder.
 
 Every job's stage lines (`dwf.progress.StageLog`) reach this process's console as they happen,
-through a Ray queue, each stamped with the seconds since the run began (`[  312 s] ...`), so a
+through a Ray actor, each stamped with the seconds since the run began (`[  312 s] ...`), so a
 long run shows where it is and when each stage ended.
 """
 from __future__ import annotations
@@ -78,14 +78,12 @@ def build_all(jobs: list[Job], artifacts: str | Path, engine: Engine | None = No
     if engine is None:
         return [r for job in jobs for r in build_job(job, artifacts, _Lines(stamped))]
     with fanout.session(engine) as ray:                   # a local Ray it starts ends with the jobs
-        from ray.util.queue import Queue
-
-        lines = Queue()
+        lines = line_buffer(ray)
         task = fanout.remote(ray, engine, _build_remote)
         refs = [task.remote(job, artifacts, lines) for job in jobs]
 
         def copy_lines() -> None:
-            for line in lines.get_nowait_batch(lines.qsize()):
+            for line in ray.get(lines.drain.remote()):
                 stamped(line)
 
         done = fanout.wait_all(ray, refs, "reproduce jobs", False, engine, poll=copy_lines,
@@ -112,8 +110,35 @@ class _Lines:
         pass
 
 
-def _build_remote(job: Job, artifacts: str, queue) -> list[Report]:
-    return build_job(job, artifacts, _Lines(queue.put))
+def _build_remote(job: Job, artifacts: str, lines) -> list[Report]:
+    return build_job(job, artifacts, _Lines(line_sink(lines)))
+
+
+class _LineBuffer:
+    """The jobs' stage lines, appended as they happen and drained by the driver."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def append(self, line: str) -> None:
+        self.lines.append(line)
+
+    def drain(self) -> list[str]:
+        out, self.lines = self.lines, []
+        return out
+
+
+def line_buffer(ray):
+    """A Ray actor (`_LineBuffer`, no CPU of its own) that collects the jobs' lines."""
+    return ray.remote(num_cpus=0)(_LineBuffer).remote()
+
+
+def line_sink(lines) -> Callable[[str], None]:
+    """Append a line to the `line_buffer` actor without waiting for it. A task that waits in
+    `ray.get` (as `ray.util.queue.Queue.put` does) lends its CPU back to Ray, which then starts
+    another job: each stage line let one more job in, and three and more ran at once on 2 CPUs.
+    One job's lines stay in order: a plain (not async) actor runs one caller's calls in order."""
+    return lambda line: lines.append.remote(line)
 
 
 __all__ = ["Job", "build_all", "build_job"]

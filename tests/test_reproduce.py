@@ -7,8 +7,8 @@ import io
 
 import pytest
 
-from dwf import DwfError, reproduce, shards
-from dwf.reproduce import Job, _Lines
+from dwf import DwfError, fanout, reproduce, shards
+from dwf.reproduce import Job, _Lines, line_buffer, line_sink
 
 JOBS = [Job("iris_mlp", "smoke"), Job("digits_mlp", "smoke")]
 
@@ -62,3 +62,33 @@ def test_a_workers_lines_reach_the_queue_whole_however_they_are_written():
     print("   21.3 s", file=stream, flush=True)
     stream.write("a\nb\nc")
     assert queue == ["fmnist_mlp [quick]  zoo   21.3 s", "a", "b"]
+
+
+def test_jobs_writing_lines_never_outnumber_the_cpus(local_ray):
+    """Each job holds one of the cluster's 2 CPUs while it writes its lines: no third job starts
+    beside two (a `Queue.put` waiting in ray.get lent the CPU back to Ray), and each job's lines
+    arrive in the order it wrote them."""
+    import ray
+
+    def _chatty_job(i: int, lines, seconds: float) -> tuple[float, float]:
+        """Computes for `seconds`, writing a line every few milliseconds as a build's stage lines
+        do (a local function: Ray ships it by value); returns when it started and ended."""
+        import time
+
+        sink, t0, k = line_sink(lines), time.time(), 0
+        while time.time() - t0 < seconds:
+            sink(f"job {i} line {k}")
+            k += 1
+            time.sleep(0.02)
+        return t0, time.time()
+
+    lines = line_buffer(ray)
+    task = fanout.remote(ray, shards.Engine(max_retries=0), _chatty_job)
+    spans = ray.get([task.remote(i, lines, 0.6) for i in range(5)])
+    moments = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])
+    running = [sum(d for _, d in moments[:j + 1]) for j in range(len(moments))]
+    assert max(running) <= 2
+    written = ray.get(lines.drain.remote())
+    for i in range(5):
+        mine = [int(line.rsplit(" ", 1)[1]) for line in written if line.startswith(f"job {i} ")]
+        assert mine and mine == list(range(len(mine)))
