@@ -8,7 +8,7 @@ except Exception:   # not installed (a bare checkout on sys.path)
 # modules below read __version__ (artifact records), so it is set first
 from . import (align, archs, bn, cache, columns, conditional, data, dominance, evaluate, experiments, export,
                families, figures, flow, frontier, interpolate, novelty, ode, pipeline, plots, progress, published,
-               reach, rebasin, recipe, replicas, reporting, reproduce, sample, scaling, tables, task, transfer)
+               reach, readme, rebasin, recipe, replicas, reporting, reproduce, sample, scaling, tables, task, transfer)
 from .config import (AlignSpec, ArchSpec, ConditionalExperiment, DataSpec, EvalSpec, Experiment, FlowSpec, PCASpec,
                      PopulationSpec, SampleSpec, TransferSpec, ZooSpec)
 from .errors import ArtifactError, Cancelled, ConfigError, DatasetUnavailable, DwfError, TestSplitLocked
@@ -25,5 +25,5 @@ __all__ = ["AlignSpec", "ArchSpec", "ArtifactError", "Cancelled", "ConditionalEx
            "SampleSpec", "TestSplitLocked", "TransferSpec", "Zoo", "ZooSpec", "align", "archs", "bn",
            "cache", "columns", "conditional", "data", "dominance", "evaluate", "experiments", "export", "families", "figures",
            "flow", "frontier", "generate", "interpolate", "novelty", "ode", "pipeline", "plots",
-           "progress", "published", "reach", "rebasin", "recipe", "replicas", "reporting", "reproduce", "sample", "scaling", "tables",
+           "progress", "published", "reach", "readme", "rebasin", "recipe", "replicas", "reporting", "reproduce", "sample", "scaling", "tables",
            "task", "train_zoo", "transfer"]

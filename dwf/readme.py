@@ -66,7 +66,23 @@ def timing_lines(summary: dict) -> list[str]:
            "barrier and figure rendering are only in the total below; a conditional flow's labels share one run):", "",
            "| run | " + " | ".join(STAGES) + " | other | variants (all stages after the zoo) | total |",
            "|---" * (len(STAGES) + 4) + "|"]
-    seen = set()
+    for run, own, other, var in _run_rows(exps):
+        out.append(f"| {run} | " + " | ".join(f"{own[k]:.0f}" for k in STAGES)
+                   + f" | {other:.0f} | {var:.0f} | {sum(own.values()) + other + var:.0f} |")
+    wall = summary.get("reproduce")
+    if wall:
+        out += ["", f"The whole `make reproduce` ({wall['profile']} profile, figures included, `make setup` not) "
+                f"took **{wall['seconds'] / 60:.1f} minutes** there"
+                + (", its experiments built side by side on one core each (`dwf.reproduce`), so each stage's "
+                   "seconds above are its time beside another build and the rows add up to more than the whole."
+                   if wall.get("side_by_side") else ".")]
+    return out
+
+
+def _run_rows(exps: list[dict]) -> list[tuple[str, dict[str, float], float, float]]:
+    """(run, its seconds per stage, other seconds, its variants' seconds) per run: an experiment
+    with its variants, or a conditional flow (its labels' reports share one run)."""
+    rows, seen = [], set()
     for e in (e for e in exps if not e["variant"]):
         run = e.get("run", e["experiment"])
         if run in seen:
@@ -78,16 +94,15 @@ def timing_lines(summary: dict) -> list[str]:
         other = sum(v for k, v in t.items() if k not in STAGES and not is_zoo_stage(k))
         var = sum(v for x in exps if x["variant"] and x["experiment"] == e["experiment"]
                   for k, v in x["timings"].items() if not is_zoo_stage(k))
-        out.append(f"| {run} | " + " | ".join(f"{own[k]:.0f}" for k in STAGES)
-                   + f" | {other:.0f} | {var:.0f} | {sum(own.values()) + other + var:.0f} |")
-    wall = summary.get("reproduce")
-    if wall:
-        out += ["", f"The whole `make reproduce` ({wall['profile']} profile, figures included, `make setup` not) "
-                f"took **{wall['seconds'] / 60:.1f} minutes** there"
-                + (", its experiments built side by side on one core each (`dwf.reproduce`), so each stage's "
-                   "seconds above are its time beside another build and the rows add up to more than the whole."
-                   if wall.get("side_by_side") else ".")]
-    return out
+        rows.append((run, own, other, var))
+    return rows
+
+
+def run_seconds(summary: dict, profile: str) -> dict[str, float]:
+    """Seconds per run (the timing table's total column) of a results.json's `profile` runs:
+    how long each `make reproduce` job took there ({} for another profile's results)."""
+    exps = [e for e in summary.get("experiments", []) if e.get("profile") == profile]
+    return {run: sum(own.values()) + other + var for run, own, other, var in _run_rows(exps)}
 
 
 def update(readme: str | Path, results: str | Path) -> bool:

@@ -20,11 +20,12 @@ long run shows where it is and when each stage ended.
 """
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import Callable, Mapping, TextIO
 
 from . import conditional as conditional_mod, experiments, fanout, pipeline, progress
 from .report import Report
@@ -65,9 +66,12 @@ def build_job(job: Job, artifacts: str | Path, stream: TextIO | None = None) -> 
 
 
 def build_all(jobs: list[Job], artifacts: str | Path, engine: Engine | None = None,
-              stream: TextIO | None = None) -> list[Report]:
+              stream: TextIO | None = None, seconds: Mapping[str, float] | None = None) -> list[Report]:
     """Every job's reports, in job order. With an `engine` the jobs run as Ray tasks (one CPU
-    each) and their stage lines are copied to `stream` as they arrive; without, here in turn."""
+    each) and their stage lines are copied to `stream` as they arrive; without, here in turn.
+    `seconds` (a previous run's seconds per job name, `readme.run_seconds`) starts the jobs on
+    Ray longest first, jobs it does not name before all, so the longest is not left to run alone
+    at the end; the reports still come back in job order."""
     stream = stream or sys.stdout
     t0 = time.perf_counter()
 
@@ -80,7 +84,9 @@ def build_all(jobs: list[Job], artifacts: str | Path, engine: Engine | None = No
     with fanout.session(engine) as ray:                   # a local Ray it starts ends with the jobs
         lines = line_buffer(ray)
         task = fanout.remote(ray, engine, _build_remote)
-        refs = [task.remote(job, artifacts, lines) for job in jobs]
+        refs: list = [None] * len(jobs)
+        for i in start_order(jobs, seconds or {}):      # Ray starts tasks in the order they came
+            refs[i] = task.remote(jobs[i], artifacts, lines)
 
         def copy_lines() -> None:
             for line in ray.get(lines.drain.remote()):
@@ -90,6 +96,11 @@ def build_all(jobs: list[Job], artifacts: str | Path, engine: Engine | None = No
                                hint="; rerun to resume from the cached stages")
         copy_lines()
     return [r for reports in done for r in reports]
+
+
+def start_order(jobs: list[Job], seconds: Mapping[str, float]) -> list[int]:
+    """Indices of `jobs`, longest first by `seconds` (jobs it does not name first, in job order)."""
+    return sorted(range(len(jobs)), key=lambda i: -seconds.get(jobs[i].name, math.inf))
 
 
 class _Lines:
@@ -111,7 +122,11 @@ class _Lines:
 
 
 def _build_remote(job: Job, artifacts: str, lines) -> list[Report]:
-    return build_job(job, artifacts, _Lines(line_sink(lines)))
+    sink = LineSink(lines)
+    try:
+        return build_job(job, artifacts, _Lines(sink))
+    finally:
+        sink.wait()
 
 
 class _LineBuffer:
@@ -127,18 +142,32 @@ class _LineBuffer:
         out, self.lines = self.lines, []
         return out
 
+    def sync(self) -> None:
+        """Returns once every append made before it by the same caller is in."""
+
 
 def line_buffer(ray):
     """A Ray actor (`_LineBuffer`, no CPU of its own) that collects the jobs' lines."""
     return ray.remote(num_cpus=0)(_LineBuffer).remote()
 
 
-def line_sink(lines) -> Callable[[str], None]:
-    """Append a line to the `line_buffer` actor without waiting for it. A task that waits in
+class LineSink:
+    """Appends lines to a `line_buffer` actor without waiting for them. A task that waits in
     `ray.get` (as `ray.util.queue.Queue.put` does) lends its CPU back to Ray, which then starts
     another job: each stage line let one more job in, and three and more ran at once on 2 CPUs.
-    One job's lines stay in order: a plain (not async) actor runs one caller's calls in order."""
-    return lambda line: lines.append.remote(line)
+    One caller's lines stay in order (a plain, not async, actor runs one caller's calls in order);
+    `wait()`, at a job's end, returns once they are all in, so the driver's last drain has them."""
+
+    def __init__(self, lines):
+        self.lines = lines
+
+    def __call__(self, line: str) -> None:
+        self.lines.append.remote(line)
+
+    def wait(self) -> None:
+        import ray
+
+        ray.get(self.lines.sync.remote())
 
 
 __all__ = ["Job", "build_all", "build_job"]

@@ -341,6 +341,10 @@ def test_readme_timing_table_sums_variants_and_shows_a_conditional_run_once():
     side = readme.timing_lines({"experiments": exps,
                                 "reproduce": {"profile": "quick", "seconds": 300.0, "side_by_side": True}})
     assert "took **5.0 minutes** there, its experiments built side by side" in side[-1]
+    # the total column per run, which the next `make reproduce` starts longest first
+    quick = [{**e, "profile": "quick"} for e in exps]
+    assert readme.run_seconds({"experiments": quick}, "quick") == {"a": 22.0, "c": 13.0}
+    assert readme.run_seconds({"experiments": quick}, "paper") == {}
 
 
 def test_a_study_is_written_as_pngs_html_and_its_table(tmp_path):

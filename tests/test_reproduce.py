@@ -8,7 +8,7 @@ import io
 import pytest
 
 from dwf import DwfError, fanout, reproduce, shards
-from dwf.reproduce import Job, _Lines, line_buffer, line_sink
+from dwf.reproduce import Job, LineSink, _Lines, line_buffer
 
 JOBS = [Job("iris_mlp", "smoke"), Job("digits_mlp", "smoke")]
 
@@ -20,7 +20,8 @@ def _generated(report):
 def test_jobs_on_ray_give_the_reports_built_here_in_job_order(tmp_path, one_thread, local_ray):
     here_log, there_log = io.StringIO(), io.StringIO()
     here = reproduce.build_all(JOBS, tmp_path / "here", stream=here_log)
-    there = reproduce.build_all(JOBS, tmp_path / "there", engine=shards.Engine(max_retries=0), stream=there_log)
+    there = reproduce.build_all(JOBS, tmp_path / "there", engine=shards.Engine(max_retries=0), stream=there_log,
+                                seconds={"iris_mlp": 1.0, "digits_mlp": 2.0})      # started in reverse
 
     variants = ["", "unaligned", "flow-h64", "flow-h64-unaligned"]
     expected = [(job.name, v) for job in JOBS for v in variants]
@@ -45,6 +46,12 @@ def test_jobs_on_ray_give_the_reports_built_here_in_job_order(tmp_path, one_thre
             assert sum("total" in line for line in own) == 1 + len(variants)
 
 
+def test_jobs_start_longest_first_by_a_previous_runs_seconds_and_unknown_ones_before_all():
+    jobs = [Job(n, "quick") for n in ("a", "b", "c", "d")] + [Job("e", "quick", conditional=True)]
+    assert reproduce.start_order(jobs, {"a": 5.0, "b": 50.0, "c": 5.0, "e": 20.0}) == [3, 1, 4, 0, 2]
+    assert reproduce.start_order(jobs, {}) == [0, 1, 2, 3, 4]
+
+
 def test_a_failing_job_stops_the_run_with_an_error_naming_it(tmp_path, local_ray):
     jobs = [Job("iris_mlp", "smoke"), Job("no_such_experiment", "smoke")]
     with pytest.raises(DwfError, match="reproduce jobs failed on Ray.*unknown experiment 'no_such_experiment'"):
@@ -67,7 +74,7 @@ def test_a_workers_lines_reach_the_queue_whole_however_they_are_written():
 def test_jobs_writing_lines_never_outnumber_the_cpus(local_ray):
     """Each job holds one of the cluster's 2 CPUs while it writes its lines: no third job starts
     beside two (a `Queue.put` waiting in ray.get lent the CPU back to Ray), and each job's lines
-    arrive in the order it wrote them."""
+    arrive in the order it wrote them, all of them by the time it returns."""
     import ray
 
     def _chatty_job(i: int, lines, seconds: float) -> tuple[float, float]:
@@ -75,12 +82,14 @@ def test_jobs_writing_lines_never_outnumber_the_cpus(local_ray):
         do (a local function: Ray ships it by value); returns when it started and ended."""
         import time
 
-        sink, t0, k = line_sink(lines), time.time(), 0
+        sink, t0, k = LineSink(lines), time.time(), 0
         while time.time() - t0 < seconds:
             sink(f"job {i} line {k}")
             k += 1
             time.sleep(0.02)
-        return t0, time.time()
+        t1 = time.time()
+        sink.wait()                         # as a reproduce job ends: every line is in
+        return t0, t1
 
     lines = line_buffer(ray)
     task = fanout.remote(ray, shards.Engine(max_retries=0), _chatty_job)
